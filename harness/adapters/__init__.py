@@ -1,0 +1,27 @@
+"""Chain adapters, one module per chain family, found through the entry-point group
+`bctest.adapters` so a vendor can ship an adapter as a separate pip package."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from harness.adapters.base import Adapter, Block, Prepared
+from harness.errors import InputError
+
+GROUP = "bctest.adapters"
+
+
+def installed() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def adapter_class(family: str, manifest: str | None = None) -> type[Adapter]:
+    found = installed()
+    if family not in found:
+        raise InputError(manifest, "family", f"no adapter '{family}' is installed (installed: "
+                         f"{', '.join(sorted(found)) or 'none'}; adapters register in the "
+                         f"entry-point group '{GROUP}')")
+    return found[family].load()
+
+
+__all__ = ["Adapter", "Block", "Prepared", "adapter_class", "installed"]

@@ -1,0 +1,71 @@
+"""What the harness needs from a chain family, and nothing more.
+
+The hot path is split on purpose: sender processes only POST pre-built request
+bodies (so they never import the adapter's heavy parts); the main process asks the
+adapter to generate node files, prepare signed transactions and watch blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Protocol
+
+from harness.chainpack import ChainPack
+from harness.runtime.docker import Node
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One pre-signed transaction: the request body to POST and the id the chain will report."""
+
+    body: bytes
+    tx_id: str
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block as one node reported it, with the moment the harness first saw it."""
+
+    node: int
+    number: int
+    hash: str
+    parent: str
+    seen: float          # harness clock (time.monotonic) when the block was first noticed
+    fetched: float       # when its transaction list arrived (detection delay = fetched - seen)
+    tx_ids: tuple[str, ...]
+    timestamp: float | None = None  # the block's own timestamp (chain clock, unix seconds)
+
+
+OnBlock = Callable[[Block], None]
+
+
+class Adapter(Protocol):
+    family: ClassVar[str]
+    submit_path: ClassVar[str]          # path appended to the node's rpc url for submissions
+    submit_headers: ClassVar[dict[str, str]]
+
+    def __init__(self, pack: ChainPack, params: dict[str, Any], nodes: int, seed: int,
+                 accounts: int) -> None: ...
+
+    def node_files(self) -> dict[int, dict[str, bytes]]:
+        """Files each node gets under /bctest/ (genesis, keys, config), by node index."""
+
+    async def ready(self, node: Node) -> str | None:
+        """None when the node is ready; otherwise why not (shown if readiness times out)."""
+
+    def prepare(self, count: int) -> list[Prepared]:
+        """Build and sign `count` transactions before the measured window."""
+
+    async def watch(self, node: Node, on_block: OnBlock, stop: asyncio.Event,
+                    subscribe: bool, poll_interval: float) -> str:
+        """Report every new block on `node` until `stop` is set; return the method used."""
+
+    async def close(self) -> None:
+        """Release connections the adapter opened."""
+
+    @staticmethod
+    def response_error(status: int, body: bytes) -> str | None:
+        """None if the submission was accepted, else a short reason (runs in sender processes)."""
+
+

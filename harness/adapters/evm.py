@@ -1,0 +1,193 @@
+"""The EVM adapter: one adapter for any JSON-RPC EVM chain (anvil, geth, ...).
+
+Per-chain differences live in the chain pack (`options`), not in forks of this code:
+  gas_price_gwei   gas price of the legacy transfers (default 10)
+  funding_wei      balance of every sender account in the genesis alloc
+  genesis          extra keys merged into the generated genesis.json
+  genesis_config   extra keys merged into genesis.json's "config"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, ClassVar
+
+import aiohttp
+
+from harness.adapters import jsonrpc
+from harness.adapters.base import Block, OnBlock, Prepared
+from harness.adapters.evm_tx import derive_account, sign_transfer
+from harness.chainpack import ChainPack
+from harness.runtime.docker import Node
+
+TRANSFER_GAS = 21_000
+PARALLEL_SIGNING_ABOVE = 20_000
+
+
+def _sign_batch(job: tuple[list[tuple[int, bytes, int, bytes]], int, int]) -> list[Prepared]:
+    """Sign (index, key, nonce, recipient) rows; module-level so a process pool can run it."""
+    rows, gas_price, chain_id = job
+    out = []
+    for index, key, nonce, to in rows:
+        raw, tx_hash = sign_transfer(key, nonce, gas_price, TRANSFER_GAS, to, 1, chain_id)
+        body = jsonrpc.request_body("eth_sendRawTransaction", ["0x" + raw.hex()], index)
+        out.append(Prepared(body=body, tx_id="0x" + tx_hash.hex()))
+    return out
+
+
+class EvmAdapter:
+    family: ClassVar[str] = "evm"
+    submit_path: ClassVar[str] = "/"
+    submit_headers: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
+
+    def __init__(self, pack: ChainPack, params: dict[str, Any], nodes: int, seed: int,
+                 accounts: int):
+        self.pack = pack
+        self.accounts = accounts
+        self.params = params
+        self.nodes = nodes
+        self.seed = seed
+        self.options = pack.options
+        self.chain_id = pack.chain_id
+        self.gas_price = int(float(self.options.get("gas_price_gwei", 10)) * 10**9)
+        self._senders: list = []
+        self._session: aiohttp.ClientSession | None = None
+
+    def senders(self, accounts: int) -> list:
+        while len(self._senders) < accounts:
+            self._senders.append(derive_account("sender", self.seed, len(self._senders)))
+        return self._senders[:accounts]
+
+    def genesis(self, accounts: int) -> dict[str, Any]:
+        funding = hex(int(self.options.get("funding_wei", 10**24)))
+        config = {
+            "chainId": self.chain_id, "homesteadBlock": 0, "eip150Block": 0, "eip155Block": 0,
+            "eip158Block": 0, "byzantiumBlock": 0, "constantinopleBlock": 0,
+            "petersburgBlock": 0, "istanbulBlock": 0, "berlinBlock": 0, "londonBlock": 0,
+            **self.options.get("genesis_config", {}),
+        }
+        gas_limit = int(self.params.get("gas_limit", 30_000_000))
+        genesis = {
+            "config": config,
+            "nonce": "0x0",
+            "timestamp": hex(int(time.time())),
+            "gasLimit": hex(gas_limit),
+            "difficulty": "0x1",
+            "alloc": {a.hex_address[2:]: {"balance": funding} for a in self.senders(accounts)},
+            **self.options.get("genesis", {}),
+        }
+        return genesis
+
+    def node_files(self) -> dict[int, dict[str, bytes]]:
+        genesis = json.dumps(self.genesis(self.accounts), indent=1).encode()
+        return {i: {"genesis.json": genesis} for i in range(self.nodes)}
+
+    def _session_for_control(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def ready(self, node: Node) -> str | None:
+        session = self._session_for_control()
+        try:
+            chain_id = int(await jsonrpc.call(session, node.url(), "eth_chainId", timeout=2), 16)
+            await jsonrpc.call(session, node.url(), "eth_blockNumber", timeout=2)
+        except jsonrpc.RpcError as exc:
+            return str(exc)
+        if chain_id != self.chain_id:
+            return f"eth_chainId is {chain_id}, the chain pack says {self.chain_id}"
+        return None
+
+    def prepare(self, count: int) -> list[Prepared]:
+        accounts = self.accounts
+        senders = self.senders(accounts)
+        recipients = [derive_account("recipient", self.seed, i).address for i in range(64)]
+        rows = [(i, senders[i % accounts].key, i // accounts, recipients[i % len(recipients)])
+                for i in range(count)]
+        if count <= PARALLEL_SIGNING_ABOVE:
+            return _sign_batch((rows, self.gas_price, self.chain_id))
+        workers = os.cpu_count() or 1
+        size = -(-count // (workers * 4))
+        jobs = [(rows[i:i + size], self.gas_price, self.chain_id) for i in range(0, count, size)]
+        with ProcessPoolExecutor(workers) as pool:
+            return [p for batch in pool.map(_sign_batch, jobs) for p in batch]
+
+    @staticmethod
+    def response_error(status: int, body: bytes) -> str | None:
+        return jsonrpc.response_error(status, body)
+
+    async def _block(self, session: aiohttp.ClientSession, node: Node, number: int,
+                     seen: float) -> Block:
+        raw = await jsonrpc.call(session, node.url(), "eth_getBlockByNumber", [hex(number), False])
+        fetched = time.monotonic()
+        if raw is None:
+            raise jsonrpc.RpcError(f"block {number} not found on {node.name}")
+        return Block(node=node.index, number=number, hash=raw["hash"], parent=raw["parentHash"],
+                     seen=seen, fetched=fetched, tx_ids=tuple(raw.get("transactions", [])),
+                     timestamp=float(int(raw["timestamp"], 16)))
+
+    async def watch(self, node: Node, on_block: OnBlock, stop: asyncio.Event,
+                    subscribe: bool = True, poll_interval: float = 0.1) -> str:
+        """Follow new heads over websocket (eth_subscribe); poll eth_blockNumber if that fails."""
+        async with aiohttp.ClientSession() as session:
+            last = int(await jsonrpc.call(session, node.url(), "eth_blockNumber"), 16)
+
+            async def catch_up(head: int, seen: float) -> None:
+                nonlocal last
+                for number in range(last + 1, head + 1):
+                    on_block(await self._block(session, node, number, seen))
+                    last = number
+
+            if subscribe:
+                ws_port = "ws" if "ws" in node.host_ports else "rpc"
+                try:
+                    async with session.ws_connect(node.url(ws_port, "ws"), heartbeat=20) as ws:
+                        await ws.send_str(jsonrpc.request_body("eth_subscribe", ["newHeads"]).decode())
+                        reply = await asyncio.wait_for(ws.receive_json(), 5)
+                        if "result" not in reply:
+                            raise jsonrpc.RpcError(f"eth_subscribe refused: {reply}")
+                        await catch_up(int(await jsonrpc.call(session, node.url(), "eth_blockNumber"), 16),
+                                       time.monotonic())
+                        while not stop.is_set():
+                            receive = asyncio.ensure_future(ws.receive())
+                            stopped = asyncio.ensure_future(stop.wait())
+                            done, _ = await asyncio.wait({receive, stopped},
+                                                         return_when=asyncio.FIRST_COMPLETED)
+                            if receive not in done:
+                                receive.cancel()
+                                break
+                            stopped.cancel()
+                            message = receive.result()
+                            if message.type != aiohttp.WSMsgType.TEXT:
+                                raise jsonrpc.RpcError(f"websocket closed ({message.type.name})")
+                            seen = time.monotonic()
+                            head = json.loads(message.data).get("params", {}).get("result", {})
+                            if "number" in head:
+                                await catch_up(int(head["number"], 16), seen)
+                        return "websocket"
+                except (aiohttp.ClientError, jsonrpc.RpcError, TimeoutError, ValueError) as exc:
+                    if stop.is_set():
+                        return "websocket"
+                    method = f"polling (websocket failed: {type(exc).__name__} {exc})"[:200]
+            else:
+                method = "polling"
+            # Polling: the fallback, and the method when subscriptions are turned off.
+            while not stop.is_set():
+                try:
+                    head = int(await jsonrpc.call(session, node.url(), "eth_blockNumber"), 16)
+                    await catch_up(head, time.monotonic())
+                except jsonrpc.RpcError:
+                    pass
+                try:
+                    await asyncio.wait_for(stop.wait(), poll_interval)
+                except TimeoutError:
+                    pass
+            return method

@@ -1,0 +1,57 @@
+"""A small JSON-RPC 2.0 client over aiohttp, shared by the JSON-RPC chain families."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import aiohttp
+
+_ids = itertools.count(1)
+
+
+class RpcError(Exception):
+    pass
+
+
+def request_body(method: str, params: list[Any], request_id: int | str = 1) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method,
+                       "params": params}, separators=(",", ":")).encode()
+
+
+async def call(session: aiohttp.ClientSession, url: str, method: str, params: list[Any] | None = None,
+               timeout: float = 10.0, headers: dict[str, str] | None = None) -> Any:
+    body = request_body(method, params or [], next(_ids))
+    try:
+        async with session.post(url, data=body, timeout=aiohttp.ClientTimeout(total=timeout),
+                                headers={"Content-Type": "application/json", **(headers or {})}) as resp:
+            text = await resp.text()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise RpcError(f"{method} at {url}: {type(exc).__name__} {exc}") from None
+    try:
+        reply = json.loads(text)
+    except json.JSONDecodeError:
+        raise RpcError(f"{method} at {url}: HTTP {resp.status}, not JSON: {text[:200]!r}") from None
+    if isinstance(reply, dict) and reply.get("error"):
+        raise RpcError(f"{method} at {url}: {reply['error']}")
+    if not isinstance(reply, dict) or "result" not in reply:
+        raise RpcError(f"{method} at {url}: HTTP {resp.status}, no result: {text[:200]!r}")
+    return reply["result"]
+
+
+def response_error(status: int, body: bytes) -> str | None:
+    """Classify a JSON-RPC submission reply: None if accepted, else a short reason."""
+    if status != 200:
+        return f"http {status}"
+    try:
+        reply = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "reply is not JSON"
+    if not isinstance(reply, dict):
+        return "reply is not a JSON object"
+    error = reply.get("error")
+    if error:
+        message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+        return message[:200]
+    return None

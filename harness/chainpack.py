@@ -1,0 +1,113 @@
+"""Chain pack manifests: chains/<name>/chain.yaml (see docs/chain-pack.md)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import paths
+from harness.errors import InputError
+from harness.validation import load_and_validate
+
+DEFAULT_COMMIT_SHARE = {"single": 1.0, "bft": 1.0, "cft": 1.0, "pow": 0.5}
+
+
+@dataclass(frozen=True)
+class ChainPack:
+    name: str
+    version: str
+    family: str
+    consensus: str
+    folder: Path
+    manifest: Path
+    image_tag: str
+    build: dict[str, Any] | None
+    tarball: Path | None
+    ports: dict[str, int]
+    chain_id: int
+    readiness_probe: str
+    readiness_timeout: float
+    resources: dict[str, Any]
+    capabilities: list[str]
+    command: list[str] | None
+    params: dict[str, Any]
+    options: dict[str, Any]
+    commit_share: float
+    min_nodes: int
+    max_nodes: int | None
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def fault_tolerance(self, nodes: int) -> int:
+        """How many faulty nodes the consensus kind tolerates at this size."""
+        if self.consensus == "bft":
+            return (nodes - 1) // 3
+        if self.consensus == "cft":
+            return (nodes - 1) // 2
+        return 0
+
+    def manifest_hash(self) -> str:
+        return hashlib.sha256(self.manifest.read_bytes()).hexdigest()
+
+
+def resolve(reference: str, relative_to: Path | None = None) -> Path:
+    """A pack reference is a folder path (relative to the suite) or a name under chains/."""
+    candidates = []
+    if relative_to is not None:
+        candidates.append(relative_to / reference)
+    candidates += [Path(reference), paths.home() / "chains" / reference]
+    for candidate in candidates:
+        if (candidate / "chain.yaml").is_file():
+            return candidate.resolve()
+        if candidate.name == "chain.yaml" and candidate.is_file():
+            return candidate.parent.resolve()
+    known = sorted(p.parent.name for p in (paths.home() / "chains").glob("*/chain.yaml"))
+    raise InputError(None, None, f"chain pack '{reference}' not found: expected a folder with "
+                     f"chain.yaml or one of: {', '.join(known) or '(none installed)'}")
+
+
+def load(folder: Path) -> ChainPack:
+    manifest = folder / "chain.yaml"
+    doc = load_and_validate(manifest, "chainpack")
+    consensus = doc["consensus"]
+    image = doc["image"]
+    tarball = None
+    if "tarball" in image:
+        tarball = (folder / image["tarball"]).resolve()
+        if not tarball.is_file():
+            raise InputError(str(manifest), "image.tarball", f"file {tarball} does not exist")
+    build = image.get("build")
+    if build is not None:
+        context = (folder / build.get("context", ".")).resolve()
+        if not context.is_dir():
+            raise InputError(str(manifest), "image.build.context", f"folder {context} does not exist")
+        dockerfile = context / build.get("dockerfile", "Dockerfile")
+        if not dockerfile.is_file():
+            raise InputError(str(manifest), "image.build.dockerfile", f"file {dockerfile} does not exist")
+    readiness = doc.get("readiness", {})
+    kind = consensus["kind"]
+    return ChainPack(
+        name=doc["name"],
+        version=doc["version"],
+        family=doc["family"],
+        consensus=kind,
+        folder=folder,
+        manifest=manifest,
+        image_tag=image["tag"],
+        build=build,
+        tarball=tarball,
+        ports=dict(doc["ports"]),
+        chain_id=doc.get("chain_id", 1337),
+        readiness_probe=readiness.get("probe", "adapter"),
+        readiness_timeout=float(readiness.get("timeout", 60)),
+        resources=doc.get("resources", {}),
+        capabilities=doc.get("capabilities", []),
+        command=doc.get("command"),
+        params=doc.get("params", {}),
+        options=doc.get("options", {}),
+        commit_share=consensus.get("commit_share", DEFAULT_COMMIT_SHARE[kind]),
+        min_nodes=consensus.get("min_nodes", 1),
+        max_nodes=consensus.get("max_nodes", 1 if kind == "single" else None),
+        raw=doc,
+    )

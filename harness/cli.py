@@ -1,0 +1,152 @@
+"""The `bctest` command line (docs/cli.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from harness import __version__, paths
+from harness.errors import EXIT_INVALID_INPUT, EXIT_PASS, BctestError, InputError
+
+console = Console(stderr=False, highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bctest", description="Blockchain test & evaluation harness")
+    parser.add_argument("--version", action="version", version=f"bctest {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a suite against a chain and write a report")
+    run.add_argument("suite", type=Path)
+    run.add_argument("--out", type=Path, help="run folder (default runs/<suite>-<time>-<id>)")
+    run.add_argument("--rebuild", action="store_true", help="rebuild the chain image first")
+
+    validate = sub.add_parser("validate", help="check suite files and chain packs, exit 2 if invalid")
+    validate.add_argument("files", type=Path, nargs="+")
+
+    report = sub.add_parser("report", help="recompute results.json and reports from a run's history")
+    report.add_argument("run_dir", type=Path)
+
+    clean = sub.add_parser("clean", help="remove containers/networks/volumes left by dead runs")
+    clean.add_argument("--all", action="store_true", help="also remove those of runs still alive")
+
+    images = sub.add_parser("images", help="build chain images")
+    images_sub = images.add_subparsers(dest="images_command", required=True, metavar="ACTION")
+    build = images_sub.add_parser("build", help="build (or load) a chain pack's image")
+    build.add_argument("chain", help="chain pack name or folder")
+    build.add_argument("--rebuild", action="store_true")
+    images_sub.add_parser("base", help="build the offline Debian base image with debootstrap")
+
+    sub.add_parser("chains", help="list the chain packs and installed adapters")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness import run, suite
+
+    loaded = suite.load(args.suite)
+    return run.execute(loaded, args.out, console, rebuild=args.rebuild)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness import adapters, chainpack, suite
+
+    for file in args.files:
+        if file.is_dir() or file.name == "chain.yaml":
+            folder = file if file.is_dir() else file.parent
+            pack = chainpack.load(folder)
+            adapters.adapter_class(pack.family, str(pack.manifest))
+            console.print(f"ok: chain pack {pack.name} {pack.version} ({folder})")
+        else:
+            loaded = suite.load(file)
+            adapters.adapter_class(loaded.chain.family, str(loaded.chain.manifest))
+            console.print(f"ok: suite {loaded.name} → {loaded.chain.name}, {loaded.nodes} node(s), "
+                          f"{loaded.load.rate:g} tx/s for {loaded.load.duration:g} s ({file})")
+    return EXIT_PASS
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness import history, results
+    from harness.report import write_reports
+
+    source = args.run_dir / "history.jsonl"
+    if not source.is_file():
+        raise InputError(str(args.run_dir), None, "no history.jsonl: not a bctest run folder")
+    try:
+        stored = history.read(source)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(str(source), None, f"not a readable bctest history ({exc})") from None
+    computed = results.compute(stored)
+    results.validate(computed)
+    results.write_json(args.run_dir / "results.json", computed)
+    write_reports(args.run_dir, computed)
+    console.print(f"verdict: {computed['verdict']}; report: {args.run_dir / 'report.html'}")
+    return EXIT_PASS if computed["verdict"] == "pass" else 1
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from harness.runtime.docker import connect, leftover_runs, remove_run
+
+    client = connect()
+    runs = leftover_runs(client, include_live=args.all)
+    for run_id in runs:
+        console.print(f"run {run_id}: removed {remove_run(client, run_id)} objects")
+    if not runs:
+        console.print("nothing to clean")
+    return EXIT_PASS
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from harness import chainpack
+    from harness.runtime import images
+    from harness.runtime.docker import connect
+
+    client = connect()
+    if args.images_command == "base":
+        console.print(f"base image: {images.build_offline_base(client, console.print)}")
+        return EXIT_PASS
+    pack = chainpack.load(chainpack.resolve(args.chain))
+    image_id = images.ensure(client, pack, rebuild=args.rebuild, log=console.print)
+    console.print(f"{pack.image_tag}: {image_id}")
+    return EXIT_PASS
+
+
+def cmd_chains(args: argparse.Namespace) -> int:
+    from harness import adapters, chainpack
+
+    for manifest in sorted((paths.home() / "chains").glob("*/chain.yaml")):
+        try:
+            pack = chainpack.load(manifest.parent)
+            console.print(f"{pack.name:16} {pack.version:10} {pack.family:8} {pack.consensus:6} "
+                          f"{pack.image_tag}")
+        except InputError as exc:
+            console.print(f"{manifest.parent.name:16} invalid: {exc}")
+    console.print(f"adapters: {', '.join(sorted(adapters.installed())) or 'none'}")
+    return EXIT_PASS
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "clean": cmd_clean,
+            "images": cmd_images, "chains": cmd_chains}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its message
+        return EXIT_INVALID_INPUT if exc.code else EXIT_PASS
+    try:
+        return COMMANDS[args.command](args)
+    except BctestError as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

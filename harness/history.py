@@ -1,0 +1,116 @@
+"""The History: every transaction and every block a run saw, on one clock.
+
+It is the single source of truth (DESIGN.md): results.json is computed from this
+file alone, so a stored run can be re-judged later. Format: JSON Lines, first a
+header, then one line per transaction and per block, last a footer. Times are
+seconds on the run clock (time.monotonic() minus the header's t0), with t0_wall
+giving the wall-clock time of t0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+FORMAT = "bctest-history/1"
+
+
+@dataclass
+class TxRecord:
+    i: int
+    id: str
+    phase: str
+    node: int
+    scheduled: float
+    submitted: float | None
+    acked: float | None
+    error: str | None
+    commits: list[tuple[int, float, int]]   # (node, seen, block number)
+
+
+@dataclass
+class BlockRecord:
+    node: int
+    number: int
+    hash: str
+    parent: str
+    seen: float
+    fetched: float
+    timestamp: float | None
+    txs: int
+
+
+@dataclass
+class History:
+    header: dict[str, Any]
+    txs: list[TxRecord] = field(default_factory=list)
+    blocks: list[BlockRecord] = field(default_factory=list)
+    footer: dict[str, Any] = field(default_factory=dict)
+
+
+def _round(value: float | None) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return round(value, 6)
+
+
+def write(path: Path, history: History) -> None:
+    """Write atomically: a reader never sees a half-written history."""
+    partial = path.with_suffix(path.suffix + ".partial")
+    with open(partial, "w", encoding="utf-8") as out:
+        out.write(json.dumps({"type": "header", "format": FORMAT, **history.header}) + "\n")
+        for tx in history.txs:
+            out.write(json.dumps({
+                "type": "tx", "i": tx.i, "id": tx.id, "phase": tx.phase, "node": tx.node,
+                "scheduled": _round(tx.scheduled), "submitted": _round(tx.submitted),
+                "acked": _round(tx.acked), "error": tx.error,
+                "commits": [[n, _round(t), b] for n, t, b in tx.commits],
+            }, separators=(",", ":")) + "\n")
+        for block in history.blocks:
+            out.write(json.dumps({
+                "type": "block", "node": block.node, "number": block.number, "hash": block.hash,
+                "parent": block.parent, "seen": _round(block.seen), "fetched": _round(block.fetched),
+                "timestamp": block.timestamp, "txs": block.txs,
+            }, separators=(",", ":")) + "\n")
+        out.write(json.dumps({"type": "footer", **history.footer}) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
+
+
+def _lines(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as source:
+        for number, line in enumerate(source, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
+
+
+def read(path: Path) -> History:
+    history: History | None = None
+    for entry in _lines(path):
+        kind = entry.pop("type", None)
+        if kind == "header":
+            if entry.get("format") != FORMAT:
+                raise ValueError(f"{path}: format {entry.get('format')!r}, expected {FORMAT}")
+            history = History(header=entry)
+        elif history is None:
+            raise ValueError(f"{path}: the first line must be the header")
+        elif kind == "tx":
+            history.txs.append(TxRecord(
+                i=entry["i"], id=entry["id"], phase=entry["phase"], node=entry["node"],
+                scheduled=entry["scheduled"], submitted=entry["submitted"], acked=entry["acked"],
+                error=entry["error"], commits=[tuple(c) for c in entry["commits"]]))
+        elif kind == "block":
+            history.blocks.append(BlockRecord(**entry))
+        elif kind == "footer":
+            history.footer = entry
+    if history is None:
+        raise ValueError(f"{path}: empty history")
+    return history

@@ -1,0 +1,121 @@
+"""Runs the sender processes for one schedule and gathers what they did.
+
+Senders are separate processes (spawned, never forked from a process holding
+Docker SDK threads), so one core per sender can be used and a locust- or
+gevent-patched interpreter never shares a process with asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import queue as queue_module
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from harness.adapters.base import Prepared
+from harness.errors import InfraError
+from harness.load.sender import WorkerPlan, run_worker
+
+START_LEAD = 0.3  # seconds between "all senders ready" and the first scheduled send
+
+
+@dataclass
+class SendProgress:
+    sent: int = 0
+    acked: int = 0
+    errors: int = 0
+    late: int = 0
+    dropped: int = 0
+    max_lag: float = 0.0
+    per_worker: dict[int, dict] = field(default_factory=dict)
+
+    def update(self, worker: int, counters: dict, max_lag: float) -> None:
+        self.per_worker[worker] = {**counters, "max_lag": max_lag}
+        for key in ("sent", "acked", "errors", "late", "dropped"):
+            setattr(self, key, sum(w[key] for w in self.per_worker.values()))
+        self.max_lag = max(w["max_lag"] for w in self.per_worker.values())
+
+
+@dataclass
+class SendRecord:
+    submitted: float | None
+    acked: float | None
+    error: str | None
+
+
+def plan_workers(prepared: list[Prepared], urls: list[str], rate: float, workers: int,
+                 max_in_flight: int, submit_timeout: float, headers: dict[str, str],
+                 classifier: str) -> list[WorkerPlan]:
+    """Deal transactions round-robin to workers and to nodes (tx i goes to node i mod n)."""
+    plans = []
+    for w in range(workers):
+        indexes = list(range(w, len(prepared), workers))
+        plans.append(WorkerPlan(
+            worker=w, indexes=indexes, bodies=[prepared[i].body for i in indexes],
+            targets=[i % len(urls) for i in indexes], urls=urls, rate=rate,
+            max_in_flight=max_in_flight, submit_timeout=submit_timeout, headers=headers,
+            classifier=classifier))
+    return plans
+
+
+async def run_senders(plans: list[WorkerPlan], total: int, stop_requested: Callable[[], bool],
+                      on_progress: Callable[[SendProgress], None],
+                      on_start: Callable[[float], None]) -> tuple[list[SendRecord | None], SendProgress]:
+    """Start one process per plan, release them together, collect records by global index."""
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    go, stop = context.Event(), context.Event()
+    start_at = context.Value("d", 0.0)
+    processes = [context.Process(target=run_worker, args=(plan, messages, go, start_at, stop),
+                                 name=f"bctest-sender-{plan.worker}", daemon=True)
+                 for plan in plans]
+    for process in processes:
+        process.start()
+    progress = SendProgress()
+    records: list[SendRecord | None] = [None] * total
+    ready: set[int] = set()
+    done: set[int] = set()
+    failures: list[str] = []
+    try:
+        while len(done) + len(failures) < len(plans):
+            try:
+                message = messages.get_nowait()
+            except queue_module.Empty:
+                if stop_requested():
+                    stop.set()
+                    go.set()
+                dead = [p for p in processes if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead and not failures:
+                    failures.append(f"sender process {dead[0].name} exited with {dead[0].exitcode}")
+                await asyncio.sleep(0.05)
+                continue
+            kind, worker = message[0], message[1]
+            if kind == "ready":
+                ready.add(worker)
+                if len(ready) == len(plans):
+                    start_at.value = time.monotonic() + START_LEAD
+                    on_start(start_at.value)
+                    go.set()
+            elif kind == "progress":
+                progress.update(worker, message[2], message[3])
+                on_progress(progress)
+            elif kind == "done":
+                plan = plans[worker]
+                for k, record in enumerate(message[2]):
+                    if record is not None:
+                        records[plan.indexes[k]] = SendRecord(*record)
+                done.add(worker)
+            elif kind == "failed":
+                failures.append(f"sender {worker}: {message[2]}")
+    finally:
+        stop.set()
+        go.set()
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+    if failures:
+        raise InfraError("load generation failed: " + "; ".join(failures))
+    return records, progress

@@ -1,0 +1,116 @@
+"""One sender process: fires pre-built submissions at their scheduled instants.
+
+Open loop: transaction i is due at start + i / rate whatever the chain does, so a
+slow chain never slows the schedule (no coordinated omission). When the harness
+itself falls behind, the lag is counted and reported rather than hidden.
+This module runs in its own process and imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+LATE_AFTER = 0.010        # a send more than 10 ms behind its schedule counts as late
+PROGRESS_EVERY = 0.5      # seconds between progress messages to the main process
+DROPPED = "dropped: harness max_in_flight reached"
+
+
+@dataclass
+class WorkerPlan:
+    worker: int
+    indexes: list[int]        # global tx indexes this worker sends, ascending
+    bodies: list[bytes]
+    targets: list[int]        # index into urls for each tx
+    urls: list[str]
+    rate: float
+    max_in_flight: int
+    submit_timeout: float
+    headers: dict[str, str]
+    classifier: str           # "module:Class" with a static response_error(status, body)
+
+
+def _classifier(ref: str):
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr).response_error
+
+
+async def _send_all(plan: WorkerPlan, queue: Any, go: Any, start_at: Any, stop: Any) -> list[Any]:
+    response_error = _classifier(plan.classifier)
+    count = len(plan.indexes)
+    records: list[Any] = [None] * count
+    counters = {"sent": 0, "acked": 0, "errors": 0, "late": 0, "dropped": 0}
+    max_lag = 0.0
+    in_flight = 0
+    timeout = aiohttp.ClientTimeout(total=plan.submit_timeout)
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    pending: set[asyncio.Task] = set()
+
+    async def send(k: int, session: aiohttp.ClientSession) -> None:
+        nonlocal in_flight
+        submitted = time.monotonic()
+        try:
+            async with session.post(plan.urls[plan.targets[k]], data=plan.bodies[k],
+                                    headers=plan.headers) as response:
+                error = response_error(response.status, await response.read())
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        records[k] = (submitted, time.monotonic(), error)
+        counters["acked"] += 1
+        if error:
+            counters["errors"] += 1
+        in_flight -= 1
+
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        # Everything is set up before we say ready, so the first sends are not late.
+        queue.put(("ready", plan.worker))
+        await asyncio.get_running_loop().run_in_executor(None, go.wait)
+        start = start_at.value
+        k = 0
+        next_report = time.monotonic()
+        while k < count and not stop.is_set():
+            now = time.monotonic()
+            while k < count:
+                due = start + plan.indexes[k] / plan.rate
+                if due > now:
+                    break
+                lag = now - due
+                if lag > LATE_AFTER:
+                    counters["late"] += 1
+                max_lag = max(max_lag, lag)
+                if in_flight >= plan.max_in_flight:
+                    records[k] = (now, None, DROPPED)
+                    counters["dropped"] += 1
+                else:
+                    in_flight += 1
+                    counters["sent"] += 1
+                    task = asyncio.create_task(send(k, session))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                k += 1
+            if now >= next_report:
+                queue.put(("progress", plan.worker, dict(counters), max_lag))
+                next_report = now + PROGRESS_EVERY
+            if k < count:
+                due = start + plan.indexes[k] / plan.rate
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+        if pending:
+            await asyncio.wait(pending, timeout=plan.submit_timeout + 1)
+    queue.put(("progress", plan.worker, dict(counters), max_lag))
+    return records
+
+
+def run_worker(plan: WorkerPlan, queue: Any, go: Any, start_at: Any, stop: Any) -> None:
+    """Process entry point: announce readiness, wait for the common start, send, report."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    try:
+        records = asyncio.run(_send_all(plan, queue, go, start_at, stop))
+        queue.put(("done", plan.worker, records))
+    except BaseException as exc:  # report, never die silently: the main process waits for us
+        queue.put(("failed", plan.worker, f"{type(exc).__name__}: {exc}"))

@@ -1,0 +1,192 @@
+"""Figures computed from a History alone: per-phase counts, rates, latency percentiles,
+a per-second time series, per-node views and the commit detector's own delay.
+
+Definitions (docs/results.md):
+  submitted    transactions of the phase actually sent (scheduled in the phase)
+  committed    of those, how many reached the commit threshold of nodes by the end
+  failed       of those, how many the node rejected or the request errored
+  send_rate    submitted / phase length  (compare with target_rate)
+  throughput   threshold commits that landed inside the phase window / phase length
+  latency      commit time at the threshold share of nodes - submit time, from an
+               HDR histogram (microsecond resolution, 3 significant digits)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+from harness.history import History, TxRecord
+from harness.load.sender import DROPPED
+from harness.tracker import threshold_nodes
+
+MAX_LATENCY_US = 24 * 3600 * 1_000_000
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
+
+
+def commit_time(tx: TxRecord, threshold: int) -> float | None:
+    """When the threshold-th node held the transaction (None if it never did)."""
+    if len(tx.commits) < threshold:
+        return None
+    return sorted(t for _, t, _ in tx.commits)[threshold - 1]
+
+
+def latency_summary(latencies_s: list[float]) -> dict[str, float | None]:
+    keys = [*PERCENTILES, "max", "mean", "stddev", "min"]
+    if not latencies_s:
+        return {k: None for k in keys} | {"count": 0}
+    histogram = HdrHistogram(1, MAX_LATENCY_US, 3)
+    for seconds in latencies_s:
+        histogram.record_value(min(MAX_LATENCY_US, max(1, int(round(seconds * 1e6)))))
+    out: dict[str, Any] = {name: round(histogram.get_value_at_percentile(p) / 1000, 3)
+                           for name, p in PERCENTILES.items()}
+    out["max"] = round(histogram.get_max_value() / 1000, 3)
+    out["min"] = round(histogram.get_min_value() / 1000, 3)
+    out["mean"] = round(histogram.get_mean_value() / 1000, 3)
+    out["stddev"] = round(histogram.get_stddev() / 1000, 3)
+    out["count"] = histogram.get_total_count()
+    return out
+
+
+def phase_figures(history: History, phase: str, threshold: int) -> dict[str, Any]:
+    start, end = history.header["phases"][phase]
+    length = max(end - start, 1e-9)
+    txs = [tx for tx in history.txs if tx.phase == phase]
+    sent = [tx for tx in txs if tx.submitted is not None and tx.error != DROPPED]
+    failed = [tx for tx in sent if tx.error]
+    latencies = []
+    committed = 0
+    for tx in sent:
+        if tx.error:
+            continue
+        at = commit_time(tx, threshold)
+        if at is not None:
+            committed += 1
+            latencies.append(at - tx.submitted)
+    landed = 0
+    for tx in history.txs:
+        at = commit_time(tx, threshold) if not tx.error else None
+        if at is not None and start <= at < end:
+            landed += 1
+    target = history.header["load"]["rate"]
+    send_rate = len(sent) / length
+    return {
+        "window": [round(start, 6), round(end, 6)],
+        "seconds": round(length, 3),
+        "target_rate": target,
+        "scheduled": len(txs),
+        "submitted": len(sent),
+        "committed": committed,
+        "failed": len(failed),
+        "dropped": sum(1 for tx in txs if tx.error == DROPPED),
+        "unconfirmed": len(sent) - len(failed) - committed,
+        "send_rate": round(send_rate, 3),
+        "send_rate_ratio": round(send_rate / target, 4) if target else None,
+        "throughput": round(landed / length, 3),
+        "success_ratio": round(committed / len(sent), 5) if sent else None,
+        "latency": latency_summary(latencies),
+        "errors": _top_errors(failed),
+    }
+
+
+def _top_errors(failed: list[TxRecord], limit: int = 5) -> list[dict[str, Any]]:
+    counts: dict[str, int] = defaultdict(int)
+    for tx in failed:
+        counts[tx.error or ""] += 1
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
+    return [{"error": error, "count": count} for error, count in ranked]
+
+
+def timeseries(history: History, threshold: int) -> list[dict[str, Any]]:
+    """Per-second sent/committed/failed and the latency of what committed in that second."""
+    end = max([w[1] for w in history.header["phases"].values()] + [0.0])
+    seconds = int(math.ceil(end))
+    sent = np.zeros(seconds + 1, dtype=np.int64)
+    failed = np.zeros(seconds + 1, dtype=np.int64)
+    committed = np.zeros(seconds + 1, dtype=np.int64)
+    latencies: dict[int, list[float]] = defaultdict(list)
+    for tx in history.txs:
+        if tx.submitted is None or tx.error == DROPPED:
+            continue
+        second = min(seconds, max(0, int(tx.submitted)))
+        sent[second] += 1
+        if tx.error:
+            failed[second] += 1
+            continue
+        at = commit_time(tx, threshold)
+        if at is not None:
+            bucket = min(seconds, max(0, int(at)))
+            committed[bucket] += 1
+            latencies[bucket].append((at - tx.submitted) * 1000)
+    series = []
+    for second in range(seconds + 1):
+        values = latencies.get(second)
+        series.append({
+            "t": second, "sent": int(sent[second]), "committed": int(committed[second]),
+            "failed": int(failed[second]),
+            "p50_ms": round(float(np.percentile(values, 50)), 3) if values else None,
+            "p99_ms": round(float(np.percentile(values, 99)), 3) if values else None,
+        })
+    return series
+
+
+def node_figures(history: History) -> list[dict[str, Any]]:
+    by_node: dict[int, list] = defaultdict(list)
+    for block in history.blocks:
+        by_node[block.node].append(block)
+    holds: dict[int, int] = defaultdict(int)
+    for tx in history.txs:
+        for node, _, _ in tx.commits:
+            holds[node] += 1
+    out = []
+    for index, node in enumerate(history.header["nodes"]):
+        blocks = by_node.get(index, [])
+        out.append({
+            **node,
+            "blocks_seen": len(blocks),
+            "head": max((b.number for b in blocks), default=None),
+            "txs_held": holds.get(index, 0),
+            "commit_method": history.footer.get("watch_methods", {}).get(node["name"]),
+        })
+    return out
+
+
+def detection_figures(history: History) -> dict[str, Any]:
+    """How long the commit detector itself took: block body fetch after the head notice,
+    and the gap between a block's own timestamp and the moment the harness saw it."""
+    fetch = [(b.fetched - b.seen) * 1000 for b in history.blocks]
+    t0_wall = history.header["t0_wall"]
+    lag = [(t0_wall + b.seen - b.timestamp) * 1000 for b in history.blocks
+           if b.timestamp is not None]
+    return {
+        "methods": history.footer.get("watch_methods", {}),
+        "fetch_delay_ms": _spread(fetch),
+        "seen_after_block_timestamp_ms": _spread(lag),
+        "note": "block timestamps have one-second resolution on most chains",
+    }
+
+
+def _spread(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"mean": None, "p99": None, "max": None}
+    return {"mean": round(float(np.mean(values)), 3),
+            "p99": round(float(np.percentile(values, 99)), 3),
+            "max": round(float(np.max(values)), 3)}
+
+
+def compute(history: History) -> dict[str, Any]:
+    header = history.header
+    threshold = threshold_nodes(header["load"]["commit_share"], len(header["nodes"]))
+    phases = {name: phase_figures(history, name, threshold)
+              for name in ("warmup", "measure") if name in header["phases"]}
+    return {
+        "threshold_nodes": threshold,
+        "phases": phases,
+        "timeseries": timeseries(history, threshold),
+        "nodes": node_figures(history),
+        "commit_detection": detection_figures(history),
+    }

@@ -1,0 +1,121 @@
+"""Warmup, measure and settle on one clock: watch blocks on every node, send the
+pre-signed transactions open loop, then wait for what is still pending."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+from harness.adapters.base import Adapter, Prepared
+from harness.load.driver import SendProgress, SendRecord, plan_workers, run_senders
+from harness.progress import Progress, Snapshot
+from harness.runtime.docker import Node
+from harness.suite import Suite
+from harness.tracker import CommitTracker
+
+
+@dataclass
+class LoadOutcome:
+    t0: float                                   # monotonic time of the first scheduled send
+    prepared: list[Prepared]
+    records: list[SendRecord | None]
+    progress: SendProgress
+    tracker: CommitTracker
+    phases: dict[str, list[float]]              # name -> [start, end] on the run clock
+    watch_methods: dict[str, str] = field(default_factory=dict)
+    interrupted: str | None = None              # why the load stopped early, if it did
+    warnings: list[str] = field(default_factory=list)
+
+
+def classifier_ref(adapter: Adapter) -> str:
+    cls = type(adapter)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+class _Watchers:
+    """One block watcher task per node, all feeding the tracker."""
+
+    def __init__(self, adapter: Adapter, nodes: list[Node], tracker: CommitTracker, suite: Suite):
+        self.stop = asyncio.Event()
+        self.tasks = {node.name: asyncio.create_task(adapter.watch(
+            node, tracker.on_block, self.stop, suite.subscribe, suite.poll_interval))
+            for node in nodes}
+
+    async def close(self) -> dict[str, str]:
+        self.stop.set()
+        methods = {}
+        for name, task in self.tasks.items():
+            try:
+                methods[name] = await asyncio.wait_for(task, 10)
+            except Exception as exc:  # a dead watcher is evidence, not a crash of the run
+                methods[name] = f"failed: {type(exc).__name__} {exc}"[:200]
+        return methods
+
+
+async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: list[Prepared],
+                   progress_view: Progress, interrupted: Callable[[], str | None]) -> LoadOutcome:
+    spec = suite.load
+    tracker = CommitTracker([p.tx_id for p in prepared], len(nodes), suite.commit_share)
+    watchers = _Watchers(adapter, nodes, tracker, suite)
+    latency = HdrHistogram(1, 24 * 3600 * 1_000_000, 3)
+    counted = 0
+    start: dict[str, float] = {}
+    sends = SendProgress()
+
+    def on_start(at: float) -> None:
+        start["t0"] = at
+
+    def snapshot(phase: str) -> None:
+        nonlocal counted
+        t0 = start.get("t0", time.monotonic())
+        # Live p99 is measured from scheduled send times; exact submit times arrive with
+        # the senders' records at the end and are what results.json uses.
+        for i in tracker.commit_order[counted:]:
+            scheduled = t0 + i / spec.rate
+            latency.record_value(max(1, int((tracker.committed_at[i] - scheduled) * 1e6)))
+        counted = len(tracker.commit_order)
+        p99 = latency.get_value_at_percentile(99) / 1000 if latency.get_total_count() else None
+        progress_view.update(Snapshot(
+            phase=phase, elapsed=max(0.0, time.monotonic() - t0), target_rate=spec.rate, sent=sends.sent,
+            committed=tracker.committed, failed=sends.errors, late=sends.late, p99_ms=p99))
+
+    def on_progress(progress: SendProgress) -> None:
+        nonlocal sends
+        sends = progress
+        t0 = start.get("t0", time.monotonic())
+        elapsed = time.monotonic() - t0
+        snapshot("warmup" if elapsed < spec.warmup else "measure")
+
+    plans = plan_workers(prepared, [node.url() + adapter.submit_path for node in nodes], spec.rate,
+                         spec.workers, spec.max_in_flight, spec.submit_timeout,
+                         adapter.submit_headers, classifier_ref(adapter))
+    outcome_interrupt: str | None = None
+    try:
+        records, sends = await run_senders(plans, len(prepared), lambda: interrupted() is not None,
+                                           on_progress, on_start)
+        outcome_interrupt = interrupted()
+        t0 = start.setdefault("t0", time.monotonic())
+        send_end = time.monotonic() - t0
+        measure_end = min(spec.total_seconds, send_end)
+        phases = {"warmup": [0.0, min(spec.warmup, send_end)],
+                  "measure": [min(spec.warmup, send_end), measure_end]}
+        # Settle: stop when every accepted transaction committed, or at the bound.
+        accepted = np.array([i for i, r in enumerate(records)
+                             if r is not None and r.acked is not None and not r.error], dtype=np.int64)
+        settle_start = time.monotonic()
+        while outcome_interrupt is None and time.monotonic() - settle_start < spec.settle:
+            if not np.isnan(tracker.committed_at[accepted]).any():
+                break
+            snapshot("settle")
+            await asyncio.sleep(0.25)
+            outcome_interrupt = interrupted()
+        phases["settle"] = [send_end, time.monotonic() - t0]
+    finally:
+        methods = await watchers.close()
+    return LoadOutcome(t0=t0, prepared=prepared, records=records, progress=sends, tracker=tracker,
+                       phases=phases, watch_methods=methods, interrupted=outcome_interrupt)

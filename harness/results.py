@@ -1,0 +1,144 @@
+"""From a load outcome to the History file, and from a History to results.json.
+
+results.json is a pure function of the History (plus nothing): `bctest report
+RUN_DIR` recomputes it from history.jsonl alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from harness import history as history_module
+from harness import metrics
+from harness.checks import thresholds
+from harness.history import BlockRecord, History, TxRecord
+from harness.phases.load import LoadOutcome
+from harness.validation import schema
+
+RESULTS_FORMAT = "bctest-results/1"
+
+
+def _rel(value: float, t0: float) -> float | None:
+    return None if value is None or math.isnan(value) else value - t0
+
+
+def build_history(header: dict[str, Any], outcome: LoadOutcome, status: str,
+                  reason: str | None) -> History:
+    t0 = outcome.t0
+    warmup_end = outcome.phases["warmup"][1]
+    rate = header["load"]["rate"]
+    tracker = outcome.tracker
+    nodes = len(header["nodes"])
+    txs = []
+    for i, prepared in enumerate(outcome.prepared):
+        record = outcome.records[i]
+        scheduled = i / rate
+        if record is None and scheduled > outcome.phases["measure"][1]:
+            continue  # never due: the load stopped early
+        commits = [(n, float(tracker.seen[i, n] - t0), int(tracker.block[i, n]))
+                   for n in range(nodes) if not math.isnan(tracker.seen[i, n])]
+        txs.append(TxRecord(
+            i=i, id=prepared.tx_id, phase="warmup" if scheduled < warmup_end else "measure",
+            node=i % nodes, scheduled=scheduled,
+            submitted=_rel(record.submitted, t0) if record and record.submitted else None,
+            acked=_rel(record.acked, t0) if record and record.acked else None,
+            error=record.error if record else "not sent: run stopped", commits=commits))
+    blocks = [BlockRecord(node=b.node, number=b.number, hash=b.hash, parent=b.parent,
+                          seen=b.seen - t0, fetched=b.fetched - t0, timestamp=b.timestamp,
+                          txs=len(b.tx_ids)) for b in tracker.blocks]
+    footer = {
+        "status": status, "reason": reason, "watch_methods": outcome.watch_methods,
+        "foreign_txs": tracker.foreign,
+        "sender": {"late_sends": outcome.progress.late, "dropped": outcome.progress.dropped,
+                   "max_lag_ms": round(outcome.progress.max_lag * 1000, 3),
+                   "workers": outcome.progress.per_worker},
+        "warnings": outcome.warnings,
+    }
+    header = {**header, "phases": {k: [round(a, 6), round(b, 6)] for k, (a, b) in outcome.phases.items()}}
+    return History(header=header, txs=txs, blocks=blocks, footer=footer)
+
+
+def harness_warnings(figures: dict[str, Any], footer: dict[str, Any]) -> list[str]:
+    """Say loudly when the harness, not the chain, limited what was measured."""
+    warnings = list(footer.get("warnings", []))
+    measure = figures["phases"].get("measure")
+    if measure and measure["send_rate_ratio"] is not None and measure["send_rate_ratio"] < 0.98:
+        warnings.append(f"the harness sent {measure['send_rate']} tx/s against a target of "
+                        f"{measure['target_rate']} tx/s ({measure['send_rate_ratio']:.1%}): the "
+                        "figures describe the harness's ceiling, not the chain's; add load.workers")
+    sender = footer.get("sender", {})
+    if sender.get("dropped"):
+        warnings.append(f"{sender['dropped']} transactions were not sent because "
+                        "load.max_in_flight requests were outstanding")
+    if sender.get("late_sends"):
+        warnings.append(f"{sender['late_sends']} sends left more than 10 ms behind schedule "
+                        f"(worst {sender.get('max_lag_ms')} ms)")
+    for name, method in footer.get("watch_methods", {}).items():
+        if method.startswith("failed") or "websocket failed" in method:
+            warnings.append(f"commit detection on {name}: {method}")
+    return warnings
+
+
+def compute(history: History) -> dict[str, Any]:
+    header, footer = history.header, history.footer
+    figures = metrics.compute(history)
+    checks = thresholds.evaluate(header.get("checks", []), figures["phases"])
+    status = footer.get("status", "incomplete")
+    if status != "complete":
+        verdict = "incomplete"
+    elif any(c["verdict"] != "pass" for c in checks):
+        verdict = "fail"
+    else:
+        verdict = "pass"
+    return {
+        "format": RESULTS_FORMAT,
+        "run_id": header["run_id"],
+        "status": status,
+        "status_reason": footer.get("reason"),
+        "verdict": verdict,
+        "harness": header["harness"],
+        "suite": header["suite"],
+        "chain": header["chain"],
+        "host": header["host"],
+        "started_at": header["started_at"],
+        "node_count": len(header["nodes"]),
+        "time_to_ready_seconds": header.get("time_to_ready_seconds"),
+        "load": header["load"],
+        "threshold_nodes": figures["threshold_nodes"],
+        "phases": {name: {**figures["phases"][name]} for name in figures["phases"]}
+        | ({"settle": {"window": header["phases"]["settle"]}} if "settle" in header["phases"] else {}),
+        "timeseries": figures["timeseries"],
+        "nodes": figures["nodes"],
+        "commit_detection": figures["commit_detection"],
+        "sender": footer.get("sender", {}),
+        "faults": header.get("faults", []),
+        "checks": checks,
+        "requirements": [],
+        "warnings": harness_warnings(figures, footer),
+        "artifacts": {"history": "history.jsonl", "report": "report.html", "junit": "junit.xml",
+                      "logs": [n["log"] for n in header["nodes"]]},
+    }
+
+
+def validate(results: dict[str, Any]) -> None:
+    jsonschema.Draft202012Validator(schema("results")).validate(results)
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def write_history_and_results(run_dir: Path, history: History) -> dict[str, Any]:
+    history_module.write(run_dir / "history.jsonl", history)
+    results = compute(history)
+    validate(results)
+    write_json(run_dir / "results.json", results)
+    return results

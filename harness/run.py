@@ -1,0 +1,189 @@
+"""One `bctest run`: the phases in order, on one clock, always torn down.
+
+setup (image, network, readiness) → prepare (sign) → warmup + measure → settle →
+results (history, results.json, reports) → teardown. Ctrl-C or SIGTERM at any point
+stops the load, writes results marked incomplete with what was measured, and removes
+everything the run started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from harness import __version__, adapters, hostinfo
+from harness.errors import (EXIT_INFRA_FAILED, EXIT_INTERRUPTED, EXIT_PASS, EXIT_VERDICT_FAILED,
+                            InfraError, InputError)
+from harness.phases.load import run_load
+from harness.phases.setup import start_network
+from harness.progress import Progress
+from harness.report import write_reports
+from harness.results import build_history, write_history_and_results
+from harness.runtime import images
+from harness.runtime.docker import DockerRuntime, connect, leftover_runs, remove_run
+from harness.suite import Suite
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def prepare_run_dir(out: Path | None, suite: Suite, run_id: str) -> Path:
+    if out is None:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{suite.name}-{stamp}-{run_id}"
+    if (out / "results.json").exists() or (out / "history.jsonl").exists():
+        raise InputError(str(out), None, "already holds a run; choose another --out or remove it")
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run_header(suite: Suite, run_id: str, image: dict[str, Any], host: dict[str, Any],
+               nodes: list[dict[str, Any]], t0: float) -> dict[str, Any]:
+    wall_now, mono_now = time.time(), time.monotonic()
+    spec = suite.load
+    return {
+        "run_id": run_id,
+        "harness": {"version": __version__},
+        "suite": {"name": suite.name, "path": str(suite.path), "sha256": suite.sha256,
+                  "description": suite.description},
+        "chain": {"name": suite.chain.name, "version": suite.chain.version,
+                  "family": suite.chain.family, "consensus": suite.chain.consensus,
+                  "chain_id": suite.chain.chain_id, "manifest_sha256": suite.chain.manifest_hash(),
+                  "image": image, "params": suite.params},
+        "host": host,
+        "started_at": dt.datetime.fromtimestamp(wall_now - (mono_now - t0), dt.timezone.utc)
+        .isoformat(timespec="milliseconds"),
+        "t0_wall": wall_now - (mono_now - t0),
+        "nodes": nodes,
+        "time_to_ready_seconds": max((n["ready_seconds"] for n in nodes), default=None),
+        "load": {"rate": spec.rate, "warmup": spec.warmup, "duration": spec.duration,
+                 "settle": spec.settle, "workers": spec.workers, "accounts": suite.accounts,
+                 "workload": suite.workload, "max_in_flight": spec.max_in_flight,
+                 "commit_share": suite.commit_share, "seed": suite.seed},
+        "checks": [{"id": c.id, "metric": c.metric, "op": c.op, "value": c.value,
+                    "phase": c.phase} for c in suite.checks],
+        "faults": [],
+    }
+
+
+class _Stop:
+    """Records the first SIGINT/SIGTERM; the phases poll it. A second one aborts hard."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def __call__(self) -> str | None:
+        return self.reason
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._signalled, sig, loop)
+
+    def _signalled(self, sig: signal.Signals, loop: asyncio.AbstractEventLoop) -> None:
+        if self.reason is None:
+            self.reason = f"interrupted by {sig.name}"
+            return
+        for s in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(s)
+        raise KeyboardInterrupt
+
+
+async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebuild: bool,
+               stop: _Stop) -> dict[str, Any] | None:
+    stop.install(asyncio.get_running_loop())
+    client = await asyncio.to_thread(connect)
+    stale = await asyncio.to_thread(leftover_runs, client)
+    for dead in stale:
+        removed = await asyncio.to_thread(remove_run, client, dead)
+        console.print(f"removed {removed} objects left by dead run {dead}")
+    adapter_cls = adapters.adapter_class(suite.chain.family, str(suite.chain.manifest))
+    adapter = adapter_cls(suite.chain, suite.params, suite.nodes, suite.seed, suite.accounts)
+    image_id = await asyncio.to_thread(images.ensure, client, suite.chain, rebuild,
+                                       lambda m: console.print(f"  {m}", highlight=False))
+    runtime = DockerRuntime(client, run_id, run_dir / "logs")
+    host = await asyncio.to_thread(hostinfo.host_facts, client)
+    try:
+        console.print(f"starting {suite.nodes} × {suite.chain.name} {suite.chain.version} "
+                      f"({image_id[:19]})", highlight=False)
+        count = int(round(suite.load.rate * suite.load.total_seconds))
+        signing = asyncio.create_task(asyncio.to_thread(adapter.prepare, count))
+        nodes, node_info = await start_network(runtime, suite, adapter, suite.chain.image_tag,
+                                               stop)
+        prepared = await signing
+        console.print(f"ready in {max(n['ready_seconds'] for n in node_info):.1f} s; "
+                      f"{count} transactions signed", highlight=False)
+        if stop():
+            return None
+        image = {"tag": suite.chain.image_tag, **runtime.image_digest(suite.chain.image_tag)}
+        with Progress(console) as progress:
+            outcome = await run_load(suite, adapter, nodes, prepared, progress, stop)
+        header = run_header(suite, run_id, image, host, node_info, outcome.t0)
+        status = "incomplete" if outcome.interrupted else "complete"
+        history = build_history(header, outcome, status, outcome.interrupted)
+    finally:
+        await adapter.close()
+        await asyncio.to_thread(runtime.teardown)
+    results = write_history_and_results(run_dir, history)
+    write_reports(run_dir, results)
+    return results
+
+
+def execute(suite: Suite, out: Path | None, console: Console, rebuild: bool = False) -> int:
+    """Run a suite; return the exit code (0 pass, 1 a verdict failed, 3 infrastructure)."""
+    run_id = new_run_id()
+    run_dir = prepare_run_dir(out, suite, run_id)
+    console.print(f"run {run_id}: {suite.name} → {run_dir}", highlight=False)
+    stop = _Stop()
+    try:
+        results = asyncio.run(_run(suite, run_dir, run_id, console, rebuild, stop))
+    except KeyboardInterrupt:
+        results = None
+        console.print("[red]aborted by a second interrupt[/red]")
+    finally:
+        _last_resort_cleanup(run_id)
+    if results is None:
+        console.print(f"run stopped before any load ({stop() or 'aborted'}); nothing measured; "
+                      f"node logs in {run_dir / 'logs'}", highlight=False)
+        return EXIT_INFRA_FAILED
+    summarize(console, results, run_dir)
+    if results["status"] != "complete":
+        return EXIT_INTERRUPTED
+    return EXIT_PASS if results["verdict"] == "pass" else EXIT_VERDICT_FAILED
+
+
+def _last_resort_cleanup(run_id: str) -> None:
+    """Teardown already ran in the happy path; this catches a hard abort mid-teardown."""
+    try:
+        remove_run(connect(), run_id)
+    except (InfraError, Exception):  # cleanup must never mask the run's own outcome
+        pass
+
+
+def summarize(console: Console, results: dict[str, Any], run_dir: Path) -> None:
+    measure = results["phases"]["measure"]
+    latency = measure["latency"]
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f} ms"
+
+    console.print(
+        f"measure: target {measure['target_rate']:g} tx/s, sent {measure['send_rate']:.1f} tx/s, "
+        f"throughput {measure['throughput']:.1f} tx/s; submitted {measure['submitted']}, "
+        f"committed {measure['committed']}, failed {measure['failed']}; latency p50 "
+        f"{ms(latency['p50'])} p99 {ms(latency['p99'])} max {ms(latency['max'])}", highlight=False)
+    for warning in results["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    for check in results["checks"]:
+        colour = {"pass": "green", "fail": "red"}.get(check["verdict"], "yellow")
+        console.print(f"[{colour}]{check['verdict']:>7}[/{colour}] {check['id']} "
+                      f"(measured {check['measured']})", highlight=False)
+    console.print(f"verdict: {results['verdict']} ({results['status']}); report: "
+                  f"{run_dir / 'report.html'}", highlight=False)

@@ -1,0 +1,1 @@
+"""Where nodes live. One module per runtime; docker.py is the only one today."""

@@ -1,0 +1,257 @@
+"""The Docker runtime: one run's network and node containers in a real Docker Engine.
+
+Every object carries the label bctest.run=<run id> and is removed by teardown();
+`bctest clean` removes what runs that died without teardown left behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from harness.chainpack import ChainPack
+from harness.errors import InfraError
+
+RUN_LABEL = "bctest.run"
+PID_LABEL = "bctest.pid"
+HOST_LABEL = "bctest.host"
+
+
+def connect() -> docker.DockerClient:
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+        return client
+    except docker.errors.DockerException as exc:
+        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise InfraError(f"cannot reach the Docker Engine at {host}: {exc}. Start it "
+                         "(e.g. `dockerd &`) or set DOCKER_HOST.") from None
+
+
+@dataclass
+class Node:
+    """A running node as the harness sees it: its name and its ports on 127.0.0.1."""
+
+    name: str
+    index: int
+    container_id: str
+    host_ports: dict[str, int] = field(default_factory=dict)
+
+    def url(self, port: str = "rpc", scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.host_ports[port]}"
+
+
+def _tar_files(files: dict[str, bytes]) -> bytes:
+    """A tar of the generated files, rooted at /bctest, world-readable for non-root images."""
+    buffer = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        dirs = {"bctest"}
+        for relative in files:
+            parent = Path("bctest", relative).parent
+            while str(parent) not in (".", ""):
+                dirs.add(str(parent))
+                parent = parent.parent
+        for directory in sorted(dirs):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, now
+            tar.addfile(info)
+        for relative, content in sorted(files.items()):
+            info = tarfile.TarInfo(f"bctest/{relative}")
+            info.size, info.mode, info.mtime = len(content), 0o644, now
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _memory_bytes(text: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    if text[-1] in units:
+        return int(text[:-1]) * units[text[-1]]
+    return int(text)
+
+
+class DockerRuntime:
+    """Starts, inspects and removes the containers of one run."""
+
+    def __init__(self, client: docker.DockerClient, run_id: str, log_dir: Path):
+        self.client = client
+        self.run_id = run_id
+        self.log_dir = log_dir
+        self.labels = {RUN_LABEL: run_id, PID_LABEL: str(os.getpid()),
+                       HOST_LABEL: socket.gethostname()}
+        self.network_name = f"bctest-{run_id}"
+        self.nodes: list[Node] = []
+        self._network = None
+
+    def log_path(self, node: Node | str) -> Path:
+        name = node.name if isinstance(node, Node) else node
+        return self.log_dir / f"{name}.log"
+
+    def start(self, pack: ChainPack, image: str, count: int, files: dict[int, dict[str, bytes]],
+              params: dict[str, object]) -> list[Node]:
+        """Create the run network and `count` node containers, then start them all."""
+        try:
+            self._network = self.client.networks.create(
+                self.network_name, driver="bridge", labels=self.labels, check_duplicate=True)
+        except docker.errors.APIError as exc:
+            raise InfraError(f"cannot create network {self.network_name}: {exc}") from None
+        names = [f"node{i}" for i in range(count)]
+        env_common = {
+            "BCTEST_NODE_COUNT": str(count),
+            "BCTEST_PEERS": ",".join(names),
+            "BCTEST_CHAIN_ID": str(pack.chain_id),
+            "BCTEST_RUN_ID": self.run_id,
+            **{f"BCTEST_PARAM_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
+               for k, v in params.items()},
+        }
+        container_ports = sorted(set(pack.ports.values()))
+        resources = pack.resources
+        created = []
+        for index, name in enumerate(names):
+            try:
+                container = self.client.containers.create(
+                    image,
+                    command=pack.command,
+                    name=f"bctest-{self.run_id}-{name}",
+                    hostname=name,
+                    labels={**self.labels, "bctest.node": name},
+                    environment={**env_common, "BCTEST_NODE_INDEX": str(index),
+                                 "BCTEST_NODE_NAME": name},
+                    network=self.network_name,
+                    ports={f"{p}/tcp": ("127.0.0.1",) for p in container_ports},
+                    cap_drop=["ALL"],
+                    cap_add=pack.capabilities or None,
+                    security_opt=["no-new-privileges"],
+                    nano_cpus=int(resources["cpus"] * 1e9) if "cpus" in resources else None,
+                    mem_limit=_memory_bytes(resources["memory"]) if "memory" in resources else None,
+                    pids_limit=resources.get("pids"),
+                    detach=True,
+                )
+            except docker.errors.APIError as exc:
+                raise InfraError(f"cannot create container for {name}: {exc}") from None
+            node_files = files.get(index, {})
+            if node_files:
+                container.put_archive("/", _tar_files(node_files))
+            created.append((name, index, container))
+        for name, index, container in created:
+            try:
+                container.start()
+            except docker.errors.APIError as exc:
+                raise InfraError(f"cannot start {name}: {exc}") from None
+        for name, index, container in created:
+            container.reload()
+            bindings = container.attrs["NetworkSettings"]["Ports"] or {}
+            host_ports = {}
+            for port_name, port in pack.ports.items():
+                bound = bindings.get(f"{port}/tcp") or []
+                if bound:
+                    host_ports[port_name] = int(bound[0]["HostPort"])
+            self.nodes.append(Node(name=name, index=index, container_id=container.id,
+                                   host_ports=host_ports))
+        return self.nodes
+
+    def exit_status(self, node: Node) -> int | None:
+        """The container's exit code if it has stopped, None while it runs."""
+        try:
+            container = self.client.containers.get(node.container_id)
+        except docker.errors.NotFound:
+            return -1
+        if container.status in ("exited", "dead"):
+            return int(container.attrs["State"].get("ExitCode", -1))
+        return None
+
+    def refresh_ports(self, node: Node, pack: ChainPack) -> None:
+        """Host ports are only known once the container runs; read them again after a start."""
+        container = self.client.containers.get(node.container_id)
+        bindings = container.attrs["NetworkSettings"]["Ports"] or {}
+        for port_name, port in pack.ports.items():
+            bound = bindings.get(f"{port}/tcp") or []
+            if bound:
+                node.host_ports[port_name] = int(bound[0]["HostPort"])
+
+    def save_logs(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for container in self._containers():
+            name = container.labels.get("bctest.node", container.name)
+            try:
+                data = container.logs(stdout=True, stderr=True, timestamps=True)
+            except docker.errors.APIError as exc:
+                data = f"(log unavailable: {exc})\n".encode()
+            self.log_path(name).write_bytes(data)
+
+    def image_digest(self, image: str) -> dict[str, object]:
+        found = self.client.images.get(image)
+        return {"id": found.id, "repo_digests": found.attrs.get("RepoDigests") or [],
+                "tags": found.tags}
+
+    def _containers(self):
+        return self.client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"})
+
+    def teardown(self) -> None:
+        """Save every node's log, then remove the run's containers, volumes and network."""
+        try:
+            self.save_logs()
+        finally:
+            remove_run(self.client, self.run_id)
+
+
+def remove_run(client: docker.DockerClient, run_id: str) -> int:
+    """Remove every container, network and volume labelled with this run id; return the count."""
+    label = {"label": f"{RUN_LABEL}={run_id}"}
+    removed = 0
+    for container in client.containers.list(all=True, filters=label):
+        try:
+            container.remove(force=True, v=True)
+            removed += 1
+        except docker.errors.NotFound:
+            pass
+    for network in client.networks.list(filters=label):
+        try:
+            network.remove()
+            removed += 1
+        except docker.errors.NotFound:
+            pass
+    for volume in client.volumes.list(filters=label):
+        try:
+            volume.remove(force=True)
+            removed += 1
+        except docker.errors.NotFound:
+            pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def leftover_runs(client: docker.DockerClient, include_live: bool = False) -> list[str]:
+    """Run ids with objects in the engine whose harness process on this host is gone."""
+    here = socket.gethostname()
+    runs: dict[str, bool] = {}
+    objects = list(client.containers.list(all=True, filters={"label": RUN_LABEL}))
+    objects += client.networks.list(filters={"label": RUN_LABEL})
+    objects += client.volumes.list(filters={"label": RUN_LABEL})
+    for obj in objects:
+        labels = obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}
+        run_id = labels.get(RUN_LABEL)
+        if not run_id:
+            continue
+        pid = labels.get(PID_LABEL, "")
+        # A run driven from another host (or another harness container) is never ours to judge.
+        alive = labels.get(HOST_LABEL) != here or not pid.isdigit() or _pid_alive(int(pid))
+        runs[run_id] = runs.get(run_id, False) or alive
+    return sorted(r for r, alive in runs.items() if include_live or not alive)

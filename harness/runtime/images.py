@@ -1,0 +1,214 @@
+"""Getting a chain pack's image into the local engine: build, load a tarball, or use a tag.
+
+Builds run offline-capable: artifacts (npm packages, Go binaries) are fetched on
+the host into a temporary build context, and the Dockerfile's BASE_IMAGE build
+argument points at a local Debian base, imported from debootstrap when no
+registry is reachable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import docker
+import docker.errors
+
+from harness import paths
+from harness.chainpack import ChainPack
+from harness.errors import InfraError
+
+BASE_CANDIDATES = ("debian:bookworm-slim", "bctest/base:bookworm")
+OFFLINE_BASE = "bctest/base:bookworm"
+PACK_HASH_LABEL = "bctest.pack.hash"
+
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def pack_hash(pack: ChainPack) -> str:
+    """Digest of every file in the pack folder: an image is rebuilt when its pack changes."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in pack.folder.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(pack.folder)).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _has_image(client: docker.DockerClient, ref: str) -> bool:
+    try:
+        client.images.get(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def build_offline_base(client: docker.DockerClient, log: Log = _quiet) -> str:
+    """debootstrap a minimal Debian bookworm and `docker import` it as bctest/base:bookworm."""
+    if shutil.which("debootstrap") is None:
+        raise InfraError("no base image: debian:bookworm-slim cannot be pulled and debootstrap is "
+                         "not installed (apt-get install debootstrap), or set BCTEST_BASE_IMAGE")
+    if os.geteuid() != 0:
+        raise InfraError("building the offline base image needs root (debootstrap); run "
+                         "`sudo bctest images base` once, or set BCTEST_BASE_IMAGE")
+    mirror = os.environ.get("BCTEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+    with tempfile.TemporaryDirectory(prefix="bctest-rootfs-") as rootfs:
+        log(f"debootstrap --variant=minbase bookworm ({mirror})")
+        result = subprocess.run(
+            ["debootstrap", "--variant=minbase", "bookworm", rootfs, mirror],
+            capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+            raise InfraError("debootstrap failed:\n" + "\n".join(tail))
+        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+        imported = subprocess.run(["docker", "import", "-", OFFLINE_BASE], stdin=tar.stdout,
+                                  capture_output=True, text=True)
+        tar.wait()
+        if imported.returncode != 0:
+            raise InfraError(f"docker import failed: {imported.stderr.strip()}")
+    log(f"imported {OFFLINE_BASE}")
+    return OFFLINE_BASE
+
+
+def base_image(client: docker.DockerClient, log: Log = _quiet) -> str:
+    """The Debian base for chain images: BCTEST_BASE_IMAGE, a local one, a pull, or debootstrap."""
+    explicit = os.environ.get("BCTEST_BASE_IMAGE")
+    if explicit:
+        return explicit
+    for candidate in BASE_CANDIDATES:
+        if _has_image(client, candidate):
+            return candidate
+    try:
+        log("pulling debian:bookworm-slim")
+        client.images.pull("debian", tag="bookworm-slim")
+        return BASE_CANDIDATES[0]
+    except docker.errors.APIError as exc:
+        log(f"pull failed ({str(exc).splitlines()[0][:120]}); building an offline base")
+    return build_offline_base(client, log)
+
+
+def _fetch_npm(spec: str, dest: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="bctest-npm-") as tmp:
+        result = subprocess.run(["npm", "pack", spec, "--silent"], cwd=tmp,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise InfraError(f"npm pack {spec} failed: {result.stderr.strip()[-500:]}")
+        produced = list(Path(tmp).glob("*.tgz"))
+        if len(produced) != 1:
+            raise InfraError(f"npm pack {spec} produced {len(produced)} files, expected one")
+        shutil.move(str(produced[0]), dest)
+
+
+def _fetch_go(spec: str, dest: Path, env: dict[str, str], ldflags: str | None) -> None:
+    with tempfile.TemporaryDirectory(prefix="bctest-go-") as gobin:
+        command = ["go", "install"]
+        if ldflags:
+            command.append(f"-ldflags={ldflags}")
+        command.append(spec)
+        result = subprocess.run(command, capture_output=True, text=True,
+                                env={**os.environ, **env, "GOBIN": gobin})
+        if result.returncode != 0:
+            raise InfraError(f"go install {spec} failed: {result.stderr.strip()[-800:]}")
+        binaries = list(Path(gobin).iterdir())
+        if len(binaries) != 1:
+            raise InfraError(f"go install {spec} produced {len(binaries)} files, expected one")
+        shutil.move(str(binaries[0]), dest)
+
+
+def fetch_artifact(artifact: dict, log: Log = _quiet) -> Path:
+    """Fetch one artifact into the cache (keyed by its spec) and return the cached file."""
+    key = hashlib.sha256(json.dumps(artifact, sort_keys=True).encode()).hexdigest()[:16]
+    cached = paths.cache_dir() / "artifacts" / key / Path(artifact["dest"]).name
+    if cached.is_file():
+        return cached
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(cached.suffix + ".partial")
+    if "npm" in artifact:
+        if shutil.which("npm") is None:
+            raise InfraError(f"artifact {artifact['npm']} needs npm, which is not installed")
+        log(f"npm pack {artifact['npm']}")
+        _fetch_npm(artifact["npm"], partial)
+    else:
+        if shutil.which("go") is None:
+            raise InfraError(f"artifact {artifact['go']} needs Go, which is not installed")
+        log(f"go install {artifact['go']}")
+        _fetch_go(artifact["go"], partial, artifact.get("env", {}), artifact.get("ldflags"))
+    partial.rename(cached)
+    return cached
+
+
+def build(client: docker.DockerClient, pack: ChainPack, log: Log = _quiet) -> str:
+    """Build the pack's image in a temporary context holding its artifacts; return the image id."""
+    spec = pack.build or {}
+    base = base_image(client, log)
+    with tempfile.TemporaryDirectory(prefix=f"bctest-build-{pack.name}-") as tmp:
+        context = Path(tmp) / "context"
+        shutil.copytree(pack.folder / spec.get("context", "."), context)
+        for artifact in spec.get("artifacts", []):
+            target = context / artifact["dest"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(fetch_artifact(artifact, log), target)
+        log(f"docker build {pack.image_tag} (BASE_IMAGE={base})")
+        buildargs = {"BASE_IMAGE": base, **spec.get("args", {})}
+        labels = {PACK_HASH_LABEL: pack_hash(pack), "bctest.pack": pack.name}
+        lines: list[str] = []
+        try:
+            stream = client.api.build(path=str(context), dockerfile=spec.get("dockerfile", "Dockerfile"),
+                                      tag=pack.image_tag, buildargs=buildargs, labels=labels,
+                                      rm=True, forcerm=True, decode=True)
+            for chunk in stream:
+                if "stream" in chunk:
+                    lines.extend(chunk["stream"].rstrip("\n").splitlines())
+                if "error" in chunk:
+                    tail = "\n".join(lines[-15:])
+                    raise InfraError(f"building {pack.image_tag} from {pack.folder} failed: "
+                                     f"{chunk['error'].strip()}\n{tail}")
+        except docker.errors.APIError as exc:
+            raise InfraError(f"building {pack.image_tag} failed: {exc}") from None
+    return client.images.get(pack.image_tag).id
+
+
+def load_tarball(client: docker.DockerClient, pack: ChainPack, log: Log = _quiet) -> str:
+    log(f"docker load {pack.tarball}")
+    try:
+        with open(pack.tarball, "rb") as stream:
+            loaded = client.images.load(stream)
+    except docker.errors.APIError as exc:
+        raise InfraError(f"docker load {pack.tarball} failed: {exc}") from None
+    if not _has_image(client, pack.image_tag):
+        tags = [t for image in loaded for t in image.tags]
+        raise InfraError(f"{pack.tarball} holds {', '.join(tags) or 'untagged images'}, "
+                         f"not {pack.image_tag} (image.tag in {pack.manifest})")
+    return client.images.get(pack.image_tag).id
+
+
+def ensure(client: docker.DockerClient, pack: ChainPack, rebuild: bool = False,
+           log: Log = _quiet) -> str:
+    """Make the pack's image present locally and current; return its image id."""
+    if pack.tarball is not None:
+        if rebuild or not _has_image(client, pack.image_tag):
+            return load_tarball(client, pack, log)
+        return client.images.get(pack.image_tag).id
+    if pack.build is not None:
+        if not rebuild and _has_image(client, pack.image_tag):
+            image = client.images.get(pack.image_tag)
+            if (image.labels or {}).get(PACK_HASH_LABEL) == pack_hash(pack):
+                return image.id
+        return build(client, pack, log)
+    if _has_image(client, pack.image_tag):
+        return client.images.get(pack.image_tag).id
+    try:
+        log(f"docker pull {pack.image_tag}")
+        return client.images.pull(pack.image_tag).id
+    except docker.errors.APIError as exc:
+        raise InfraError(f"image {pack.image_tag} is not present and cannot be pulled: "
+                         f"{str(exc).splitlines()[0]}") from None

@@ -1,0 +1,111 @@
+"""Suite files: what one `bctest run` does (see docs/suite-format.md)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import chainpack
+from harness.chainpack import ChainPack
+from harness.errors import InputError
+from harness.validation import load_and_validate
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    rate: float
+    duration: float
+    warmup: float = 5.0
+    settle: float = 30.0
+    workers: int = 1
+    max_in_flight: int = 4096
+    submit_timeout: float = 10.0
+
+    @property
+    def total_seconds(self) -> float:
+        return self.warmup + self.duration
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    metric: str
+    op: str
+    value: float
+    phase: str = "measure"
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    sha256: str
+    chain: ChainPack
+    nodes: int
+    seed: int
+    load: LoadSpec
+    accounts: int
+    workload: str
+    params: dict[str, Any]
+    commit_share: float
+    poll_interval: float
+    subscribe: bool
+    ready_timeout: float
+    checks: list[Check] = field(default_factory=list)
+    description: str = ""
+
+
+def load(path: Path) -> Suite:
+    doc = load_and_validate(path, "suite")
+    file = str(path)
+    try:
+        pack = chainpack.load(chainpack.resolve(doc["chain"], path.parent))
+    except InputError as exc:
+        if exc.file is None:  # the reference itself is wrong: blame the suite field
+            raise InputError(file, "chain", exc.expected) from None
+        raise
+    nodes = doc.get("nodes", 1)
+    if nodes < pack.min_nodes or (pack.max_nodes is not None and nodes > pack.max_nodes):
+        upper = pack.max_nodes if pack.max_nodes is not None else "any"
+        raise InputError(file, "nodes", f"chain '{pack.name}' runs with {pack.min_nodes}..{upper} "
+                         f"nodes, got {nodes}")
+    unknown = sorted(set(doc.get("params", {})) - set(pack.params))
+    if unknown:
+        raise InputError(file, f"params.{unknown[0]}", f"unknown parameter for chain '{pack.name}' "
+                         f"(known: {', '.join(sorted(pack.params)) or 'none'})")
+    load_doc = doc["load"]
+    commit = doc.get("commit", {})
+    checks = [
+        Check(id=c.get("id", f"{c['metric']} {c['op']} {c['value']}"), metric=c["metric"],
+              op=c["op"], value=float(c["value"]), phase=c.get("phase", "measure"))
+        for c in doc.get("checks", [])
+    ]
+    workload = doc.get("workload", {})
+    return Suite(
+        name=doc["name"],
+        path=path.resolve(),
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        chain=pack,
+        nodes=nodes,
+        seed=doc.get("seed", 1),
+        load=LoadSpec(
+            rate=float(load_doc["rate"]),
+            duration=float(load_doc["duration"]),
+            warmup=float(load_doc.get("warmup", 5)),
+            settle=float(load_doc.get("settle", 30)),
+            workers=load_doc.get("workers", 1),
+            max_in_flight=load_doc.get("max_in_flight", 4096),
+            submit_timeout=float(load_doc.get("submit_timeout", 10)),
+        ),
+        accounts=workload.get("accounts", 256),
+        workload=workload.get("kind", "transfer"),
+        params={**pack.params, **doc.get("params", {})},
+        commit_share=commit.get("share", pack.commit_share),
+        poll_interval=commit.get("poll_interval", 0.1),
+        subscribe=commit.get("subscribe", True),
+        ready_timeout=float(doc.get("ready_timeout", pack.readiness_timeout)),
+        checks=checks,
+        description=doc.get("description", ""),
+    )
