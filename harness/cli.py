@@ -11,8 +11,8 @@ from rich.console import Console
 from harness import __version__, paths
 from harness.errors import EXIT_INVALID_INPUT, EXIT_PASS, BctestError, InputError
 
-console = Console(stderr=False, highlight=False)
-errors = Console(stderr=True, highlight=False)
+console = Console(stderr=False, highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("chain", help="chain pack name or folder")
     build.add_argument("--rebuild", action="store_true")
     images_sub.add_parser("base", help="build the offline Debian base image with debootstrap")
+    harness_image = images_sub.add_parser("harness", help="build the harness's own image")
+    harness_image.add_argument("--tag", default=f"bctest/harness:{__version__}")
 
     sub.add_parser("chains", help="list the chain packs and installed adapters")
     return parser
@@ -108,6 +110,10 @@ def cmd_images(args: argparse.Namespace) -> int:
     client = connect()
     if args.images_command == "base":
         console.print(f"base image: {images.build_offline_base(client, console.print)}")
+        return EXIT_PASS
+    if args.images_command == "harness":
+        image_id = images.build_harness(client, paths.home(), args.tag, console.print)
+        console.print(f"{args.tag}: {image_id}")
         return EXIT_PASS
     pack = chainpack.load(chainpack.resolve(args.chain))
     image_id = images.ensure(client, pack, rebuild=args.rebuild, log=console.print)

@@ -101,9 +101,12 @@ async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: 
         outcome_interrupt = interrupted()
         t0 = start.setdefault("t0", time.monotonic())
         send_end = time.monotonic() - t0
-        measure_end = min(spec.total_seconds, send_end)
-        phases = {"warmup": [0.0, min(spec.warmup, send_end)],
-                  "measure": [min(spec.warmup, send_end), measure_end]}
+        # The window ends where the schedule ended: at its full length, or (when stopped
+        # early) just after the last transaction that came due.
+        due = max((i for i, r in enumerate(records) if r is not None), default=-1) + 1
+        measure_end = min(spec.total_seconds, due / spec.rate)
+        phases = {"warmup": [0.0, min(spec.warmup, measure_end)],
+                  "measure": [min(spec.warmup, measure_end), measure_end]}
         # Settle: stop when every accepted transaction committed, or at the bound.
         accepted = np.array([i for i, r in enumerate(records)
                              if r is not None and r.acked is not None and not r.error], dtype=np.int64)

@@ -212,3 +212,36 @@ def ensure(client: docker.DockerClient, pack: ChainPack, rebuild: bool = False,
     except docker.errors.APIError as exc:
         raise InfraError(f"image {pack.image_tag} is not present and cannot be pulled: "
                          f"{str(exc).splitlines()[0]}") from None
+
+
+def build_harness(client: docker.DockerClient, source: Path, tag: str, log: Log = _quiet) -> str:
+    """Build the harness's own image from the checkout at `source` (its top-level Dockerfile).
+
+    Wheels for the harness and its dependencies are built on the host first, so the build
+    installs with --no-index: no registry access or CA setup is needed inside the build.
+    """
+    base = base_image(client, log)
+    with tempfile.TemporaryDirectory(prefix="bctest-harness-") as tmp:
+        context = Path(tmp) / "context"
+        shutil.copytree(source, context, ignore=shutil.ignore_patterns(
+            ".git", "runs", "__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis", ".wheels"))
+        wheels = context / ".wheels"
+        log("pip wheel (harness and dependencies)")
+        result = subprocess.run(
+            ["python3", "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), str(context),
+             "setuptools", "wheel"], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise InfraError(f"pip wheel failed: {result.stderr.strip()[-800:]}")
+        log(f"docker build {tag} (BASE_IMAGE={base})")
+        args = {"BASE_IMAGE": base, "PIP_ARGS": "--no-index --find-links /opt/bctest/.wheels"}
+        lines: list[str] = []
+        try:
+            for chunk in client.api.build(path=str(context), tag=tag, buildargs=args, rm=True,
+                                          forcerm=True, decode=True):
+                lines.extend(chunk.get("stream", "").rstrip("\n").splitlines())
+                if "error" in chunk:
+                    raise InfraError(f"building {tag} failed: {chunk['error'].strip()}\n"
+                                     + "\n".join(lines[-15:]))
+        except docker.errors.APIError as exc:
+            raise InfraError(f"building {tag} failed: {exc}") from None
+    return client.images.get(tag).id

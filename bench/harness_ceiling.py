@@ -1,0 +1,651 @@
+"""How fast can the harness itself send? The ceiling every later change is held to.
+
+Three measurements, each printed as a table of steps and summarised at the end:
+
+(a) endpoint  The harness's open-loop sender (harness.load.driver.plan_workers +
+              run_senders, exactly what `bctest run` uses) against a trivial local
+              JSON-RPC endpoint (nginx, see bench/endpoint.py), with 1 and 2 sender
+              processes. Rate search: start at --start-rate, double until the achieved
+              send rate falls below 98% of the target, then bisect to --tolerance.
+              The bodies are eth_sendRawTransaction-shaped JSON (~280 bytes, the size
+              of a signed legacy transfer), classified by harness.adapters.evm:EvmAdapter.
+(b) wrk       wrk (closed loop, `wrk -t2 -c64 -d10s`) POSTing the same body to the same
+              endpoint: what the endpoint and the machine can do, for comparison.
+(c) anvil     `bctest run` of generated suites (chain anvil, 1 node) at increasing
+              rates, reading results.json; sustained = send_rate_ratio >= 0.98 and
+              success_ratio >= 0.99 (and the honest send rate below >= 0.98).
+
+"Achieved send rate" here is the honest one: sends actually made / the time they
+took (max of the window and the time of the last send after start). Lag is
+measured per request as (moment the request task started) - (scheduled instant),
+which includes event-loop delay the sender's own `late` counter does not see.
+
+    python bench/harness_ceiling.py                 # everything (~15 min on 2 cores)
+    python bench/harness_ceiling.py --quick         # shorter steps, coarser search
+    python bench/harness_ceiling.py --skip-anvil --skip-wrk
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.adapters import jsonrpc
+from harness.adapters.base import Prepared
+from harness.load.driver import plan_workers, run_senders
+from harness.load.sender import DROPPED
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from endpoint import Endpoint  # noqa: E402  (bench/ is not a package)
+
+REPO = Path(__file__).resolve().parent.parent
+CLASSIFIER = "harness.adapters.evm:EvmAdapter"
+HEADERS = {"Content-Type": "application/json"}
+SUSTAINED = 0.98          # achieved send rate / target
+MIN_SUCCESS = 0.99        # anvil: committed / submitted
+RAW_TX_BYTES = 104        # a signed EIP-155 legacy value transfer
+
+
+def log(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def dummy_bodies(count: int, seed: int = 1) -> list[Prepared]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        raw = rng.randbytes(RAW_TX_BYTES)
+        body = jsonrpc.request_body("eth_sendRawTransaction", ["0x" + raw.hex()], i)
+        out.append(Prepared(body=body, tx_id=f"0x{i:064x}"))
+    return out
+
+
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def pct(values: np.ndarray, q: float) -> float | None:
+    return float(np.percentile(values, q)) if len(values) else None
+
+
+def ms(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value * 1000:.{digits}f}"
+
+
+# --- (a) the sender against the trivial endpoint ------------------------------------
+
+
+@dataclass
+class EndpointStep:
+    workers: int
+    target: float
+    seconds: float
+    scheduled: int
+    sent: int
+    dropped: int
+    errors: int
+    send_rate: float
+    ratio: float
+    late: int
+    max_lag: float                 # the sender's own figure (at dispatch)
+    lag_p99: float | None          # per request: task start - scheduled
+    lag_max: float | None
+    ack_p50: float | None          # ack - submit
+    ack_p99: float | None
+    sender_cpu: float              # CPU seconds of the sender processes / seconds (1.0 = one core)
+    main_cpu: float                # the collecting main process
+    endpoint_cpu: float
+    machine_busy: float            # share of all cores busy during the step
+    others_cpu: float              # CPU used by everything else on the machine (1.0 = one core)
+    first_error: str | None = None
+    passed: bool = False
+
+
+def endpoint_step(endpoint: Endpoint, rate: float, workers: int, seconds: float,
+                  max_in_flight: int, submit_timeout: float) -> EndpointStep:
+    count = int(round(rate * seconds))
+    prepared = dummy_bodies(count)
+    plans = plan_workers(prepared, [endpoint.url], rate, workers, max_in_flight, submit_timeout,
+                         HEADERS, CLASSIFIER)
+    started: dict[str, float] = {}
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    self0 = resource.getrusage(resource.RUSAGE_SELF)
+    endpoint0 = endpoint.cpu_seconds()
+    busy0, total0 = cpu_times()
+    wall0 = time.monotonic()
+    records, progress = asyncio.run(run_senders(
+        plans, count, lambda: False, lambda _p: None, lambda at: started.setdefault("t0", at)))
+    wall = time.monotonic() - wall0
+    busy1, total1 = cpu_times()
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    self1 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = started["t0"]
+    submitted, scheduled, acks, first_error = [], [], [], None
+    dropped = errors = 0
+    for i, record in enumerate(records):
+        if record is None or record.submitted is None:
+            continue
+        if record.error == DROPPED:
+            dropped += 1
+            continue
+        submitted.append(record.submitted)
+        scheduled.append(t0 + i / rate)
+        if record.error:
+            errors += 1
+            first_error = first_error or record.error
+        elif record.acked is not None:
+            acks.append(record.acked - record.submitted)
+    submitted_a, scheduled_a, acks_a = np.array(submitted), np.array(scheduled), np.array(acks)
+    sent = len(submitted)
+    span = (float(submitted_a.max()) - t0 + 1.0 / rate) if sent else seconds
+    send_rate = sent / max(seconds, span)
+    lags = submitted_a - scheduled_a
+    # the senders run from spawn to exit; attribute their CPU to the sending window
+    sender_cpu = ((children1.ru_utime + children1.ru_stime)
+                  - (children0.ru_utime + children0.ru_stime)) / max(seconds, span)
+    main_cpu = ((self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)) / wall
+    endpoint_cpu = (endpoint.cpu_seconds() - endpoint0) / wall
+    machine_busy = (busy1 - busy0) / max(1, total1 - total0)
+    ncpu = os.cpu_count() or 1
+    ours = ((children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+            + (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)) / wall
+    step = EndpointStep(
+        workers=workers, target=rate, seconds=seconds, scheduled=count, sent=sent,
+        dropped=dropped, errors=errors, send_rate=send_rate, ratio=send_rate / rate,
+        late=progress.late, max_lag=progress.max_lag, lag_p99=pct(lags, 99),
+        lag_max=float(lags.max()) if sent else None, ack_p50=pct(acks_a, 50),
+        ack_p99=pct(acks_a, 99), sender_cpu=sender_cpu, main_cpu=main_cpu,
+        endpoint_cpu=endpoint_cpu, machine_busy=machine_busy,
+        others_cpu=max(0.0, machine_busy * ncpu - ours - endpoint_cpu), first_error=first_error)
+    step.passed = step.ratio >= SUSTAINED and (errors + dropped) <= 0.01 * count
+    return step
+
+
+ENDPOINT_HEADER = (f"{'workers':>7} {'target':>7} {'sent/s':>8} {'ratio':>6} {'late':>7} "
+                   f"{'maxlag':>7} {'lag99':>7} {'ack50':>6} {'ack99':>7} {'err+drop':>8} "
+                   f"{'sndCPU':>6} {'ngxCPU':>6} {'others':>6} {'busy':>5}  result")
+
+
+def endpoint_row(s: EndpointStep) -> str:
+    return (f"{s.workers:>7} {s.target:>7.0f} {s.send_rate:>8.1f} {s.ratio:>6.3f} {s.late:>7} "
+            f"{ms(s.max_lag):>7} {ms(s.lag_p99):>7} {ms(s.ack_p50, 2):>6} {ms(s.ack_p99, 2):>7} "
+            f"{s.errors + s.dropped:>8} {s.sender_cpu:>6.0%} {s.endpoint_cpu:>6.0%} "
+            f"{s.others_cpu:>6.0%} {s.machine_busy:>5.0%}  {'ok' if s.passed else 'SHORT'}"
+            + (f"  ({s.first_error})" if s.first_error else ""))
+
+
+def search(run_step: Callable[[float], Any], start: float, tolerance: float, max_rate: float,
+           min_rate: float, granularity: float) -> tuple[Any | None, list[Any]]:
+    """Double from `start` until a step fails, then bisect; return (best passing step, all)."""
+    steps: list[Any] = []
+
+    def attempt(rate: float) -> Any:
+        step = run_step(rate)
+        steps.append(step)
+        return step
+
+    best = None
+    rate = start
+    failed_at = None
+    while rate <= max_rate:
+        step = attempt(rate)
+        if step.passed:
+            best = step
+            rate *= 2
+        else:
+            failed_at = rate
+            break
+    if best is None:  # even the start rate failed: halve down to something sustainable
+        rate = start / 2
+        while rate >= min_rate:
+            step = attempt(rate)
+            if step.passed:
+                best = step
+                break
+            failed_at = rate
+            rate /= 2
+        if best is None:
+            return None, steps
+    if failed_at is None:
+        return best, steps  # passed up to max_rate
+    lo, hi = best.target, failed_at
+    while (hi - lo) / lo > tolerance:
+        mid = round((lo + hi) / 2 / granularity) * granularity
+        if mid <= lo or mid >= hi:
+            break
+        step = attempt(mid)
+        if step.passed:
+            best, lo = step, mid
+        else:
+            hi = mid
+    return best, steps
+
+
+# --- (b) wrk -------------------------------------------------------------------------
+
+WRK_LUA = """\
+-- generated by bench/harness_ceiling.py: POST one eth_sendRawTransaction-shaped body
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{body}'
+"""
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    units = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+    def seconds(token: str) -> float | None:
+        for unit in ("us", "ms", "s", "m"):
+            if token.endswith(unit):
+                try:
+                    return float(token[:-len(unit)]) * units[unit]
+                except ValueError:
+                    return None
+        return None
+
+    for line in text.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            out["requests_per_s"] = float(parts[1])
+        elif parts[:1] == ["50%"]:
+            out["p50"] = seconds(parts[1])
+        elif parts[:1] == ["99%"]:
+            out["p99"] = seconds(parts[1])
+        elif "Non-2xx" in line:
+            out["non_2xx"] = int(parts[-1])
+        elif line.strip().startswith("Socket errors"):
+            out["socket_errors"] = line.strip()
+        elif "requests in" in line:
+            out["requests"] = int(parts[0])
+    return out
+
+
+def run_wrk(endpoint: Endpoint, tmp: Path, seconds: int, threads: int,
+            connections: int) -> dict[str, Any]:
+    body = dummy_bodies(1)[0].body.decode()
+    script = tmp / "post.lua"
+    script.write_text(WRK_LUA.format(body=body))
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+               "-s", str(script), endpoint.url]
+    busy0, total0 = cpu_times()
+    endpoint0 = endpoint.cpu_seconds()
+    wall0 = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    wall = time.monotonic() - wall0
+    busy1, total1 = cpu_times()
+    figures = parse_wrk(done.stdout)
+    figures.update(command=" ".join(command[:-3] + ["post.lua", endpoint.url]),
+                   exit=done.returncode, endpoint_cpu=(endpoint.cpu_seconds() - endpoint0) / wall,
+                   machine_busy=(busy1 - busy0) / max(1, total1 - total0),
+                   stderr=done.stderr.strip()[-500:])
+    return figures
+
+
+# --- (c) bctest run against anvil ----------------------------------------------------
+
+SUITE_YAML = """\
+# generated by bench/harness_ceiling.py (temporary)
+name: bench-anvil-{rate}
+description: harness ceiling probe, anvil 1 node, {rate} tx/s
+chain: anvil
+nodes: 1
+seed: 1
+params:
+  block_time: {block_time}
+workload:
+  kind: transfer
+  accounts: {accounts}
+load:
+  rate: {rate}
+  warmup: {warmup}
+  duration: {duration}
+  settle: {settle}
+  workers: {workers}
+commit:
+  subscribe: true
+checks:
+  - id: committed at least 99% of submitted
+    metric: success_ratio
+    op: ">="
+    value: 0.99
+  - id: harness kept the target rate (send rate within 2%)
+    metric: send_rate_ratio
+    op: ">="
+    value: 0.98
+"""
+
+
+@dataclass
+class AnvilStep:
+    target: float
+    exit: int | None
+    wall: float
+    ok_run: bool = False
+    send_rate: float | None = None       # bctest's figure
+    ratio: float | None = None           # bctest's send_rate_ratio
+    honest_ratio: float | None = None    # sends made in time (see module doc)
+    success: float | None = None
+    throughput: float | None = None
+    p50: float | None = None             # commit latency, seconds
+    p99: float | None = None
+    ack_p50: float | None = None
+    ack_p99: float | None = None
+    lag_p99: float | None = None
+    late: int | None = None
+    max_lag: float | None = None
+    failed: int | None = None
+    dropped: int | None = None
+    signed: int | None = None
+    run_id: str | None = None
+    note: str | None = None
+    errors: list = field(default_factory=list)
+    passed: bool = False
+
+
+def bctest_command() -> list[str]:
+    found = shutil.which("bctest")
+    return [found] if found else [sys.executable, "-c", "from harness.cli import main; main()"]
+
+
+def honest_figures(run_dir: Path) -> dict[str, Any]:
+    """From history.jsonl: the send rate actually achieved in the measure window and lags."""
+    from harness import history as history_module
+
+    history = history_module.read(run_dir / "history.jsonl")
+    rate = history.header["load"]["rate"]
+    start, end = history.header["phases"]["measure"]
+    length = max(end - start, 1e-9)
+    txs = [tx for tx in history.txs if tx.phase == "measure"]
+    sent = [tx for tx in txs if tx.submitted is not None and tx.error != DROPPED]
+    if not sent:
+        return {"honest_ratio": 0.0}
+    last = max(tx.submitted for tx in sent)
+    span = max(length, last - start + 1.0 / rate)
+    lags = np.array([tx.submitted - tx.scheduled for tx in sent])
+    acks = np.array([tx.acked - tx.submitted for tx in sent if tx.acked is not None and not tx.error])
+    return {"honest_ratio": len(sent) / span / rate, "lag_p99": pct(lags, 99),
+            "ack_p50": pct(acks, 50), "ack_p99": pct(acks, 99)}
+
+
+def anvil_step(tmp: Path, rate: float, workers: int, accounts: int, warmup: float,
+               duration: float, settle: float, block_time: float, timeout: float) -> AnvilStep:
+    rate_i = int(rate)
+    suite = tmp / f"anvil-{rate_i}.yaml"
+    out = tmp / f"run-{rate_i}"
+    suite.write_text(SUITE_YAML.format(rate=rate_i, accounts=accounts, warmup=warmup,
+                                       duration=duration, settle=settle, workers=workers,
+                                       block_time=block_time))
+    log_path = tmp / f"run-{rate_i}.log"
+    wall0 = time.monotonic()
+    with open(log_path, "w") as output:
+        process = subprocess.Popen(bctest_command() + ["run", str(suite), "--out", str(out)],
+                                   stdout=output, stderr=subprocess.STDOUT, cwd=REPO,
+                                   env={**os.environ, "COLUMNS": "160", "NO_COLOR": "1"})
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)  # bctest tears its containers down on SIGINT
+            try:
+                code = process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                code = process.wait()
+            code = None
+        except BaseException:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            raise
+    step = AnvilStep(target=rate, exit=code, wall=time.monotonic() - wall0)
+    results_path = out / "results.json"
+    if not results_path.exists():
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+        step.note = ("timed out; " if code is None else f"exit {code}; ") + " | ".join(tail)[-400:]
+        suite.unlink(missing_ok=True)
+        shutil.rmtree(out, ignore_errors=True)
+        return step
+    results = json.loads(results_path.read_text())
+    measure = results["phases"]["measure"]
+    sender = results.get("sender", {})
+    step.ok_run = results.get("status") == "complete"
+    step.run_id = results.get("run_id")
+    step.send_rate = measure["send_rate"]
+    step.ratio = measure["send_rate_ratio"]
+    step.success = measure["success_ratio"]
+    step.throughput = measure["throughput"]
+    step.p50 = None if measure["latency"]["p50"] is None else measure["latency"]["p50"] / 1000
+    step.p99 = None if measure["latency"]["p99"] is None else measure["latency"]["p99"] / 1000
+    step.failed = measure["failed"]
+    step.dropped = measure.get("dropped")
+    step.errors = measure.get("errors", [])[:3]
+    step.late = sender.get("late_sends")
+    step.max_lag = None if sender.get("max_lag_ms") is None else sender["max_lag_ms"] / 1000
+    step.signed = int(round(rate * (warmup + duration)))
+    try:
+        for key, value in honest_figures(out).items():
+            setattr(step, key, value)
+    except (OSError, ValueError, KeyError) as exc:
+        step.note = f"history unreadable: {exc}"
+    step.passed = (step.ok_run and (step.ratio or 0) >= SUSTAINED
+                   and (step.success or 0) >= MIN_SUCCESS
+                   and (step.honest_ratio or 0) >= SUSTAINED)
+    if not step.ok_run:
+        step.note = f"status {results.get('status')}: {results.get('status_reason')}"
+    suite.unlink(missing_ok=True)
+    shutil.rmtree(out, ignore_errors=True)
+    log_path.unlink(missing_ok=True)
+    return step
+
+
+ANVIL_HEADER = (f"{'target':>7} {'sent/s':>8} {'ratio':>6} {'honest':>6} {'success':>7} "
+                f"{'tput':>7} {'p50ms':>7} {'p99ms':>7} {'ack50':>6} {'ack99':>7} {'lag99':>7} "
+                f"{'late':>6} {'maxlag':>7} {'wall s':>6}  result")
+
+
+def anvil_row(s: AnvilStep) -> str:
+    def num(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    row = (f"{s.target:>7.0f} {num(s.send_rate, '>8.1f')} {num(s.ratio, '>6.3f')} "
+           f"{num(s.honest_ratio, '>6.3f')} {num(s.success, '>7.4f')} {num(s.throughput, '>7.1f')} "
+           f"{ms(s.p50, 0):>7} {ms(s.p99, 0):>7} {ms(s.ack_p50):>6} {ms(s.ack_p99):>7} "
+           f"{ms(s.lag_p99):>7} {num(s.late, '>6')} {ms(s.max_lag):>7} {s.wall:>6.0f}  "
+           f"{'ok' if s.passed else 'SHORT'}")
+    if s.note:
+        row += f"  ({s.note})"
+    elif not s.passed and s.errors:
+        row += "  errors: " + "; ".join(f"{e.get('error', e)} x{e.get('count', '')}"
+                                        if isinstance(e, dict) else str(e) for e in s.errors)
+    return row
+
+
+def leftover_containers(run_ids: list[str]) -> list[str]:
+    if not run_ids or not shutil.which("docker"):
+        return []
+    left = []
+    for run_id in run_ids:
+        done = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=bctest.run={run_id}"],
+                              capture_output=True, text=True)
+        left += done.stdout.split()
+    return left
+
+
+# --- main ------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--quick", action="store_true", help="shorter steps, coarser search")
+    parser.add_argument("--skip-anvil", action="store_true")
+    parser.add_argument("--skip-wrk", action="store_true")
+    parser.add_argument("--skip-endpoint", action="store_true", help="skip (a)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="sender processes to try in (a) (default 1 2)")
+    parser.add_argument("--start-rate", type=float, default=1000)
+    parser.add_argument("--max-rate", type=float, default=128000)
+    parser.add_argument("--seconds", type=float, help="send time per endpoint step (default 10, quick 5)")
+    parser.add_argument("--tolerance", type=float, help="bisect until (hi-lo)/lo <= this "
+                        "(default 0.05, quick 0.10)")
+    parser.add_argument("--max-in-flight", type=int, default=4096)
+    parser.add_argument("--server", choices=["auto", "nginx", "python"], default="auto",
+                        help="the trivial endpoint (default nginx if installed)")
+    parser.add_argument("--nginx-workers", type=int, default=1)
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--wrk-connections", type=int, default=64)
+    parser.add_argument("--anvil-workers", type=int, default=1)
+    parser.add_argument("--anvil-start", type=float, default=200)
+    parser.add_argument("--anvil-max", type=float, default=12800)
+    parser.add_argument("--anvil-accounts", type=int, default=1024)
+    parser.add_argument("--anvil-timeout", type=float, default=540,
+                        help="seconds one `bctest run` may take before it is interrupted")
+    parser.add_argument("--json", type=Path, help="also write every step here as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+    seconds = args.seconds or (5 if args.quick else 10)
+    tolerance = args.tolerance or (0.10 if args.quick else 0.05)
+    anvil_warmup, anvil_duration, anvil_settle = (2, 8, 15) if args.quick else (3, 15, 20)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bctest-bench-"))
+    report: dict[str, Any] = {
+        "date": dt.date.today().isoformat(), "host": {"cpus": os.cpu_count(),
+                                                      "python": sys.version.split()[0]},
+        "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+        "settings": {"seconds": seconds, "tolerance": tolerance, "sustained": SUSTAINED,
+                     "max_in_flight": args.max_in_flight,
+                     "anvil": {"warmup": anvil_warmup, "duration": anvil_duration,
+                               "settle": anvil_settle, "workers": args.anvil_workers,
+                               "accounts": args.anvil_accounts}},
+    }
+    summary: list[str] = []
+    run_ids: list[str] = []
+    try:
+        if not (args.skip_endpoint and args.skip_wrk):
+            with Endpoint(args.server, nginx_workers=args.nginx_workers) as endpoint:
+                report["endpoint"] = {"server": endpoint.server, "url": endpoint.url,
+                                      "body_bytes": len(dummy_bodies(1)[0].body)}
+                log(f"trivial endpoint: {endpoint.server} on {endpoint.url} "
+                    f"(body {report['endpoint']['body_bytes']} bytes)")
+                if not args.skip_endpoint:
+                    log(f"\n(a) harness sender -> trivial endpoint, {seconds:g} s per step, "
+                        f"sustained = sent/s >= {SUSTAINED:.0%} of target")
+                    log("    ratio: achieved/target; late: sends >10 ms behind (sender's count); "
+                        "maxlag/lag99 ms; ack ms; CPU: 100% = one core")
+                    log(ENDPOINT_HEADER)
+                    report["endpoint_steps"] = {}
+                    for workers in args.workers:
+                        def one(rate: float, workers: int = workers) -> EndpointStep:
+                            step = endpoint_step(endpoint, rate, workers, seconds,
+                                                 args.max_in_flight, 10.0)
+                            log(endpoint_row(step))
+                            time.sleep(1)
+                            return step
+
+                        best, steps = search(one, args.start_rate, tolerance, args.max_rate,
+                                             min_rate=50, granularity=50)
+                        report["endpoint_steps"][workers] = [asdict(s) for s in steps]
+                        if best:
+                            summary.append(
+                                f"harness -> {endpoint.server}, {workers} worker(s): sustained "
+                                f"{best.target:.0f} tx/s (sent {best.send_rate:.0f}/s, "
+                                f"{best.ratio:.1%}); late {best.late}, max lag "
+                                f"{ms(best.max_lag)} ms, lag p99 {ms(best.lag_p99)} ms; ack p50 "
+                                f"{ms(best.ack_p50, 2)} ms p99 {ms(best.ack_p99, 2)} ms; sender "
+                                f"CPU {best.sender_cpu:.0%}")
+                        else:
+                            summary.append(f"harness -> {endpoint.server}, {workers} worker(s): "
+                                           "no rate sustained")
+                        log("")
+                if not args.skip_wrk:
+                    if not shutil.which("wrk"):
+                        summary.append("wrk: not installed (apt-get install -y wrk), skipped")
+                    else:
+                        log(f"(b) wrk -> same endpoint, closed loop, {int(seconds)} s")
+                        wrk = run_wrk(endpoint, tmp, int(seconds), args.wrk_threads,
+                                      args.wrk_connections)
+                        report["wrk"] = wrk
+                        log(f"    {wrk['command']}")
+                        log(f"    {wrk.get('requests_per_s', '?')} req/s, latency p50 "
+                            f"{ms(wrk.get('p50'), 2)} ms p99 {ms(wrk.get('p99'), 2)} ms, nginx CPU "
+                            f"{wrk['endpoint_cpu']:.0%}, machine busy {wrk['machine_busy']:.0%}"
+                            + (f", non-2xx {wrk['non_2xx']}" if wrk.get("non_2xx") else "")
+                            + (f", {wrk['socket_errors']}" if wrk.get("socket_errors") else ""))
+                        if wrk["exit"] != 0:
+                            log(f"    wrk exited {wrk['exit']}: {wrk['stderr']}")
+                        summary.append(f"wrk -t{args.wrk_threads} -c{args.wrk_connections} -> "
+                                       f"{endpoint.server}: {wrk.get('requests_per_s', '?')} req/s "
+                                       f"(closed loop), p50 {ms(wrk.get('p50'), 2)} ms p99 "
+                                       f"{ms(wrk.get('p99'), 2)} ms")
+                        log("")
+        if not args.skip_anvil:
+            log(f"(c) bctest run -> anvil (1 node, block_time 1, {args.anvil_accounts} accounts, "
+                f"warmup {anvil_warmup} s, measure {anvil_duration} s, settle {anvil_settle} s, "
+                f"{args.anvil_workers} worker(s))")
+            log("    ratio: bctest send_rate_ratio; honest: sends made in time / target "
+                "(history.jsonl); tput: committed/s; p50/p99: commit latency ms")
+            log(ANVIL_HEADER)
+
+            def one_anvil(rate: float) -> AnvilStep:
+                step = anvil_step(tmp, rate, args.anvil_workers, args.anvil_accounts,
+                                  anvil_warmup, anvil_duration, anvil_settle, 1,
+                                  args.anvil_timeout)
+                if step.run_id:
+                    run_ids.append(step.run_id)
+                log(anvil_row(step))
+                return step
+
+            best, steps = search(one_anvil, args.anvil_start, tolerance, args.anvil_max,
+                                 min_rate=10, granularity=25 if not args.quick else 50)
+            report["anvil_steps"] = [asdict(s) for s in steps]
+            if best:
+                summary.append(
+                    f"bctest run -> anvil, {args.anvil_workers} worker(s): sustained "
+                    f"{best.target:.0f} tx/s (send_rate_ratio {best.ratio:.3f}, honest "
+                    f"{best.honest_ratio:.3f}, success {best.success:.4f}, throughput "
+                    f"{best.throughput:.1f} tx/s, commit p50 {ms(best.p50, 0)} ms p99 "
+                    f"{ms(best.p99, 0)} ms, ack p50 {ms(best.ack_p50)} ms p99 "
+                    f"{ms(best.ack_p99)} ms)")
+            else:
+                summary.append("bctest run -> anvil: no rate sustained")
+            left = leftover_containers(run_ids)
+            if left:
+                summary.append(f"WARNING: containers left behind by bench runs: {' '.join(left)}")
+    finally:
+        if args.keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    log("\nSummary (" + report["date"] + f", {os.cpu_count()} cores)")
+    for line in summary:
+        log("  " + line)
+    report["summary"] = summary
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Charts for report.html: one function per chart, each returning a self-contained
+`data:image/svg+xml;base64,...` URI that an <img> tag shows without any other file.
+
+Inputs are plain results.json values (and, for the distribution, a list of latencies
+in ms), so every chart can be redrawn from a stored run. Output is deterministic
+(no date in the SVG metadata, fixed id salt): rendering a run twice gives the same file.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # never a display: reports are rendered on headless machines
+
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+
+# One palette for the whole report (the HTML template uses the same colours).
+SENT = "#4c72b0"
+COMMITTED = "#2e8b57"
+TARGET = "#444444"
+P50 = "#4c72b0"
+P99 = "#c44e52"
+WINDOWS = {"warmup": "#f2c14e", "measure": "#7fb3d5", "settle": "#bbbbbb"}
+FAULT = "#d62728"
+MARKS = {"p50": P50, "p90": "#8172b2", "p95": "#dd8452", "p99": P99}
+
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.color": "#e5e5e5",
+    "grid.linewidth": 0.8,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "svg.hashsalt": "bctest",
+    "svg.fonttype": "path",
+}
+WIDTH, HEIGHT = 10.0, 3.4  # inches; the page shows charts at full content width
+TIMELINE = {"left": 0.075, "right": 0.85, "top": 0.9, "bottom": 0.15}  # legend goes right
+
+
+def _data_uri(fig: Any, tight: bool) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight" if tight else None,
+                metadata={"Date": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _render(draw: Any, *, width: float = WIDTH, height: float = HEIGHT, ncols: int = 1,
+            margins: dict[str, float] | None = None, **kwargs: Any) -> str:
+    """Draw into a fresh figure and return it as a data URI; the figure is always closed.
+
+    With `margins` (fractions, as for subplots_adjust) the axes sit at the same place in
+    every chart that uses them, so time charts stacked on the page line up second by second.
+    """
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, ncols, figsize=(width, height), **kwargs)
+        try:
+            if margins:
+                fig.subplots_adjust(**margins)
+            draw(fig, axes)
+            return _data_uri(fig, tight=margins is None)
+        finally:
+            plt.close(fig)
+
+
+def _windows(phases: dict[str, Any]) -> list[tuple[str, float, float]]:
+    out = []
+    for name in ("warmup", "measure", "settle"):
+        window = (phases.get(name) or {}).get("window")
+        if window and len(window) == 2 and None not in window:
+            out.append((name, float(window[0]), float(window[1])))
+    return out
+
+
+def fault_spans(faults: Sequence[dict[str, Any]]) -> list[tuple[str, float, float | None]]:
+    """(label, start, end) for every fault entry that has a start; end None if it never healed."""
+    spans = []
+    for fault in faults or []:
+        start = fault.get("start")
+        if not isinstance(start, (int, float)):
+            continue
+        end = fault.get("end")
+        label = str(fault.get("action") or "fault")
+        if fault.get("target") is not None:
+            label += f" {fault['target']}"
+        spans.append((label, float(start), float(end) if isinstance(end, (int, float)) else None))
+    return spans
+
+
+def _shade(ax: Any, phases: dict[str, Any], faults: Sequence[dict[str, Any]]) -> None:
+    """Phase windows as light bands labelled at the top; fault spans hatched in red."""
+    for name, start, end in _windows(phases):
+        ax.axvspan(start, end, color=WINDOWS[name], alpha=0.18, lw=0, zorder=0)
+        ax.text((start + end) / 2, 1.0, name, transform=ax.get_xaxis_transform(),
+                ha="center", va="bottom", fontsize=8, color="#555555", clip_on=False)
+    right = ax.get_xlim()[1]
+    for index, (label, start, end) in enumerate(fault_spans(faults)):
+        stop = end if end is not None else right
+        ax.axvspan(start, stop, facecolor="none", edgecolor=FAULT, hatch="///", lw=0,
+                   alpha=0.5, zorder=0, label="fault" if index == 0 else None)
+        ax.axvline(start, color=FAULT, lw=1, zorder=1)
+        ax.text(start, 0.97 - 0.07 * (index % 4), " " + label, transform=ax.get_xaxis_transform(),
+                ha="left", va="top", fontsize=7, color=FAULT)
+
+
+def _series(timeseries: Sequence[dict[str, Any]], key: str) -> np.ndarray:
+    return np.array([np.nan if row.get(key) is None else float(row[key]) for row in timeseries],
+                    dtype=float)
+
+
+def _x_limits(timeseries: Sequence[dict[str, Any]], phases: dict[str, Any]) -> tuple[float, float]:
+    ends = [end for _, _, end in _windows(phases)]
+    last = max([len(timeseries)] + [math.ceil(e) for e in ends] + [1])
+    return 0.0, float(last)
+
+
+def _empty(ax: Any, message: str) -> None:
+    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", zorder=5,
+            fontsize=10, color="#555555",
+            bbox={"facecolor": "white", "edgecolor": "#dddddd", "boxstyle": "round,pad=0.5"})
+
+
+def throughput(results: dict[str, Any]) -> str:
+    """Per-second sent vs committed transactions, the target rate, phase windows and faults."""
+    timeseries = results.get("timeseries") or []
+    phases = results.get("phases") or {}
+    target = (results.get("load") or {}).get("rate")
+
+    def draw(fig: Any, ax: Any) -> None:
+        ax.set_xlim(*_x_limits(timeseries, phases))
+        if timeseries:
+            # bucket t holds [t, t+1): draw each value across its second
+            t = np.array([row["t"] for row in timeseries], dtype=float)
+            edges = np.append(t, t[-1] + 1)
+            sent = _series(timeseries, "sent")
+            committed = _series(timeseries, "committed")
+            # sent as a wide pale line under committed: both stay visible where they coincide
+            ax.stairs(sent, edges, color=SENT, lw=5, alpha=0.35, label="sent / s", baseline=None)
+            ax.stairs(committed, edges, color=COMMITTED, lw=1.8, label="committed / s",
+                      baseline=None)
+            failed = _series(timeseries, "failed")
+            if np.nansum(failed) > 0:
+                ax.stairs(failed, edges, color=P99, lw=1.2, ls=":", label="failed / s",
+                          baseline=None)
+        else:
+            _empty(ax, "no time series in results")
+        if target:
+            ax.axhline(target, color=TARGET, lw=1.2, ls="--", label=f"target {target:g} tx/s")
+        ax.set_ylim(bottom=0, top=max(ax.get_ylim()[1], (target or 0) * 1.15, 1))
+        _shade(ax, phases, results.get("faults") or [])
+        ax.set_xlabel("run time (s)")
+        ax.set_ylabel("transactions per second")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+    return _render(draw, margins=TIMELINE)
+
+
+def latency_over_time(results: dict[str, Any]) -> str:
+    """p50 and p99 latency of the transactions that committed in each second."""
+    timeseries = results.get("timeseries") or []
+    phases = results.get("phases") or {}
+
+    def draw(fig: Any, ax: Any) -> None:
+        ax.set_xlim(*_x_limits(timeseries, phases))
+        p50 = _series(timeseries, "p50_ms")
+        p99 = _series(timeseries, "p99_ms")
+        if timeseries and not np.all(np.isnan(p99)):
+            centres = np.array([row["t"] for row in timeseries], dtype=float) + 0.5
+            ax.plot(centres, p99, color=P99, lw=1.6, marker="o", ms=3, label="p99")
+            ax.plot(centres, p50, color=P50, lw=1.6, marker="o", ms=3, label="p50")
+            ax.set_ylim(bottom=0, top=np.nanmax(p99) * 1.15 or 1)
+        else:
+            ax.set_ylim(0, 1)
+            ax.set_yticks([])
+            _empty(ax, "no transaction committed: no latency to show")
+        _shade(ax, phases, results.get("faults") or [])
+        ax.set_xlabel("run time (s), by second of commit")
+        ax.set_ylabel("latency (ms)")
+        if not np.all(np.isnan(p99)):
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+    return _render(draw, margins=TIMELINE)
+
+
+def latency_distribution(latencies_ms: Sequence[float],
+                         marks: dict[str, float | None] | None = None) -> str:
+    """Histogram of per-transaction latencies (left) and the percentile curve (right).
+
+    `marks` (e.g. {"p50": 516.9, "p99": 1007.1}) are drawn as dashed lines on the histogram.
+    """
+    values = np.sort(np.asarray(latencies_ms, dtype=float))
+
+    def draw(fig: Any, axes: Any) -> None:
+        hist, curve = axes
+        if values.size == 0:
+            for ax in axes:
+                _empty(ax, "no latencies")
+            return
+        bins = int(min(60, max(10, math.sqrt(values.size))))
+        hist.hist(values, bins=bins, color=SENT, alpha=0.85, edgecolor="white", lw=0.5)
+        for name, value in (marks or {}).items():
+            colour = MARKS.get(name, TARGET)
+            if value is not None:
+                hist.axvline(value, color=colour, ls="--", lw=1.3)
+                hist.text(value, 0.98, f"{name} {value:,.0f} ms", transform=hist.get_xaxis_transform(),
+                          ha="right", va="top", rotation=90, fontsize=8, color=colour,
+                          bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0, "alpha": 0.85})
+        hist.set_xlabel("latency (ms)")
+        hist.set_ylabel("transactions")
+        hist.set_title(f"Histogram ({values.size:,} transactions)", loc="left")
+
+        # Percentile curve on the usual HDR axis: distance to 100% on a log scale,
+        # so the tail (99%, 99.9%) gets as much room as the median.
+        quantiles = (np.arange(values.size) + 0.5) / values.size
+        curve.plot(1.0 / (1.0 - quantiles), values, color=P99, lw=1.6)
+        curve.set_xscale("log")
+        ticks = [p for p in (0.5, 0.9, 0.99, 0.999, 0.9999, 0.99999)
+                 if p <= quantiles[-1] + 1e-12]
+        curve.set_xticks([1.0 / (1.0 - p) for p in ticks])
+        curve.set_xticklabels([f"{p * 100:g}%" for p in ticks])
+        curve.minorticks_off()
+        curve.set_xlim(left=1.0)
+        curve.set_ylim(bottom=0)
+        curve.set_xlabel("percentile")
+        curve.set_ylabel("latency (ms)")
+        curve.set_title("Percentile curve", loc="left")
+
+    return _render(draw, ncols=2, width=8.0, height=3.3, layout="constrained")
