@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 REPLY = '{"jsonrpc":"2.0","id":1,"result":"0x00"}'
 
@@ -116,7 +117,7 @@ class Endpoint:
         self.process: subprocess.Popen | None = None
         self.tmp: Path | None = None
 
-    def __enter__(self) -> "Endpoint":
+    def __enter__(self) -> Self:
         self.tmp = Path(tempfile.mkdtemp(prefix="bctest-bench-endpoint-"))
         log = self.tmp / "stderr.log"
         if self.server == "nginx":

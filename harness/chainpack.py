@@ -58,10 +58,13 @@ def resolve(reference: str, relative_to: Path | None = None) -> Path:
         candidates.append(relative_to / reference)
     candidates += [Path(reference), paths.home() / "chains" / reference]
     for candidate in candidates:
-        if (candidate / "chain.yaml").is_file():
-            return candidate.resolve()
-        if candidate.name == "chain.yaml" and candidate.is_file():
-            return candidate.parent.resolve()
+        try:
+            if (candidate / "chain.yaml").is_file():
+                return candidate.resolve()
+            if candidate.name == "chain.yaml" and candidate.is_file():
+                return candidate.parent.resolve()
+        except (OSError, ValueError):  # a name too long, a NUL byte: not a path to anything
+            continue
     known = sorted(p.parent.name for p in (paths.home() / "chains").glob("*/chain.yaml"))
     raise InputError(None, None, f"chain pack '{reference}' not found: expected a folder with "
                      f"chain.yaml or one of: {', '.join(known) or '(none installed)'}")
@@ -72,19 +75,15 @@ def load(folder: Path) -> ChainPack:
     doc = load_and_validate(manifest, "chainpack")
     consensus = doc["consensus"]
     image = doc["image"]
-    tarball = None
-    if "tarball" in image:
-        tarball = (folder / image["tarball"]).resolve()
-        if not tarball.is_file():
-            raise InputError(str(manifest), "image.tarball", f"file {tarball} does not exist")
-    build = image.get("build")
-    if build is not None:
-        context = (folder / build.get("context", ".")).resolve()
-        if not context.is_dir():
-            raise InputError(str(manifest), "image.build.context", f"folder {context} does not exist")
-        dockerfile = context / build.get("dockerfile", "Dockerfile")
-        if not dockerfile.is_file():
-            raise InputError(str(manifest), "image.build.dockerfile", f"file {dockerfile} does not exist")
+    try:
+        tarball, build = _image_sources(folder, manifest, image)
+    except (OSError, ValueError) as exc:  # a path the OS cannot even look up
+        raise InputError(str(manifest), "image", f"not a usable path ({exc})") from None
+    min_nodes = consensus.get("min_nodes", 1)
+    max_nodes = consensus.get("max_nodes", 1 if consensus["kind"] == "single" else None)
+    if max_nodes is not None and min_nodes > max_nodes:
+        raise InputError(str(manifest), "consensus.min_nodes",
+                         f"expected at most max_nodes ({max_nodes}), got {min_nodes}")
     readiness = doc.get("readiness", {})
     kind = consensus["kind"]
     return ChainPack(
@@ -107,7 +106,25 @@ def load(folder: Path) -> ChainPack:
         params=doc.get("params", {}),
         options=doc.get("options", {}),
         commit_share=consensus.get("commit_share", DEFAULT_COMMIT_SHARE[kind]),
-        min_nodes=consensus.get("min_nodes", 1),
-        max_nodes=consensus.get("max_nodes", 1 if kind == "single" else None),
+        min_nodes=min_nodes,
+        max_nodes=max_nodes,
         raw=doc,
     )
+
+
+def _image_sources(folder: Path, manifest: Path, image: dict[str, Any]) -> tuple[Path | None, dict | None]:
+    """The tarball path and build spec of a pack, each checked to exist."""
+    tarball = None
+    if "tarball" in image:
+        tarball = (folder / image["tarball"]).resolve()
+        if not tarball.is_file():
+            raise InputError(str(manifest), "image.tarball", f"file {tarball} does not exist")
+    build = image.get("build")
+    if build is not None:
+        context = (folder / build.get("context", ".")).resolve()
+        if not context.is_dir():
+            raise InputError(str(manifest), "image.build.context", f"folder {context} does not exist")
+        dockerfile = context / build.get("dockerfile", "Dockerfile")
+        if not dockerfile.is_file():
+            raise InputError(str(manifest), "image.build.dockerfile", f"file {dockerfile} does not exist")
+    return tarball, build

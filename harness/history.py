@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 FORMAT = "bctest-history/1"
 
@@ -61,6 +62,15 @@ def _round(value: float | None) -> float | None:
 def write(path: Path, history: History) -> None:
     """Write atomically: a reader never sees a half-written history."""
     partial = path.with_suffix(path.suffix + ".partial")
+    try:
+        _write_lines(partial, history)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, path)
+
+
+def _write_lines(partial: Path, history: History) -> None:
     with open(partial, "w", encoding="utf-8") as out:
         out.write(json.dumps({"type": "header", "format": FORMAT, **history.header}) + "\n")
         for tx in history.txs:
@@ -79,7 +89,6 @@ def write(path: Path, history: History) -> None:
         out.write(json.dumps({"type": "footer", **history.footer}) + "\n")
         out.flush()
         os.fsync(out.fileno())
-    os.replace(partial, path)
 
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:

@@ -54,13 +54,15 @@ def build_history(header: dict[str, Any], outcome: LoadOutcome, status: str,
                           txs=len(b.tx_ids)) for b in tracker.blocks]
     footer = {
         "status": status, "reason": reason, "watch_methods": outcome.watch_methods,
+        "settle_end": outcome.settle_end,
         "foreign_txs": tracker.foreign,
         "sender": {"late_sends": outcome.progress.late, "dropped": outcome.progress.dropped,
                    "max_lag_ms": round(outcome.progress.max_lag * 1000, 3),
                    "workers": outcome.progress.per_worker},
         "warnings": outcome.warnings,
     }
-    header = {**header, "phases": {k: [round(a, 6), round(b, 6)] for k, (a, b) in outcome.phases.items()}}
+    phases = {name: [round(a, 6), round(b, 6)] for name, (a, b) in outcome.phases.items()}
+    header = {**header, "phases": phases}
     return History(header=header, txs=txs, blocks=blocks, footer=footer)
 
 
@@ -112,7 +114,8 @@ def compute(history: History) -> dict[str, Any]:
         "load": header["load"],
         "threshold_nodes": figures["threshold_nodes"],
         "phases": {name: {**figures["phases"][name]} for name in figures["phases"]}
-        | ({"settle": {"window": header["phases"]["settle"]}} if "settle" in header["phases"] else {}),
+        | ({"settle": {"window": header["phases"]["settle"], "ended": footer.get("settle_end")}}
+           if "settle" in header["phases"] else {}),
         "timeseries": figures["timeseries"],
         "nodes": figures["nodes"],
         "commit_detection": figures["commit_detection"],

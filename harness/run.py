@@ -19,8 +19,14 @@ from typing import Any
 from rich.console import Console
 
 from harness import __version__, adapters, hostinfo
-from harness.errors import (EXIT_INFRA_FAILED, EXIT_INTERRUPTED, EXIT_PASS, EXIT_VERDICT_FAILED,
-                            InfraError, InputError)
+from harness.errors import (
+    EXIT_INFRA_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_PASS,
+    EXIT_VERDICT_FAILED,
+    InfraError,
+    InputError,
+)
 from harness.phases.load import run_load
 from harness.phases.setup import start_network
 from harness.progress import Progress
@@ -59,7 +65,7 @@ def run_header(suite: Suite, run_id: str, image: dict[str, Any], host: dict[str,
                   "chain_id": suite.chain.chain_id, "manifest_sha256": suite.chain.manifest_hash(),
                   "image": image, "params": suite.params},
         "host": host,
-        "started_at": dt.datetime.fromtimestamp(wall_now - (mono_now - t0), dt.timezone.utc)
+        "started_at": dt.datetime.fromtimestamp(wall_now - (mono_now - t0), dt.UTC)
         .isoformat(timespec="milliseconds"),
         "t0_wall": wall_now - (mono_now - t0),
         "nodes": nodes,

@@ -7,6 +7,7 @@ what was expected, never a traceback.
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ def load_yaml(path: Path) -> Any:
         raise InputError(str(path), None, f"cannot be read as UTF-8 text ({exc})") from None
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise InputError(str(path), None, "nested too deeply to be a bctest file") from None
+    except ValueError as exc:  # PyYAML's own constructors, e.g. an impossible date 2020-13-45
+        raise InputError(str(path), None, f"not valid YAML: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
@@ -75,9 +80,42 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
     return field_path(path), message
 
 
+# JSON's integer includes 2.0; ours does not, so `nodes: 2.0` is an error, not a float count.
+_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPES)
+LARGEST_NUMBER = 2**53  # beyond this a float() loses the value; no bctest field needs more
+
+
+def _check_plain_data(value: Any, path: list[Any], file: str) -> None:
+    """What JSON Schema cannot say: keys are strings, numbers are finite and representable."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InputError(file, field_path(path + [str(key)]),
+                                 f"keys must be strings, got {type(key).__name__} {key!r}")
+            _check_plain_data(item, path + [key], file)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_plain_data(item, path + [index], file)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InputError(file, field_path(path), f"expected a finite number, got {value}")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and abs(value) > LARGEST_NUMBER:
+        digits = len(str(int(value)))
+        raise InputError(file, field_path(path), f"number too large ({digits} digits); at most 2^53")
+
+
 def validate(document: Any, schema_name: str, file: str) -> None:
-    validator = jsonschema.Draft202012Validator(schema(schema_name))
-    errors = sorted(validator.iter_errors(document), key=lambda e: (len(e.absolute_path), e.path))
+    try:
+        _check_plain_data(document, [], file)
+    except RecursionError:
+        raise InputError(file, None, "nested too deeply to be a bctest file") from None
+    validator = _Validator(schema(schema_name))
+    try:
+        errors = sorted(validator.iter_errors(document), key=lambda e: (len(e.absolute_path), e.path))
+    except RecursionError:
+        raise InputError(file, None, "nested too deeply to be a bctest file") from None
     if errors:
         # The shallowest error is the most useful one: deeper ones often follow from it.
         best = jsonschema.exceptions.best_match(errors) or errors[0]

@@ -8,8 +8,9 @@ adapter to generate node files, prepare signed transactions and watch blocks.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from harness.chainpack import ChainPack
 from harness.runtime.docker import Node

@@ -11,8 +11,8 @@ import asyncio
 import multiprocessing
 import queue as queue_module
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from harness.adapters.base import Prepared
 from harness.errors import InfraError

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
@@ -29,6 +29,7 @@ class LoadOutcome:
     phases: dict[str, list[float]]              # name -> [start, end] on the run clock
     watch_methods: dict[str, str] = field(default_factory=dict)
     interrupted: str | None = None              # why the load stopped early, if it did
+    settle_end: str = "timeout"                 # all-committed | timeout | interrupted
     warnings: list[str] = field(default_factory=list)
 
 
@@ -100,7 +101,6 @@ async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: 
                                            on_progress, on_start)
         outcome_interrupt = interrupted()
         t0 = start.setdefault("t0", time.monotonic())
-        send_end = time.monotonic() - t0
         # The window ends where the schedule ended: at its full length, or (when stopped
         # early) just after the last transaction that came due.
         due = max((i for i, r in enumerate(records) if r is not None), default=-1) + 1
@@ -111,14 +111,23 @@ async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: 
         accepted = np.array([i for i, r in enumerate(records)
                              if r is not None and r.acked is not None and not r.error], dtype=np.int64)
         settle_start = time.monotonic()
-        while outcome_interrupt is None and time.monotonic() - settle_start < spec.settle:
+        settle_end = "timeout"
+        while True:
+            if outcome_interrupt is not None:
+                settle_end = "interrupted"
+                break
             if not np.isnan(tracker.committed_at[accepted]).any():
+                settle_end = "all-committed"
+                break
+            if time.monotonic() - settle_start >= spec.settle:
                 break
             snapshot("settle")
             await asyncio.sleep(0.25)
             outcome_interrupt = interrupted()
-        phases["settle"] = [send_end, time.monotonic() - t0]
+        # Settle runs from the end of the measure window, so the phases tile the clock.
+        phases["settle"] = [measure_end, time.monotonic() - t0]
     finally:
         methods = await watchers.close()
     return LoadOutcome(t0=t0, prepared=prepared, records=records, progress=sends, tracker=tracker,
-                       phases=phases, watch_methods=methods, interrupted=outcome_interrupt)
+                       phases=phases, watch_methods=methods, interrupted=outcome_interrupt,
+                       settle_end=settle_end)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from harness.adapters.base import Adapter
 from harness.errors import InfraError
@@ -55,5 +56,5 @@ async def start_network(runtime: DockerRuntime, suite: Suite, adapter: Adapter, 
     info = [{"name": node.name, "ready_seconds": round(seconds, 3),
              "ports": {k: f"127.0.0.1:{v}" for k, v in node.host_ports.items()},
              "log": str(runtime.log_path(node).relative_to(runtime.log_dir.parent))}
-            for node, seconds in zip(nodes, ready)]
+            for node, seconds in zip(nodes, ready, strict=True)]
     return nodes, info

@@ -9,10 +9,12 @@ display-ready values, so the template only arranges them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jinja2
 from hdrh.histogram import HdrHistogram
@@ -39,7 +41,7 @@ def fmt(value: Any, digits: int | None = None, unit: str = "") -> str:
     if isinstance(value, int):
         text = f"{value:,}"
     elif isinstance(value, float):
-        if value != value:  # NaN
+        if math.isnan(value):
             return "-"
         text = f"{value:,.{digits}f}" if digits is not None else f"{round(value, 4):,}"
     else:
@@ -112,8 +114,8 @@ def measure_latencies(run_dir: Path, threshold: int) -> tuple[list[float] | None
     """Per-transaction latency (ms) of the measure phase, from the history; or (None, why not)."""
     source = run_dir / "history.jsonl"
     if not source.is_file():
-        return None, f"{source.name} is missing from the run folder, so the per-transaction " \
-                     "latency distribution cannot be drawn."
+        return None, (f"{source.name} is missing from the run folder, so the per-transaction "
+                      "latency distribution cannot be drawn.")
     try:
         stored = history_module.read(source)
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -133,7 +135,7 @@ def distribution_table(latencies_ms: list[float]) -> list[dict[str, str]]:
     p50/p99 here equal the phase table's."""
     histogram = HdrHistogram(1, MAX_LATENCY_US, 3)
     for ms in latencies_ms:
-        histogram.record_value(min(MAX_LATENCY_US, max(1, int(round(ms * 1000)))))
+        histogram.record_value(min(MAX_LATENCY_US, max(1, round(ms * 1000))))
     rows = [{"label": "min", "value": fmt(histogram.get_min_value() / 1000, 1)}]
     count = histogram.get_total_count()
     # a percentile is shown only when the run has enough samples to resolve it (p99.9 needs 1000)

@@ -12,6 +12,12 @@ def build(results: dict[str, Any]) -> ET.Element:
     suites = ET.Element("testsuites", name=f"bctest {results['suite']['name']}")
     suite = ET.SubElement(suites, "testsuite", name=results["suite"]["name"],
                           timestamp=results["started_at"])
+    properties = ET.SubElement(suite, "properties")  # JUnit's schema wants it first
+    for name, value in (("run_id", results["run_id"]), ("chain", results["chain"]["name"]),
+                        ("chain_version", results["chain"]["version"]),
+                        ("image_id", results["chain"]["image"]["id"]),
+                        ("suite_sha256", results["suite"]["sha256"])):
+        ET.SubElement(properties, "property", name=name, value=str(value))
     failures = skipped = 0
     cases = [("checks", c) for c in results["checks"]] + \
             [("requirements", r) for r in results.get("requirements", [])]
@@ -32,12 +38,6 @@ def build(results: dict[str, Any]) -> ET.Element:
     suite.set("failures", str(failures))
     suite.set("skipped", str(skipped))
     suite.set("errors", "0")
-    properties = ET.SubElement(suite, "properties")
-    for name, value in (("run_id", results["run_id"]), ("chain", results["chain"]["name"]),
-                        ("chain_version", results["chain"]["version"]),
-                        ("image_id", results["chain"]["image"]["id"]),
-                        ("suite_sha256", results["suite"]["sha256"])):
-        ET.SubElement(properties, "property", name=name, value=str(value))
     return suites
 
 

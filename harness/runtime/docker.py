@@ -141,7 +141,7 @@ class DockerRuntime:
             if node_files:
                 container.put_archive("/", _tar_files(node_files))
             created.append((name, index, container))
-        for name, index, container in created:
+        for name, _index, container in created:
             try:
                 container.start()
             except docker.errors.APIError as exc:

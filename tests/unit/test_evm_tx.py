@@ -8,8 +8,7 @@ from eth_utils import to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.adapters.evm_tx import (SECP256K1_N, account_from_key, derive_account,
-                                     sign_transfer)
+from harness.adapters.evm_tx import SECP256K1_N, account_from_key, derive_account, sign_transfer
 
 keys = st.integers(min_value=1, max_value=SECP256K1_N - 1).map(lambda k: k.to_bytes(32, "big"))
 uint256 = st.integers(min_value=0, max_value=2**256 - 1)

@@ -73,8 +73,6 @@ def test_failed_write_keeps_previous_history_intact(tmp_path):
     assert path.read_bytes() == before
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: history.write leaves PATH.partial behind when writing "
-                   "fails (no cleanup of the temporary file on exception)")
 def test_failed_write_leaves_no_partial_file(tmp_path):
     path = tmp_path / "history.jsonl"
     broken = sample()

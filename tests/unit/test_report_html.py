@@ -80,7 +80,7 @@ def test_sample_report_shows_verdict_and_measure_throughput(sample_page: str,
                                                             sample: dict[str, Any]) -> None:
     assert re.search(r'id="verdict">\s*<div class="word">pass</div>', sample_page)
     measure = sample["phases"]["measure"]
-    card = re.search(r'id="measure-throughput">.*?<div class="value">([^<]*)<', sample_page, re.S)
+    card = re.search(r'id="measure-throughput">.*?<div class="value">([^<]*)<', sample_page, re.DOTALL)
     assert card and card.group(1) == f"{measure['throughput']:.1f}" == "100.0"
     assert "success_ratio &gt;= 0.99" in sample_page  # the check, escaped
 
@@ -145,7 +145,7 @@ def test_zero_commits_and_incomplete_still_render(sample: dict[str, Any], tmp_pa
     assert re.search(r'class="verdict-banner v-incomplete"', page)
     assert "interrupted: node0 stopped answering" in page
     assert re.search(r"<td>Latency p99</td><td[^>]*>ms</td>\s*<td[^>]*>-</td>", page)
-    assert re.search(r'id="measure-p50">.*?<div class="value">-<', page, re.S)
+    assert re.search(r'id="measure-p50">.*?<div class="value">-<', page, re.DOTALL)
     assert "No transaction of the measure phase committed" in page
     assert len(embedded_images(page)) == 2  # the distribution is replaced by the note
     assert '<span class="badge v-fail">fail</span>' in page
