@@ -70,7 +70,8 @@ def harness_warnings(figures: dict[str, Any], footer: dict[str, Any]) -> list[st
     """Say loudly when the harness, not the chain, limited what was measured."""
     warnings = list(footer.get("warnings", []))
     measure = figures["phases"].get("measure")
-    if footer.get("status") == "complete" and measure and measure["send_rate_ratio"] is not None and measure["send_rate_ratio"] < 0.98:
+    ratio = measure["send_rate_ratio"] if measure else None
+    if footer.get("status") == "complete" and ratio is not None and ratio < 0.98:
         warnings.append(f"the harness sent {measure['send_rate']} tx/s against a target of "
                         f"{measure['target_rate']} tx/s ({measure['send_rate_ratio']:.1%}): the "
                         "figures describe the harness's ceiling, not the chain's; add load.workers")
