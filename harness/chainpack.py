@@ -29,6 +29,7 @@ class ChainPack:
     chain_id: int
     readiness_probe: str
     readiness_timeout: float
+    progress_blocks: int
     resources: dict[str, Any]
     capabilities: list[str]
     command: list[str] | None
@@ -100,6 +101,7 @@ def load(folder: Path) -> ChainPack:
         chain_id=doc.get("chain_id", 1337),
         readiness_probe=readiness.get("probe", "adapter"),
         readiness_timeout=float(readiness.get("timeout", 60)),
+        progress_blocks=readiness.get("progress_blocks", 0),
         resources=doc.get("resources", {}),
         capabilities=doc.get("capabilities", []),
         command=doc.get("command"),

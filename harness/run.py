@@ -28,7 +28,7 @@ from harness.errors import (
     InputError,
 )
 from harness.phases.load import run_load
-from harness.phases.setup import start_network
+from harness.phases.setup import start_network, wait_progress
 from harness.progress import Progress
 from harness.report import write_reports
 from harness.results import build_history, write_history_and_results
@@ -119,19 +119,24 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
     try:
         console.print(f"starting {suite.nodes} × {suite.chain.name} {suite.chain.version} "
                       f"({image_id[:19]})", highlight=False)
-        count = int(round(suite.load.rate * suite.load.total_seconds))
-        signing = asyncio.create_task(asyncio.to_thread(adapter.prepare, count))
         nodes, node_info = await start_network(runtime, suite, adapter, suite.chain.image_tag,
                                                stop)
-        prepared = await signing
-        console.print(f"ready in {max(n['ready_seconds'] for n in node_info):.1f} s; "
-                      f"{count} transactions signed", highlight=False)
+        console.print(f"ready in {max(n['ready_seconds'] for n in node_info):.1f} s", highlight=False)
+        if suite.chain.progress_blocks:
+            heights = await wait_progress(adapter, nodes, suite.chain.progress_blocks,
+                                          suite.ready_timeout, stop)
+            console.print(f"consensus running: heights {heights}", highlight=False)
+        bootstrap = await adapter.bootstrap(nodes)
+        count = int(round(suite.load.rate * suite.load.total_seconds))
+        prepared = await asyncio.to_thread(adapter.prepare, count)
+        console.print(f"{count} transactions signed", highlight=False)
         if stop():
             return None
         image = {"tag": suite.chain.image_tag, **runtime.image_digest(suite.chain.image_tag)}
         with Progress(console) as progress:
             outcome = await run_load(suite, adapter, nodes, prepared, progress, stop)
         header = run_header(suite, run_id, image, host, node_info, outcome.t0)
+        header["bootstrap"] = bootstrap
         status = "incomplete" if outcome.interrupted else "complete"
         history = build_history(header, outcome, status, outcome.interrupted)
     finally:

@@ -42,6 +42,8 @@ OnBlock = Callable[[Block], None]
 
 
 class Adapter(Protocol):
+    """A chain family. Subclass AdapterBase to get the optional hooks' defaults."""
+
     family: ClassVar[str]
     submit_path: ClassVar[str]          # path appended to the node's rpc url for submissions
     submit_headers: ClassVar[dict[str, str]]
@@ -55,8 +57,17 @@ class Adapter(Protocol):
     async def ready(self, node: Node) -> str | None:
         """None when the node is ready; otherwise why not (shown if readiness times out)."""
 
+    async def height(self, node: Node) -> int:
+        """The node's current block height (used to see the network make progress)."""
+
+    async def bootstrap(self, nodes: list[Node]) -> dict[str, Any]:
+        """After readiness, before signing: fund accounts, mine coinbases... Facts to report."""
+
     def prepare(self, count: int) -> list[Prepared]:
         """Build and sign `count` transactions before the measured window."""
+
+    async def drive(self, nodes: list[Node], stop: asyncio.Event) -> None:
+        """Runs beside the load until `stop`: e.g. produce blocks on a regtest chain."""
 
     async def watch(self, node: Node, on_block: OnBlock, stop: asyncio.Event,
                     subscribe: bool, poll_interval: float) -> str:
@@ -70,3 +81,14 @@ class Adapter(Protocol):
         """None if the submission was accepted, else a short reason (runs in sender processes)."""
 
 
+class AdapterBase:
+    """Defaults for the optional hooks: nothing to bootstrap, nothing to drive."""
+
+    async def bootstrap(self, nodes: list[Node]) -> dict[str, Any]:
+        return {}
+
+    async def drive(self, nodes: list[Node], stop: asyncio.Event) -> None:
+        await stop.wait()
+
+    async def close(self) -> None:
+        return None

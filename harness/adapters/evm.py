@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import aiohttp
 
 from harness.adapters import jsonrpc
-from harness.adapters.base import Block, OnBlock, Prepared
+from harness.adapters.base import AdapterBase, Block, OnBlock, Prepared
 from harness.adapters.evm_tx import derive_account, sign_transfer
 from harness.chainpack import ChainPack
 from harness.runtime.docker import Node
@@ -39,7 +39,7 @@ def _sign_batch(job: tuple[list[tuple[int, bytes, int, bytes]], int, int]) -> li
     return out
 
 
-class EvmAdapter:
+class EvmAdapter(AdapterBase):
     family: ClassVar[str] = "evm"
     submit_path: ClassVar[str] = "/"
     submit_headers: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
@@ -105,6 +105,10 @@ class EvmAdapter:
         if chain_id != self.chain_id:
             return f"eth_chainId is {chain_id}, the chain pack says {self.chain_id}"
         return None
+
+    async def height(self, node: Node) -> int:
+        return int(await jsonrpc.call(self._session_for_control(), node.url(), "eth_blockNumber",
+                                      timeout=5), 16)
 
     def prepare(self, count: int) -> list[Prepared]:
         accounts = self.accounts

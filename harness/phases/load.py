@@ -39,16 +39,23 @@ def classifier_ref(adapter: Adapter) -> str:
 
 
 class _Watchers:
-    """One block watcher task per node, all feeding the tracker."""
+    """One block watcher task per node, all feeding the tracker, and the adapter's driver
+    (e.g. the block producer of a regtest chain) running beside them."""
 
     def __init__(self, adapter: Adapter, nodes: list[Node], tracker: CommitTracker, suite: Suite):
         self.stop = asyncio.Event()
         self.tasks = {node.name: asyncio.create_task(adapter.watch(
             node, tracker.on_block, self.stop, suite.subscribe, suite.poll_interval))
             for node in nodes}
+        self.driver = asyncio.create_task(adapter.drive(nodes, self.stop))
+        self.warnings: list[str] = []
 
     async def close(self) -> dict[str, str]:
         self.stop.set()
+        try:
+            await asyncio.wait_for(self.driver, 10)
+        except Exception as exc:  # the driver's failure shows in what was (not) committed
+            self.warnings.append(f"the chain driver failed: {type(exc).__name__}: {exc}"[:300])
         methods = {}
         for name, task in self.tasks.items():
             try:
@@ -130,4 +137,4 @@ async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: 
         methods = await watchers.close()
     return LoadOutcome(t0=t0, prepared=prepared, records=records, progress=sends, tracker=tracker,
                        phases=phases, watch_methods=methods, interrupted=outcome_interrupt,
-                       settle_end=settle_end)
+                       settle_end=settle_end, warnings=watchers.warnings)

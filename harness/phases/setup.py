@@ -58,3 +58,30 @@ async def start_network(runtime: DockerRuntime, suite: Suite, adapter: Adapter, 
              "log": str(runtime.log_path(node).relative_to(runtime.log_dir.parent))}
             for node, seconds in zip(nodes, ready, strict=True)]
     return nodes, info
+
+
+async def wait_progress(adapter: Adapter, nodes: list[Node], blocks: int, timeout: float,
+                        interrupted: Callable[[], bool]) -> dict[str, int]:
+    """Every node must advance `blocks` past the highest start height: proof that the nodes
+    reach consensus together. Otherwise InfraError with the height each node reached."""
+    async def heights() -> dict[str, int | str]:
+        async def one(node: Node) -> int | str:
+            try:
+                return await adapter.height(node)
+            except Exception as exc:  # an unreachable node is reported, not raised
+                return f"unreachable ({type(exc).__name__})"
+        values = await asyncio.gather(*(one(node) for node in nodes))
+        return {node.name: value for node, value in zip(nodes, values, strict=True)}
+
+    start = await heights()
+    target = max((h for h in start.values() if isinstance(h, int)), default=0) + blocks
+    deadline = time.monotonic() + timeout
+    while True:
+        now = await heights()
+        if all(isinstance(h, int) and h >= target for h in now.values()):
+            return {name: int(h) for name, h in now.items()}
+        if time.monotonic() > deadline or interrupted():
+            reached = ", ".join(f"{name} {h}" for name, h in now.items())
+            raise InfraError(f"the network did not reach height {target} within {timeout:g} s "
+                             f"(heights: {reached}); node logs are in the run folder's logs/")
+        await asyncio.sleep(0.5)
