@@ -21,7 +21,11 @@ def adapter_class(family: str, manifest: str | None = None) -> type[Adapter]:
         raise InputError(manifest, "family", f"no adapter '{family}' is installed (installed: "
                          f"{', '.join(sorted(found)) or 'none'}; adapters register in the "
                          f"entry-point group '{GROUP}')")
-    return found[family].load()
+    try:
+        return found[family].load()
+    except Exception as exc:  # a broken vendor package must not crash the harness
+        raise InputError(manifest, "family", f"adapter '{family}' is installed but failed to load "
+                         f"({found[family].value}): {type(exc).__name__}: {exc}") from None
 
 
 __all__ = ["Adapter", "Block", "Prepared", "adapter_class", "installed"]
