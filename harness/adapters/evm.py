@@ -5,6 +5,10 @@ Per-chain differences live in the chain pack (`options`), not in forks of this c
   funding_wei      balance of every sender account in the genesis alloc
   genesis          extra keys merged into the generated genesis.json
   genesis_config   extra keys merged into genesis.json's "config"
+  clique           true: proof-of-authority with every node a signer. The adapter then
+                   also writes per node /bctest/signer.key, /bctest/nodekey and
+                   /bctest/enodes, puts the signers in the genesis extradata and takes the
+                   block period from the pack parameter `period`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import aiohttp
 
 from harness.adapters import jsonrpc
 from harness.adapters.base import AdapterBase, Block, OnBlock, Prepared
-from harness.adapters.evm_tx import derive_account, sign_transfer
+from harness.adapters.evm_tx import derive_account, public_key_hex, sign_transfer
 from harness.chainpack import ChainPack
 from harness.runtime.docker import Node
 
@@ -80,11 +84,25 @@ class EvmAdapter(AdapterBase):
             "alloc": {a.hex_address[2:]: {"balance": funding} for a in self.senders(accounts)},
             **self.options.get("genesis", {}),
         }
+        if self.options.get("clique"):
+            config["clique"] = {"period": int(self.params.get("period", 1)), "epoch": 30000}
+            signers = b"".join(a.address for a in self.signers())
+            genesis["extraData"] = "0x" + (bytes(32) + signers + bytes(65)).hex()
         return genesis
+
+    def signers(self) -> list:
+        return [derive_account("signer", self.seed, i) for i in range(self.nodes)]
 
     def node_files(self) -> dict[int, dict[str, bytes]]:
         genesis = json.dumps(self.genesis(self.accounts), indent=1).encode()
-        return {i: {"genesis.json": genesis} for i in range(self.nodes)}
+        files = {i: {"genesis.json": genesis} for i in range(self.nodes)}
+        if self.options.get("clique"):
+            p2p = [derive_account("p2p", self.seed, i) for i in range(self.nodes)]
+            enodes = "".join(f"node{i} {public_key_hex(a.key)}\n" for i, a in enumerate(p2p)).encode()
+            for i, signer in enumerate(self.signers()):
+                files[i].update({"signer.key": signer.key.hex().encode(),
+                                 "nodekey": p2p[i].key.hex().encode(), "enodes": enodes})
+        return files
 
     def _session_for_control(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

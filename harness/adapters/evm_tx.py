@@ -31,6 +31,11 @@ def account_from_key(key: bytes) -> Account:
     return Account(key=key, address=keccak(public)[-20:])
 
 
+def public_key_hex(key: bytes) -> str:
+    """The 64-byte uncompressed public key without its 0x04 prefix (an enode id)."""
+    return coincurve.PublicKey.from_secret(key).format(compressed=False)[1:].hex()
+
+
 def derive_account(label: str, seed: int, index: int) -> Account:
     """Deterministic test account: the same suite seed gives the same accounts on every run."""
     counter = 0

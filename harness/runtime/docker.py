@@ -126,6 +126,9 @@ class DockerRuntime:
                     environment={**env_common, "BCTEST_NODE_INDEX": str(index),
                                  "BCTEST_NODE_NAME": name},
                     network=self.network_name,
+                    # Peers find each other by node name on the run network (BCTEST_PEERS).
+                    networking_config={self.network_name: self.client.api.create_endpoint_config(
+                        aliases=[name])},
                     ports={f"{p}/tcp": ("127.0.0.1",) for p in container_ports},
                     cap_drop=["ALL"],
                     cap_add=pack.capabilities or None,

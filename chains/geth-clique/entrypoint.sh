@@ -1,0 +1,36 @@
+#!/bin/sh
+# Vendor-contract entry point for geth + Clique. Inputs (from the EVM adapter):
+#   /bctest/genesis.json  clique genesis: every node's signer in extradata, funded senders
+#   /bctest/signer.key    this node's signer private key (hex)
+#   /bctest/nodekey       this node's p2p key (hex)
+#   /bctest/enodes        "<name> <enode public key hex>" per node
+set -eu
+data="$HOME/data"
+mkdir -p "$data"
+geth --datadir "$data" --verbosity 2 init /bctest/genesis.json
+: > "$HOME/password"
+signer=$(geth --datadir "$data" --verbosity 2 account import --password "$HOME/password" /bctest/signer.key \
+         | sed -n 's/.*{\([0-9a-fA-F]*\)}.*/\1/p')
+# Static peers by IP on the run network (geth wants addresses, the harness gives names).
+static=""
+while read -r name pub; do
+  [ "$name" = "$BCTEST_NODE_NAME" ] && continue
+  ip=""
+  for _ in $(seq 60); do
+    ip=$(getent hosts "$name" | cut -d' ' -f1) && [ -n "$ip" ] && break
+    sleep 0.5
+  done
+  static="$static\"enode://$pub@$ip:30303\","
+done < /bctest/enodes
+printf '[Node.P2P]\nStaticNodes = [%s]\n' "${static%,}" > "$HOME/config.toml"
+echo "bctest-entrypoint: node ${BCTEST_NODE_INDEX}/${BCTEST_NODE_COUNT}: signer 0x$signer"
+exec geth --config "$HOME/config.toml" --datadir "$data" \
+  --networkid "$BCTEST_CHAIN_ID" --nodekey /bctest/nodekey --nodiscover \
+  --port 30303 --syncmode full \
+  --mine --miner.etherbase "0x$signer" --unlock "0x$signer" --password "$HOME/password" \
+  --allow-insecure-unlock --miner.gaslimit "${BCTEST_PARAM_GAS_LIMIT}" \
+  --txpool.globalslots "${BCTEST_PARAM_TXPOOL_SLOTS}" --txpool.accountslots 256 \
+  --txpool.globalqueue 20000 --txpool.accountqueue 512 \
+  --http --http.addr 0.0.0.0 --http.port 8545 --http.api eth,net,web3,txpool \
+  --http.vhosts '*' --ws --ws.addr 0.0.0.0 --ws.port 8546 --ws.origins '*' --ws.api eth,net,web3 \
+  --verbosity 3
