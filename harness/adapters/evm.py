@@ -25,6 +25,7 @@ import aiohttp
 from harness.adapters import jsonrpc
 from harness.adapters.base import AdapterBase, Block, OnBlock, Prepared
 from harness.adapters.evm_tx import derive_account, public_key_hex, sign_transfer
+from harness.adapters.follow import ChainFollower
 from harness.chainpack import ChainPack
 from harness.runtime.docker import Node
 
@@ -160,13 +161,11 @@ class EvmAdapter(AdapterBase):
                     subscribe: bool = True, poll_interval: float = 0.1) -> str:
         """Follow new heads over websocket (eth_subscribe); poll eth_blockNumber if that fails."""
         async with aiohttp.ClientSession() as session:
-            last = int(await jsonrpc.call(session, node.url(), "eth_blockNumber"), 16)
+            async def fetch(number: int, seen: float) -> Block:
+                return await self._block(session, node, number, seen)
 
-            async def catch_up(head: int, seen: float) -> None:
-                nonlocal last
-                for number in range(last + 1, head + 1):
-                    on_block(await self._block(session, node, number, seen))
-                    last = number
+            start = int(await jsonrpc.call(session, node.url(), "eth_blockNumber"), 16)
+            follower = ChainFollower(fetch, on_block, start)
 
             if subscribe:
                 ws_port = "ws" if "ws" in node.host_ports else "rpc"
@@ -176,8 +175,9 @@ class EvmAdapter(AdapterBase):
                         reply = await asyncio.wait_for(ws.receive_json(), 5)
                         if "result" not in reply:
                             raise jsonrpc.RpcError(f"eth_subscribe refused: {reply}")
-                        await catch_up(int(await jsonrpc.call(session, node.url(), "eth_blockNumber"), 16),
-                                       time.monotonic())
+                        await follower.advance(
+                            int(await jsonrpc.call(session, node.url(), "eth_blockNumber"), 16),
+                            time.monotonic())
                         while not stop.is_set():
                             receive = asyncio.ensure_future(ws.receive())
                             stopped = asyncio.ensure_future(stop.wait())
@@ -193,7 +193,7 @@ class EvmAdapter(AdapterBase):
                             seen = time.monotonic()
                             head = json.loads(message.data).get("params", {}).get("result", {})
                             if "number" in head:
-                                await catch_up(int(head["number"], 16), seen)
+                                await follower.advance(int(head["number"], 16), seen, head.get("hash"))
                         return "websocket"
                 except (aiohttp.ClientError, jsonrpc.RpcError, TimeoutError, ValueError) as exc:
                     if stop.is_set():
@@ -204,8 +204,10 @@ class EvmAdapter(AdapterBase):
             # Polling: the fallback, and the method when subscriptions are turned off.
             while not stop.is_set():
                 try:
-                    head = int(await jsonrpc.call(session, node.url(), "eth_blockNumber"), 16)
-                    await catch_up(head, time.monotonic())
+                    seen = time.monotonic()
+                    head = await jsonrpc.call(session, node.url(), "eth_getBlockByNumber",
+                                              ["latest", False])
+                    await follower.advance(int(head["number"], 16), seen, head["hash"])
                 except jsonrpc.RpcError:
                     pass
                 try:
