@@ -72,6 +72,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import jsonschema
+
     from harness import history, results
     from harness.report import write_reports
 
@@ -80,10 +82,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(str(args.run_dir), None, "no history.jsonl: not a bctest run folder")
     try:
         stored = history.read(source)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(str(source), None, f"not a readable bctest history ({exc})") from None
-    computed = results.compute(stored)
-    results.validate(computed)
+        computed = results.compute(stored)
+        results.validate(computed)
+    except (ValueError, KeyError, TypeError, IndexError, jsonschema.ValidationError) as exc:
+        raise InputError(str(source), None, f"not a readable bctest history "
+                         f"({type(exc).__name__}: {exc})") from None
     results.write_json(args.run_dir / "results.json", computed)
     write_reports(args.run_dir, computed)
     console.print(f"verdict: {computed['verdict']}; report: {args.run_dir / 'report.html'}")
