@@ -65,7 +65,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             console.print(f"ok: chain pack {pack.name} {pack.version} ({folder})")
         else:
             loaded = suite.load(file)
-            adapters.adapter_class(loaded.chain.family, str(loaded.chain.manifest))
+            adapter = adapters.adapter_class(loaded.chain.family, str(loaded.chain.manifest))
+            adapters.workload_for(adapter, loaded.workload, str(file))
             console.print(f"ok: suite {loaded.name} → {loaded.chain.name}, {loaded.nodes} node(s), "
                           f"{loaded.load.rate:g} tx/s for {loaded.load.duration:g} s ({file})")
     return EXIT_PASS

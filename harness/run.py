@@ -52,7 +52,7 @@ def prepare_run_dir(out: Path | None, suite: Suite, run_id: str) -> Path:
 
 
 def run_header(suite: Suite, run_id: str, image: dict[str, Any], host: dict[str, Any],
-               nodes: list[dict[str, Any]], t0: float) -> dict[str, Any]:
+               nodes: list[dict[str, Any]], t0: float, workload: str) -> dict[str, Any]:
     wall_now, mono_now = time.time(), time.monotonic()
     spec = suite.load
     return {
@@ -72,7 +72,7 @@ def run_header(suite: Suite, run_id: str, image: dict[str, Any], host: dict[str,
         "time_to_ready_seconds": max((n["ready_seconds"] for n in nodes), default=None),
         "load": {"rate": spec.rate, "warmup": spec.warmup, "duration": spec.duration,
                  "settle": spec.settle, "workers": spec.workers, "accounts": suite.accounts,
-                 "workload": suite.workload, "max_in_flight": spec.max_in_flight,
+                 "workload": workload, "max_in_flight": spec.max_in_flight,
                  "commit_share": suite.commit_share, "seed": suite.seed},
         "checks": [{"id": c.id, "metric": c.metric, "op": c.op, "value": c.value,
                     "phase": c.phase} for c in suite.checks],
@@ -111,6 +111,7 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
         removed = await asyncio.to_thread(remove_run, client, dead)
         console.print(f"removed {removed} objects left by dead run {dead}")
     adapter_cls = adapters.adapter_class(suite.chain.family, str(suite.chain.manifest))
+    workload = adapters.workload_for(adapter_cls, suite.workload, str(suite.path))
     adapter = adapter_cls(suite.chain, suite.params, suite.nodes, suite.seed, suite.accounts)
     image_id = await asyncio.to_thread(images.ensure, client, suite.chain, rebuild,
                                        lambda m: console.print(f"  {m}", highlight=False))
@@ -135,7 +136,7 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
         image = {"tag": suite.chain.image_tag, **runtime.image_digest(suite.chain.image_tag)}
         with Progress(console) as progress:
             outcome = await run_load(suite, adapter, nodes, prepared, progress, stop)
-        header = run_header(suite, run_id, image, host, node_info, outcome.t0)
+        header = run_header(suite, run_id, image, host, node_info, outcome.t0, workload)
         header["bootstrap"] = bootstrap
         status = "incomplete" if outcome.interrupted else "complete"
         history = build_history(header, outcome, status, outcome.interrupted)

@@ -47,7 +47,7 @@ class Suite:
     seed: int
     load: LoadSpec
     accounts: int
-    workload: str
+    workload: str | None  # None: the adapter's default workload
     params: dict[str, Any]
     commit_share: float
     poll_interval: float
@@ -100,7 +100,7 @@ def load(path: Path) -> Suite:
             submit_timeout=float(load_doc.get("submit_timeout", 10)),
         ),
         accounts=workload.get("accounts", 256),
-        workload=workload.get("kind", "transfer"),
+        workload=workload.get("kind"),
         params={**pack.params, **doc.get("params", {})},
         commit_share=commit.get("share", pack.commit_share),
         poll_interval=commit.get("poll_interval", 0.1),

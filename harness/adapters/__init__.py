@@ -28,4 +28,15 @@ def adapter_class(family: str, manifest: str | None = None) -> type[Adapter]:
                          f"({found[family].value}): {type(exc).__name__}: {exc}") from None
 
 
-__all__ = ["Adapter", "Block", "Prepared", "adapter_class", "installed"]
+def workload_for(adapter: type[Adapter], requested: str | None, suite_file: str) -> str:
+    """The suite's workload kind if the adapter can generate it, else its default."""
+    offered = getattr(adapter, "workloads", ("transfer",))
+    if requested is None:
+        return offered[0]
+    if requested not in offered:
+        raise InputError(suite_file, "workload.kind", f"the '{adapter.family}' adapter generates "
+                         f"{', '.join(offered)}, not {requested}")
+    return requested
+
+
+__all__ = ["Adapter", "Block", "Prepared", "adapter_class", "installed", "workload_for"]

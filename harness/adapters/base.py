@@ -45,6 +45,7 @@ class Adapter(Protocol):
     """A chain family. Subclass AdapterBase to get the optional hooks' defaults."""
 
     family: ClassVar[str]
+    workloads: ClassVar[tuple[str, ...]]  # workload kinds it can generate, default first
     submit_path: ClassVar[str]          # path appended to the node's rpc url for submissions
     submit_headers: ClassVar[dict[str, str]]
 

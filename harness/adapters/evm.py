@@ -46,6 +46,7 @@ def _sign_batch(job: tuple[list[tuple[int, bytes, int, bytes]], int, int]) -> li
 
 class EvmAdapter(AdapterBase):
     family: ClassVar[str] = "evm"
+    workloads: ClassVar[tuple[str, ...]] = ("transfer",)
     submit_path: ClassVar[str] = "/"
     submit_headers: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
 

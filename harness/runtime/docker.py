@@ -23,6 +23,15 @@ from harness.errors import InfraError
 RUN_LABEL = "bctest.run"
 PID_LABEL = "bctest.pid"
 HOST_LABEL = "bctest.host"
+PIDNS_LABEL = "bctest.pidns"
+
+
+def _pid_namespace() -> str:
+    """Which PID namespace our pid label means something in (containers share hostnames)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "unknown"
 
 
 def connect() -> docker.DockerClient:
@@ -86,7 +95,7 @@ class DockerRuntime:
         self.run_id = run_id
         self.log_dir = log_dir
         self.labels = {RUN_LABEL: run_id, PID_LABEL: str(os.getpid()),
-                       HOST_LABEL: socket.gethostname()}
+                       HOST_LABEL: socket.gethostname(), PIDNS_LABEL: _pid_namespace()}
         self.network_name = f"bctest-{run_id}"
         self.nodes: list[Node] = []
         self._network = None
@@ -243,7 +252,7 @@ def _pid_alive(pid: int) -> bool:
 
 def leftover_runs(client: docker.DockerClient, include_live: bool = False) -> list[str]:
     """Run ids with objects in the engine whose harness process on this host is gone."""
-    here = socket.gethostname()
+    here, pidns = socket.gethostname(), _pid_namespace()
     runs: dict[str, bool] = {}
     objects = list(client.containers.list(all=True, filters={"label": RUN_LABEL}))
     objects += client.networks.list(filters={"label": RUN_LABEL})
@@ -254,7 +263,9 @@ def leftover_runs(client: docker.DockerClient, include_live: bool = False) -> li
         if not run_id:
             continue
         pid = labels.get(PID_LABEL, "")
-        # A run driven from another host (or another harness container) is never ours to judge.
-        alive = labels.get(HOST_LABEL) != here or not pid.isdigit() or _pid_alive(int(pid))
+        # A run driven from another host, container or PID namespace is never ours to judge:
+        # its pid means nothing here.
+        foreign = labels.get(HOST_LABEL) != here or labels.get(PIDNS_LABEL) != pidns
+        alive = foreign or not pid.isdigit() or _pid_alive(int(pid))
         runs[run_id] = runs.get(run_id, False) or alive
     return sorted(r for r, alive in runs.items() if include_live or not alive)

@@ -115,7 +115,8 @@ def test_clean_removes_objects_of_dead_runs_only(docker_client, anvil_image):
     for run_id, pid in (("deadrun0001", dead.pid), ("liverun0001", os.getpid())):
         made[run_id] = docker_client.containers.create(
             "bctest/anvil:1.7.1", name=f"bctest-{run_id}-node0",
-            labels={"bctest.run": run_id, "bctest.pid": str(pid), "bctest.host": host})
+            labels={"bctest.run": run_id, "bctest.pid": str(pid), "bctest.host": host,
+                    "bctest.pidns": os.readlink("/proc/self/ns/pid")})
     try:
         done = bctest("clean")
         assert done.returncode == 0, done.stderr

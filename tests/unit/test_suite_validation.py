@@ -66,7 +66,7 @@ def test_minimal_suite_gets_documented_defaults(tmp_path, inputs):
     assert s.seed == 1
     assert s.load.warmup == 5.0 and s.load.settle == 30.0
     assert s.load.workers == 1 and s.load.max_in_flight == 4096 and s.load.submit_timeout == 10.0
-    assert s.accounts == 256 and s.workload == "transfer"
+    assert s.accounts == 256 and s.workload is None  # the adapter decides
     assert s.commit_share == 0.5  # pow default share from the pack
     assert s.poll_interval == 0.1 and s.subscribe is True
     assert s.ready_timeout == 60.0
@@ -173,7 +173,7 @@ def _del(doc, dotted):
     (lambda d: _set(d, "commit.share", 1.5), "commit.share", ["<= 1"]),
     (lambda d: _set(d, "checks.0.op", "=>"), "checks[0].op", ["expected one of", "'=>'"]),
     (lambda d: _set(d, "checks.0.metric", "tps"), "checks[0].metric", ["expected one of"]),
-    (lambda d: _set(d, "workload.kind", "kv"), "workload.kind", ["expected one of", "transfer"]),
+    (lambda d: _set(d, "workload.kind", "smallbank"), "workload.kind", ["expected one of", "transfer"]),
     (lambda d: _set(d, "params.block_time", [1]), "params.block_time", ["expected"]),
 ])
 def test_suite_schema_error_names_file_field_and_expectation(tmp_path, inputs, mutate, field, words):
