@@ -39,6 +39,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -115,6 +116,28 @@ def wait_quiet() -> float:
         waited = True
 
 
+def sender_processes_cpu() -> float:
+    """utime+stime (s) of this process's live sender children (multiprocessing spawn)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    me = os.getpid()
+    children: list[str] = []
+    for task in Path(f"/proc/{me}/task").iterdir():
+        try:
+            children += (task / "children").read_text().split()
+        except OSError:
+            pass
+    for pid in children:
+        try:
+            if b"spawn_main" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def pct(values: np.ndarray, q: float) -> float | None:
     return float(np.percentile(values, q)) if len(values) else None
 
@@ -143,7 +166,7 @@ class EndpointStep:
     lag_max: float | None
     ack_p50: float | None          # ack - submit
     ack_p99: float | None
-    sender_cpu: float              # CPU seconds of the sender processes / seconds (1.0 = one core)
+    sender_cpu: float              # sender processes' CPU while sending / time (1.0 = one core)
     main_cpu: float                # the collecting main process
     endpoint_cpu: float
     machine_busy: float            # share of all cores busy during the step
@@ -165,13 +188,25 @@ def endpoint_step(endpoint: Endpoint, rate: float, workers: int, seconds: float,
                          HEADERS, CLASSIFIER)
     background = wait_quiet()
     started: dict[str, float] = {}
+    window_cpu: dict[str, float] = {}
+
+    def on_start(at: float) -> None:
+        started["t0"] = at
+        window_cpu["start"] = sender_processes_cpu()
+        window_cpu["start_at"] = time.monotonic()
+
+    def on_progress(_progress: Any) -> None:  # every 0.5 s per worker: last sample ~ end
+        if "start" in window_cpu:
+            window_cpu["end"] = sender_processes_cpu()
+            window_cpu["end_at"] = time.monotonic()
+
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     self0 = resource.getrusage(resource.RUSAGE_SELF)
     endpoint0 = endpoint.cpu_seconds()
     busy0, total0 = cpu_times()
     wall0 = time.monotonic()
     records, progress = asyncio.run(run_senders(
-        plans, count, lambda: False, lambda _p: None, lambda at: started.setdefault("t0", at)))
+        plans, count, lambda: False, on_progress, on_start))
     wall = time.monotonic() - wall0
     busy1, total1 = cpu_times()
     children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -197,9 +232,10 @@ def endpoint_step(endpoint: Endpoint, rate: float, workers: int, seconds: float,
     span = (float(submitted_a.max()) - t0 + 1.0 / rate) if sent else seconds
     send_rate = sent / max(seconds, span)
     lags = submitted_a - scheduled_a
-    # the senders run from spawn to exit; attribute their CPU to the sending window
-    sender_cpu = ((children1.ru_utime + children1.ru_stime)
-                  - (children0.ru_utime + children0.ru_stime)) / max(seconds, span)
+    # the senders' CPU between the common start and their last progress report (so
+    # process start-up and the hand-off of records are not counted)
+    sender_cpu = ((window_cpu.get("end", 0.0) - window_cpu.get("start", 0.0))
+                  / max(1e-9, window_cpu.get("end_at", 0.0) - window_cpu.get("start_at", 0.0)))
     main_cpu = ((self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)) / wall
     endpoint_cpu = (endpoint.cpu_seconds() - endpoint0) / wall
     machine_busy = (busy1 - busy0) / max(1, total1 - total0)
@@ -402,6 +438,11 @@ class AnvilStep:
     run_id: str | None = None
     background: float = 0.0              # others' cores just before the run
     harness_cpu_s: float = 0.0           # CPU seconds of bctest + its senders + signing pool
+    chain_cpu_s: float = 0.0             # the run's containers (anvil), from their cgroup
+    proxy_cpu_s: float = 0.0             # docker-proxy processes of the run's published ports
+    others_cpu: float = 0.0              # everything else on the machine, cores (avg over run)
+    monitored: str = ""
+    noisy: bool = False
     note: str | None = None
     errors: list = field(default_factory=list)
     passed: bool = False
@@ -432,6 +473,107 @@ def honest_figures(run_dir: Path) -> dict[str, Any]:
             "ack_p50": pct(acks, 50), "ack_p99": pct(acks, 99)}
 
 
+def _proc_cpu(pid: str) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _container_cpu(container_id: str) -> float | None:
+    """CPU seconds of one container from its cgroup (v1 cpuacct or v2 cpu.stat)."""
+    v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage")
+    v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat")
+    try:
+        if v1.exists():
+            return int(v1.read_text()) / 1e9
+        if v2.exists():
+            for line in v2.read_text().splitlines():
+                if line.startswith("usage_usec"):
+                    return int(line.split()[1]) / 1e6
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+class RunMonitor(threading.Thread):
+    """While one `bctest run` runs, follow the CPU its containers and their docker-proxy
+    processes use, so 'others' (everything else on the machine) can be told apart."""
+
+    def __init__(self, log_path: Path):
+        super().__init__(daemon=True)
+        self.log_path = log_path
+        self.stop = threading.Event()
+        self.run_id: str | None = None
+        self.containers: dict[str, float] = {}     # id -> last CPU seconds seen
+        self.proxies: dict[str, float] = {}        # docker-proxy pid -> last CPU seconds seen
+        self.proxy_ports: set[str] = set()
+
+    def _docker(self, *args: str) -> str:
+        done = subprocess.run(["docker", *args], capture_output=True, text=True, check=False,
+                              timeout=20)
+        return done.stdout
+
+    def _discover(self) -> None:
+        if self.run_id is None:
+            try:
+                for line in self.log_path.read_text(errors="replace").splitlines():
+                    if line.startswith("run ") and ":" in line:
+                        self.run_id = line.split()[1].rstrip(":")
+                        break
+            except OSError:
+                return
+            if self.run_id is None:
+                return
+        ids = self._docker("ps", "-q", "--no-trunc", "--filter",
+                           f"label=bctest.run={self.run_id}").split()
+        for container in ids:
+            self.containers.setdefault(container, 0.0)
+            ports = self._docker("inspect", "-f",
+                                 "{{range $p, $b := .NetworkSettings.Ports}}{{range $b}}"
+                                 "{{.HostPort}} {{end}}{{end}}", container).split()
+            self.proxy_ports.update(ports)
+        if self.proxy_ports:
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit() or pid in self.proxies:
+                    continue
+                try:
+                    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if argv and argv[0].endswith(b"docker-proxy") and b"-host-port" in argv:
+                    port = argv[argv.index(b"-host-port") + 1].decode()
+                    if port in self.proxy_ports:
+                        self.proxies[pid] = 0.0
+
+    def run(self) -> None:
+        next_discover = 0.0
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if shutil.which("docker") and now >= next_discover:
+                try:
+                    self._discover()
+                except (OSError, subprocess.SubprocessError):
+                    pass
+                next_discover = now + (1.0 if not self.containers else 5.0)
+            for container in self.containers:
+                value = _container_cpu(container)
+                if value is not None:
+                    self.containers[container] = max(self.containers[container], value)
+            for pid in self.proxies:
+                value = _proc_cpu(pid)
+                if value is not None:
+                    self.proxies[pid] = max(self.proxies[pid], value)
+            self.stop.wait(0.5)
+
+    def finish(self) -> tuple[float, float]:
+        """(container CPU s, docker-proxy CPU s) seen over the run."""
+        self.stop.set()
+        self.join(timeout=30)
+        return sum(self.containers.values()), sum(self.proxies.values())
+
+
 def anvil_step(tmp: Path, rate: float, workers: int, accounts: int, warmup: float,
                duration: float, settle: float, block_time: float, timeout: float) -> AnvilStep:
     rate_i = int(rate)
@@ -444,7 +586,11 @@ def anvil_step(tmp: Path, rate: float, workers: int, accounts: int, warmup: floa
     log_path = tmp / f"run-{tag}.log"
     background = wait_quiet()
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy0, total0 = cpu_times()
     wall0 = time.monotonic()
+    log_path.touch()
+    monitor = RunMonitor(log_path)
+    monitor.start()
     with open(log_path, "w") as output:
         process = subprocess.Popen(bctest_command() + ["run", str(suite), "--out", str(out)],
                                    stdout=output, stderr=subprocess.STDOUT, cwd=REPO,
@@ -466,10 +612,21 @@ def anvil_step(tmp: Path, rate: float, workers: int, accounts: int, warmup: floa
             except subprocess.TimeoutExpired:
                 process.kill()
             raise
+        finally:
+            container_cpu, proxy_cpu = monitor.finish()
     children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    step = AnvilStep(target=rate, exit=code, wall=time.monotonic() - wall0, background=background,
+    busy1, total1 = cpu_times()
+    wall = time.monotonic() - wall0
+    step = AnvilStep(target=rate, exit=code, wall=wall, background=background,
                      harness_cpu_s=(children1.ru_utime + children1.ru_stime)
-                     - (children0.ru_utime + children0.ru_stime))
+                     - (children0.ru_utime + children0.ru_stime),
+                     chain_cpu_s=container_cpu, proxy_cpu_s=proxy_cpu,
+                     monitored=f"{len(monitor.containers)} container(s), {len(monitor.proxies)} "
+                     f"docker-proxy process(es) of run {monitor.run_id}")
+    machine_cores = (busy1 - busy0) / max(1, total1 - total0) * (os.cpu_count() or 1)
+    step.others_cpu = max(0.0, machine_cores - (step.harness_cpu_s + container_cpu + proxy_cpu)
+                          / wall)
+    step.noisy = step.others_cpu > NOISY
     results_path = out / "results.json"
     if not results_path.exists():
         tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
@@ -512,7 +669,8 @@ def anvil_step(tmp: Path, rate: float, workers: int, accounts: int, warmup: floa
 
 ANVIL_HEADER = (f"{'target':>7} {'sent/s':>8} {'ratio':>6} {'honest':>6} {'success':>7} "
                 f"{'tput':>7} {'p50ms':>7} {'p99ms':>7} {'ack50':>6} {'ack99':>7} {'lag99':>7} "
-                f"{'late':>6} {'maxlag':>7} {'wall s':>6} {'cpu s':>5}  result")
+                f"{'late':>6} {'maxlag':>7} {'wall':>4} {'bct s':>5} {'anv s':>5} {'prx s':>5} "
+                f"{'others':>6}  result")
 
 
 def anvil_row(s: AnvilStep) -> str:
@@ -522,9 +680,10 @@ def anvil_row(s: AnvilStep) -> str:
     row = (f"{s.target:>7.0f} {num(s.send_rate, '>8.1f')} {num(s.ratio, '>6.3f')} "
            f"{num(s.honest_ratio, '>6.3f')} {num(s.success, '>7.4f')} {num(s.throughput, '>7.1f')} "
            f"{ms(s.p50, 0):>7} {ms(s.p99, 0):>7} {ms(s.ack_p50):>6} {ms(s.ack_p99):>7} "
-           f"{ms(s.lag_p99):>7} {num(s.late, '>6')} {ms(s.max_lag):>7} {s.wall:>6.0f} "
-           f"{s.harness_cpu_s:>5.0f}  "
-           f"{'ok' if s.passed else 'SHORT'}")
+           f"{ms(s.lag_p99):>7} {num(s.late, '>6')} {ms(s.max_lag):>7} {s.wall:>4.0f} "
+           f"{s.harness_cpu_s:>5.0f} {s.chain_cpu_s:>5.0f} {s.proxy_cpu_s:>5.0f} "
+           f"{s.others_cpu:>6.0%}  {'ok' if s.passed else 'SHORT'}"
+           + (" (noisy)" if s.noisy else ""))
     if s.note:
         row += f"  ({s.note})"
     elif not s.passed and s.errors:
@@ -600,6 +759,7 @@ def main() -> int:
     }
     summary: list[str] = []
     run_ids: list[str] = []
+    status = 0
     try:
         if not (args.skip_endpoint and args.skip_wrk):
             with Endpoint(args.server, nginx_workers=args.nginx_workers) as endpoint:
@@ -666,16 +826,26 @@ def main() -> int:
                 f"warmup {anvil_warmup} s, measure {anvil_duration} s, settle {anvil_settle} s, "
                 f"{args.anvil_workers} worker(s))")
             log("    ratio: bctest send_rate_ratio; honest: sends made in time / target "
-                "(history.jsonl); tput: committed/s; p50/p99: commit latency ms")
+                "(history.jsonl); tput: committed/s; p50/p99: commit latency ms;")
+            log("    ack/lag ms (history.jsonl); late/maxlag: bctest's sender figures; CPU seconds "
+                "over the whole run: bct = bctest (+senders, signing), anv = anvil container, "
+                "prx = docker-proxy; others: cores used by the rest of the machine")
             log(ANVIL_HEADER)
 
             def one_anvil(rate: float) -> AnvilStep:
-                step = anvil_step(tmp, rate, args.anvil_workers, args.anvil_accounts,
-                                  anvil_warmup, anvil_duration, anvil_settle, 1,
-                                  args.anvil_timeout)
-                if step.run_id:
-                    run_ids.append(step.run_id)
+                def attempt() -> AnvilStep:
+                    step = anvil_step(tmp, rate, args.anvil_workers, args.anvil_accounts,
+                                      anvil_warmup, anvil_duration, anvil_settle, 1,
+                                      args.anvil_timeout)
+                    if step.run_id:
+                        run_ids.append(step.run_id)
+                    return step
+
+                step = attempt()
                 log(anvil_row(step))
+                if not step.passed and step.noisy:  # a neighbour, not us? once more
+                    step = attempt()
+                    log(anvil_row(step) + "  [retry]")
                 return step
 
             best, steps = search(one_anvil, args.anvil_start, tolerance, args.anvil_max,
@@ -691,10 +861,13 @@ def main() -> int:
                     f"{ms(best.ack_p99)} ms)")
             else:
                 summary.append("bctest run -> anvil: no rate sustained")
-            left = leftover_containers(run_ids)
-            if left:
-                summary.append(f"WARNING: containers left behind by bench runs: {' '.join(left)}")
+    except KeyboardInterrupt:
+        summary.append("INTERRUPTED: the figures above are partial")
+        status = 130
     finally:
+        left = leftover_containers(run_ids)
+        if left:
+            summary.append(f"WARNING: containers left behind by bench runs: {' '.join(left)}")
         if args.keep:
             log(f"kept {tmp}")
         else:
@@ -705,7 +878,7 @@ def main() -> int:
     report["summary"] = summary
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -30,13 +30,33 @@ def docker_client():
         pytest.skip(f"no Docker Engine: {exc}")
 
 
-@pytest.fixture(scope="session")
-def anvil_image(docker_client):
+def chain_image(client, name: str) -> str:
+    """Build (or reuse) a reference chain's image before a timed run needs it: a cold
+    build (go install of geth or CometBFT) takes minutes on a fresh machine."""
     from harness import chainpack
     from harness.runtime import images
 
-    pack = chainpack.load(ROOT / "chains" / "anvil")
-    return images.ensure(docker_client, pack)
+    return images.ensure(client, chainpack.load(ROOT / "chains" / name))
+
+
+@pytest.fixture(scope="session")
+def anvil_image(docker_client):
+    return chain_image(docker_client, "anvil")
+
+
+@pytest.fixture(scope="session")
+def cometbft_image(docker_client):
+    return chain_image(docker_client, "cometbft")
+
+
+@pytest.fixture(scope="session")
+def geth_image(docker_client):
+    return chain_image(docker_client, "geth-clique")
+
+
+@pytest.fixture(scope="session")
+def litecoin_image(docker_client):
+    return chain_image(docker_client, "litecoin")
 
 
 def bctest(*args: str, timeout: float = 600, cwd: Path = ROOT) -> subprocess.CompletedProcess:

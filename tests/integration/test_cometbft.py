@@ -7,7 +7,6 @@ import json
 from collections import defaultdict
 
 import jsonschema
-import pytest
 
 from harness.validation import schema
 
@@ -37,15 +36,6 @@ checks:
     op: ">="
     value: 0.98
 """
-
-
-@pytest.fixture(scope="session")
-def cometbft_image(docker_client):
-    from harness import chainpack
-    from harness.runtime import images
-
-    pack = chainpack.load(ROOT / "chains" / "cometbft")
-    return images.ensure(docker_client, pack)  # first time: go install cometbft, then docker build
 
 
 def test_four_validators_commit_everything_on_every_node(docker_client, cometbft_image, tmp_path):

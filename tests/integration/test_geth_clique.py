@@ -5,7 +5,7 @@ from __future__ import annotations
 from .conftest import bctest, results, run_objects, write_suite
 
 
-def test_four_clique_signers_commit_everything_on_every_node(docker_client, tmp_path):
+def test_four_clique_signers_commit_everything_on_every_node(docker_client, geth_image, tmp_path):
     suite = write_suite(tmp_path, "geth4", "name: geth4\nchain: geth-clique\nnodes: 4\n"
                         "workload: {accounts: 512}\n"
                         "load: {rate: 50, warmup: 3, duration: 15, settle: 30}\n"
