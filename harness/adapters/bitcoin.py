@@ -55,10 +55,11 @@ from harness.runtime.docker import Node
 
 RPC_USER = "bctest"
 COIN = 100_000_000
-PARALLEL_SIGNING_ABOVE = 20_000
+PARALLEL_SIGNING_ABOVE = 100_000   # below, a process pool (spawned) costs more than it saves
 LOAD_TX_VSIZE = 110            # 1 P2WPKH in, 1 P2WPKH out, with the largest low-S signature
 MAX_FANOUT_L1_OUTPUTS = 200
 SYNC_TIMEOUT = 120.0
+KEEP_HEIGHTS = 1024            # block hashes a watcher remembers per node
 
 
 # -- pure parts (unit tested) ---------------------------------------------------------------
@@ -169,8 +170,12 @@ class ChainView:
                              fetched=max(got, seen), tx_ids=tuple(block["tx"][1:]),  # no coinbase
                              timestamp=float(block["time"]) if "time" in block else None))
         self.reported = max(self.reported, deep_to)
-        for height in [h for h in self.seen if h < self.tip - self.confirmations - 200]:
-            del self.seen[height]  # bounded memory on long runs; hashes stay for fork search
+        # Bounded memory on long runs: a reorg deeper than KEEP_HEIGHTS is re-walked from
+        # the oldest height kept (the floor).
+        for height in [h for h in self.hashes if h <= self.tip - KEEP_HEIGHTS]:
+            del self.hashes[height]
+            self.seen.pop(height, None)
+        self.floor = max(self.floor, self.tip - KEEP_HEIGHTS + 1)
         return out
 
 
@@ -223,6 +228,7 @@ def _amount(value: float | int | str) -> int:
 
 class BitcoinAdapter(AdapterBase):
     family: ClassVar[str] = "bitcoin"
+    workloads: ClassVar[tuple[str, ...]] = ("transfer",)   # 1-in-1-out P2WPKH spends
     submit_path: ClassVar[str] = "/"
     # Class-level default; each instance adds its run's Authorization header (see __init__).
     submit_headers: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
