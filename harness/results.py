@@ -113,6 +113,7 @@ def compute(history: History) -> dict[str, Any]:
         "node_count": len(header["nodes"]),
         "time_to_ready_seconds": header.get("time_to_ready_seconds"),
         "load": header["load"],
+        "bootstrap": header.get("bootstrap", {}),
         "threshold_nodes": figures["threshold_nodes"],
         "phases": {name: {**figures["phases"][name]} for name in figures["phases"]}
         | ({"settle": {"window": header["phases"]["settle"], "ended": footer.get("settle_end")}}

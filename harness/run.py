@@ -127,8 +127,8 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
             heights = await wait_progress(adapter, nodes, suite.chain.progress_blocks,
                                           suite.ready_timeout, stop)
             console.print(f"consensus running: heights {heights}", highlight=False)
-        bootstrap = await adapter.bootstrap(nodes)
         count = int(round(suite.load.rate * suite.load.total_seconds))
+        bootstrap = await adapter.bootstrap(nodes, count)
         prepared = await asyncio.to_thread(adapter.prepare, count)
         console.print(f"{count} transactions signed", highlight=False)
         if stop():

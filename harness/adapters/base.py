@@ -47,7 +47,7 @@ class Adapter(Protocol):
     family: ClassVar[str]
     workloads: ClassVar[tuple[str, ...]]  # workload kinds it can generate, default first
     submit_path: ClassVar[str]          # path appended to the node's rpc url for submissions
-    submit_headers: ClassVar[dict[str, str]]
+    submit_headers: dict[str, str]      # class-level, or per instance (e.g. per-run credentials)
 
     def __init__(self, pack: ChainPack, params: dict[str, Any], nodes: int, seed: int,
                  accounts: int) -> None: ...
@@ -61,8 +61,9 @@ class Adapter(Protocol):
     async def height(self, node: Node) -> int:
         """The node's current block height (used to see the network make progress)."""
 
-    async def bootstrap(self, nodes: list[Node]) -> dict[str, Any]:
-        """After readiness, before signing: fund accounts, mine coinbases... Facts to report."""
+    async def bootstrap(self, nodes: list[Node], count: int) -> dict[str, Any]:
+        """After readiness, before signing `count` transactions: fund accounts, mine
+        coinbases... Returns facts for the report (e.g. how blocks are produced)."""
 
     def prepare(self, count: int) -> list[Prepared]:
         """Build and sign `count` transactions before the measured window."""
@@ -85,7 +86,7 @@ class Adapter(Protocol):
 class AdapterBase:
     """Defaults for the optional hooks: nothing to bootstrap, nothing to drive."""
 
-    async def bootstrap(self, nodes: list[Node]) -> dict[str, Any]:
+    async def bootstrap(self, nodes: list[Node], count: int) -> dict[str, Any]:
         return {}
 
     async def drive(self, nodes: list[Node], stop: asyncio.Event) -> None:
