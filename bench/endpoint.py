@@ -37,10 +37,11 @@ NGINX_CONF = """\
 daemon off;
 master_process on;
 worker_processes {workers};
+worker_rlimit_nofile 65536;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
 events {{
-    worker_connections 8192;
+    worker_connections 32768;  # the sender opens a connection per overdue request
 }}
 http {{
     access_log off;
