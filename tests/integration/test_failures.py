@@ -33,10 +33,14 @@ params: {{block_time: 1, gas_limit: 300000000, quiet: true}}
 """
 
 
-def make_pack(folder: Path, name: str, port: int = 8545, timeout: float = 30) -> Path:
+def make_pack(folder: Path, name: str, port: int = 8545, timeout: float = 30,
+              readiness_extra: str = "") -> Path:
     pack = folder / name
     pack.mkdir()
-    (pack / "chain.yaml").write_text(PACK.format(name=name, port=port, timeout=timeout))
+    text = PACK.format(name=name, port=port, timeout=timeout)
+    if readiness_extra:
+        text = text.replace("readiness: {", "readiness: {" + readiness_extra + ", ")
+    (pack / "chain.yaml").write_text(text)
     return pack
 
 
@@ -79,6 +83,19 @@ def test_node_never_ready_times_out_naming_node_probe_and_log(docker_client, anv
     message = done.stderr.replace("\n", "")
     assert "node node0 not ready after 4 s" in message and "eth_chainId" in message
     assert (tmp_path / "run" / "logs" / "node0.log").stat().st_size > 0
+    assert run_objects(docker_client, run_id_of(done.stdout)) == []
+
+
+def test_network_that_makes_no_progress_exits_3_with_every_nodes_height(
+        docker_client, anvil_image, tmp_path):
+    # block_time 0 is anvil's automine: with no transactions it never makes a block.
+    pack = make_pack(tmp_path, "stuck", timeout=4, readiness_extra="progress_blocks: 2")
+    suite = write_suite(tmp_path, "stuck", f"name: stuck\nchain: {pack}\nparams: {{block_time: 0}}\n"
+                        "load: {rate: 10, duration: 5}\n")
+    done = bctest("run", str(suite), "--out", str(tmp_path / "run"))
+    assert done.returncode == 3, done.stdout + done.stderr
+    message = done.stderr.replace("\n", "")
+    assert "did not reach height 2 within 4 s (heights: node0 0)" in message
     assert run_objects(docker_client, run_id_of(done.stdout)) == []
 
 
