@@ -4,6 +4,7 @@ tarball. Both must work with no code in this repository."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -17,7 +18,9 @@ EXAMPLE = ROOT / "tests" / "fixtures" / "bctest-adapter-example"
 def test_out_of_tree_adapter_package_is_found_through_its_entry_point(
         docker_client, anvil_image, tmp_path):
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    installed = subprocess.run([*pip, "install", "--no-build-isolation", str(EXAMPLE)],
+    source = tmp_path / "adapter-package"  # a copy: building writes build/ into the source
+    shutil.copytree(EXAMPLE, source)
+    installed = subprocess.run([*pip, "install", "--no-build-isolation", str(source)],
                                capture_output=True, text=True)
     assert installed.returncode == 0, installed.stderr
     try:
