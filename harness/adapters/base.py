@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+import aiohttp
+
 from harness.chainpack import ChainPack
 from harness.runtime.docker import Node
 
@@ -84,7 +86,15 @@ class Adapter(Protocol):
 
 
 class AdapterBase:
-    """Defaults for the optional hooks: nothing to bootstrap, nothing to drive."""
+    """Defaults for the optional hooks (nothing to bootstrap, nothing to drive) and one
+    HTTP session for readiness probes and control calls (the load has its own)."""
+
+    _session: aiohttp.ClientSession | None = None
+
+    def control_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
 
     async def bootstrap(self, nodes: list[Node], count: int) -> dict[str, Any]:
         return {}
@@ -93,4 +103,5 @@ class AdapterBase:
         await stop.wait()
 
     async def close(self) -> None:
-        return None
+        if self._session is not None:
+            await self._session.close()

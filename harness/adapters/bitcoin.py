@@ -266,7 +266,6 @@ class BitcoinAdapter(AdapterBase):
         self.coinbases: list[tuple[int, str, int]] = []   # (height, txid, value) unspent, ours
         self.facts: dict[str, Any] = {}
         self._nodes: list[Node] = []
-        self._session: aiohttp.ClientSession | None = None
 
     def _number(self, name: str, default: Any, kind: type, minimum: float) -> Any:
         raw = self.params.get(name, default)
@@ -287,22 +286,13 @@ class BitcoinAdapter(AdapterBase):
         line = f"rpcauth={RPC_USER}:{salt}${digest}\n".encode()
         return {i: {"rpcauth.conf": line} for i in range(self.nodes)}
 
-    def _control(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
     async def _call(self, node: Node, method: str, params: list[Any] | None = None,
                     timeout: float = 10.0, session: aiohttp.ClientSession | None = None) -> Any:
-        return await jsonrpc.call(session or self._control(), node.url(), method, params or [],
+        return await jsonrpc.call(session or self.control_session(), node.url(), method, params or [],
                                   timeout=timeout, headers=self.submit_headers)
 
     def _sync(self, node: Node) -> SyncRpc:
         return SyncRpc(node.url(), self.submit_headers, node.name)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
     async def ready(self, node: Node) -> str | None:
         try:

@@ -221,7 +221,6 @@ class CometbftAdapter(AdapterBase):
             raise InputError(str(pack.manifest), "params.tx_size",
                              f"expected a number of bytes 0..1000000, got {size!r}")
         self.tx_size = int(size)
-        self._session: aiohttp.ClientSession | None = None
 
     # -- node files
 
@@ -282,15 +281,6 @@ class CometbftAdapter(AdapterBase):
 
     # -- node queries
 
-    def _session_for_control(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
     @staticmethod
     async def _get(session: aiohttp.ClientSession, node: Node, path: str, timeout: float = 10.0,
                    **query: Any) -> Any:
@@ -312,7 +302,7 @@ class CometbftAdapter(AdapterBase):
 
     async def ready(self, node: Node) -> str | None:
         try:
-            status = await self._get(self._session_for_control(), node, "/status", timeout=2)
+            status = await self._get(self.control_session(), node, "/status", timeout=2)
         except CometError as exc:
             return str(exc)
         network = status.get("node_info", {}).get("network")
@@ -324,7 +314,7 @@ class CometbftAdapter(AdapterBase):
         return None
 
     async def height(self, node: Node) -> int:
-        status = await self._get(self._session_for_control(), node, "/status", timeout=5)
+        status = await self._get(self.control_session(), node, "/status", timeout=5)
         return int(status["sync_info"]["latest_block_height"])
 
     async def _block(self, session: aiohttp.ClientSession, node: Node, number: int,

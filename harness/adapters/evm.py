@@ -61,7 +61,6 @@ class EvmAdapter(AdapterBase):
         self.chain_id = pack.chain_id
         self.gas_price = int(float(self.options.get("gas_price_gwei", 10)) * 10**9)
         self._senders: list = []
-        self._session: aiohttp.ClientSession | None = None
 
     def senders(self, accounts: int) -> list:
         while len(self._senders) < accounts:
@@ -106,17 +105,8 @@ class EvmAdapter(AdapterBase):
                                  "nodekey": p2p[i].key.hex().encode(), "enodes": enodes})
         return files
 
-    def _session_for_control(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
     async def ready(self, node: Node) -> str | None:
-        session = self._session_for_control()
+        session = self.control_session()
         try:
             chain_id = int(await jsonrpc.call(session, node.url(), "eth_chainId", timeout=2), 16)
             await jsonrpc.call(session, node.url(), "eth_blockNumber", timeout=2)
@@ -127,7 +117,7 @@ class EvmAdapter(AdapterBase):
         return None
 
     async def height(self, node: Node) -> int:
-        return int(await jsonrpc.call(self._session_for_control(), node.url(), "eth_blockNumber",
+        return int(await jsonrpc.call(self.control_session(), node.url(), "eth_blockNumber",
                                       timeout=5), 16)
 
     def prepare(self, count: int) -> list[Prepared]:
