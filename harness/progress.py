@@ -23,13 +23,16 @@ class Snapshot:
     p99_ms: float | None
 
 
+RATE_WINDOW = 5.0  # seconds over which the live rates are averaged
+
+
 class Progress:
     """Rolling one-second rates from cumulative counters; a live table on a terminal,
     a plain line every few seconds otherwise (CI logs)."""
 
     def __init__(self, console: Console, plain_every: float = 5.0):
         self.console = console
-        self.history: deque[tuple[float, int, int]] = deque(maxlen=64)
+        self.history: deque[tuple[float, int, int]] = deque(maxlen=256)
         self.live: Live | None = None
         self.plain_every = plain_every
         self._last_plain = 0.0
@@ -47,7 +50,9 @@ class Progress:
     def _rates(self, snap: Snapshot) -> tuple[float, float]:
         now = time.monotonic()
         self.history.append((now, snap.sent, snap.committed))
-        while len(self.history) > 2 and now - self.history[0][0] > 2.0:
+        # Five seconds: commits arrive a block at a time, so a shorter window mostly
+        # measures where block boundaries fall, not the rate.
+        while len(self.history) > 2 and now - self.history[0][0] > RATE_WINDOW:
             self.history.popleft()
         t, sent, committed = self.history[0]
         span = now - t
