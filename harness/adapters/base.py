@@ -91,6 +91,15 @@ class AdapterBase:
 
     _session: aiohttp.ClientSession | None = None
 
+    def __init__(self, pack: ChainPack, params: dict[str, Any], nodes: int, seed: int,
+                 accounts: int):
+        self.pack = pack
+        self.params = params          # the pack's params with the suite's overrides
+        self.options = pack.options   # family-specific settings from chain.yaml
+        self.nodes = nodes
+        self.seed = seed              # every key and account derives from it
+        self.accounts = accounts
+
     def control_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()

@@ -235,8 +235,7 @@ class BitcoinAdapter(AdapterBase):
 
     def __init__(self, pack: ChainPack, params: dict[str, Any], nodes: int, seed: int,
                  accounts: int):
-        self.pack, self.params, self.nodes, self.seed = pack, params, nodes, seed
-        self.accounts = max(1, accounts)
+        super().__init__(pack, params, nodes, seed, max(1, accounts))
         options = pack.options
         self.block_interval = self._number("block_interval", 2, float, minimum=0.05)
         self.confirmations = self._number("confirmations", 1, int, minimum=1)

@@ -203,12 +203,7 @@ class CometbftAdapter(AdapterBase):
 
     def __init__(self, pack: ChainPack, params: dict[str, Any], nodes: int, seed: int,
                  accounts: int):
-        self.pack = pack
-        self.params = params
-        self.nodes = nodes
-        self.seed = seed
-        self.accounts = accounts  # kvstore has no accounts; kept for the protocol
-        self.options = pack.options
+        super().__init__(pack, params, nodes, seed, accounts)  # kvstore has no accounts
         self.chain_id = str(self.options.get("chain_id", f"bctest-{pack.chain_id}"))
         self.p2p_port = int(self.options.get("p2p_port", 26656))
         mode = str(params.get("broadcast_mode", "sync")).lower()

@@ -52,12 +52,7 @@ class EvmAdapter(AdapterBase):
 
     def __init__(self, pack: ChainPack, params: dict[str, Any], nodes: int, seed: int,
                  accounts: int):
-        self.pack = pack
-        self.accounts = accounts
-        self.params = params
-        self.nodes = nodes
-        self.seed = seed
-        self.options = pack.options
+        super().__init__(pack, params, nodes, seed, accounts)
         self.chain_id = pack.chain_id
         self.gas_price = int(float(self.options.get("gas_price_gwei", 10)) * 10**9)
         self._senders: list = []
