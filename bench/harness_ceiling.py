@@ -116,13 +116,12 @@ def wait_quiet() -> float:
         waited = True
 
 
-def sender_processes_cpu() -> float:
-    """utime+stime (s) of this process's live sender children (multiprocessing spawn)."""
+def sender_processes_cpu() -> dict[int, float]:
+    """utime+stime (s) of each live sender child of this process (multiprocessing spawn)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    me = os.getpid()
+    out: dict[int, float] = {}
     children: list[str] = []
-    for task in Path(f"/proc/{me}/task").iterdir():
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
         try:
             children += (task / "children").read_text().split()
         except OSError:
@@ -132,10 +131,10 @@ def sender_processes_cpu() -> float:
             if b"spawn_main" not in Path(f"/proc/{pid}/cmdline").read_bytes():
                 continue
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            out[int(pid)] = (int(fields[11]) + int(fields[12])) / tick
         except (OSError, IndexError, ValueError):
             pass
-    return total
+    return out
 
 
 def pct(values: np.ndarray, q: float) -> float | None:
@@ -188,17 +187,17 @@ def endpoint_step(endpoint: Endpoint, rate: float, workers: int, seconds: float,
                          HEADERS, CLASSIFIER)
     background = wait_quiet()
     started: dict[str, float] = {}
-    window_cpu: dict[str, float] = {}
+    window: dict[str, Any] = {"start": {}, "last": {}, "start_at": 0.0, "end_at": 0.0}
 
     def on_start(at: float) -> None:
         started["t0"] = at
-        window_cpu["start"] = sender_processes_cpu()
-        window_cpu["start_at"] = time.monotonic()
+        window["start"] = sender_processes_cpu()
+        window["start_at"] = time.monotonic()
 
     def on_progress(_progress: Any) -> None:  # every 0.5 s per worker: last sample ~ end
-        if "start" in window_cpu:
-            window_cpu["end"] = sender_processes_cpu()
-            window_cpu["end_at"] = time.monotonic()
+        if window["start_at"]:
+            window["last"].update(sender_processes_cpu())  # an exited sender keeps its last
+            window["end_at"] = time.monotonic()
 
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     self0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -234,8 +233,8 @@ def endpoint_step(endpoint: Endpoint, rate: float, workers: int, seconds: float,
     lags = submitted_a - scheduled_a
     # the senders' CPU between the common start and their last progress report (so
     # process start-up and the hand-off of records are not counted)
-    sender_cpu = ((window_cpu.get("end", 0.0) - window_cpu.get("start", 0.0))
-                  / max(1e-9, window_cpu.get("end_at", 0.0) - window_cpu.get("start_at", 0.0)))
+    sender_cpu = (sum(cpu - window["start"].get(pid, cpu) for pid, cpu in window["last"].items())
+                  / max(1e-9, window["end_at"] - window["start_at"]))
     main_cpu = ((self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)) / wall
     endpoint_cpu = (endpoint.cpu_seconds() - endpoint0) / wall
     machine_busy = (busy1 - busy0) / max(1, total1 - total0)
@@ -733,9 +732,9 @@ def main() -> int:
     parser.add_argument("--anvil-accounts", type=int, default=1024)
     parser.add_argument("--anvil-timeout", type=float, default=540,
                         help="seconds one `bctest run` may take before it is interrupted")
-    parser.add_argument("--quiet-wait", type=float, default=120,
+    parser.add_argument("--quiet-wait", type=float, default=600,
                         help="before each step wait up to this many seconds for other work on "
-                        "the machine to drop below --quiet-threshold (default 120)")
+                        "the machine to drop below --quiet-threshold (default 600)")
     parser.add_argument("--quiet-threshold", type=float, default=0.15,
                         help="background CPU in cores counted as quiet (default 0.15)")
     parser.add_argument("--json", type=Path, help="also write every step here as JSON")
