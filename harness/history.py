@@ -2,9 +2,9 @@
 
 It is the single source of truth (DESIGN.md): results.json is computed from this
 file alone, so a stored run can be re-judged later. Format: JSON Lines, first a
-header, then one line per transaction and per block, last a footer. Times are
-seconds on the run clock (time.monotonic() minus the header's t0), with t0_wall
-giving the wall-clock time of t0.
+header, then one line per transaction, per block, per fault and per node's final
+chain, last a footer. Times are seconds on the run clock (time.monotonic() minus the
+header's t0), with t0_wall giving the wall-clock time of t0.
 """
 
 from __future__ import annotations
@@ -46,10 +46,39 @@ class BlockRecord:
 
 
 @dataclass
+class FaultRecord:
+    """One fault as it was applied: which nodes, when it started and when it healed."""
+
+    id: str
+    action: str                      # kill | stop | restart | pause | partition | loss | ...
+    nodes: list[int]                 # the nodes the fault acted on
+    start: float | None              # run clock; None if it was never applied
+    end: float | None                # when it was healed; None if it never healed
+    status: str                      # healed | skipped | failed
+    method: str                      # how it was done, e.g. "iptables DROP in the netns"
+    groups: list[list[int]] | None = None   # partitions: who could still talk to whom
+    params: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None        # why it was skipped or failed
+
+
+@dataclass
+class FinalChain:
+    """A node's canonical chain read after the run (Jepsen's final read)."""
+
+    node: int
+    at: float                        # run clock of the read
+    chain: list[tuple[int, str]]     # (number, hash) from the first height the run saw to the tip
+    holds: list[int]                 # indexes of the run's transactions in that chain
+    error: str | None = None         # the node could not be read (then chain/holds are partial)
+
+
+@dataclass
 class History:
     header: dict[str, Any]
     txs: list[TxRecord] = field(default_factory=list)
     blocks: list[BlockRecord] = field(default_factory=list)
+    faults: list[FaultRecord] = field(default_factory=list)
+    finals: list[FinalChain] = field(default_factory=list)
     footer: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,6 +115,17 @@ def _write_lines(partial: Path, history: History) -> None:
                 "parent": block.parent, "seen": _round(block.seen), "fetched": _round(block.fetched),
                 "timestamp": block.timestamp, "txs": block.txs,
             }, separators=(",", ":")) + "\n")
+        for fault in history.faults:
+            out.write(json.dumps({
+                "type": "fault", "id": fault.id, "action": fault.action, "nodes": fault.nodes,
+                "start": _round(fault.start), "end": _round(fault.end), "status": fault.status,
+                "method": fault.method, "groups": fault.groups, "params": fault.params,
+                "reason": fault.reason}, separators=(",", ":")) + "\n")
+        for final in history.finals:
+            out.write(json.dumps({
+                "type": "final", "node": final.node, "at": _round(final.at),
+                "chain": [[n, h] for n, h in final.chain], "holds": final.holds,
+                "error": final.error}, separators=(",", ":")) + "\n")
         out.write(json.dumps({"type": "footer", **history.footer}) + "\n")
         out.flush()
         os.fsync(out.fileno())
@@ -118,6 +158,12 @@ def read(path: Path) -> History:
                 error=entry["error"], commits=[tuple(c) for c in entry["commits"]]))
         elif kind == "block":
             history.blocks.append(BlockRecord(**entry))
+        elif kind == "fault":
+            history.faults.append(FaultRecord(**entry))
+        elif kind == "final":
+            history.finals.append(FinalChain(
+                node=entry["node"], at=entry["at"], chain=[tuple(c) for c in entry["chain"]],
+                holds=entry["holds"], error=entry["error"]))
         elif kind == "footer":
             history.footer = entry
     if history is None:

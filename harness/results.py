@@ -16,8 +16,8 @@ import jsonschema
 
 from harness import history as history_module
 from harness import metrics
-from harness.checks import thresholds
-from harness.history import BlockRecord, History, TxRecord
+from harness.checks import correctness, thresholds
+from harness.history import BlockRecord, FaultRecord, FinalChain, History, TxRecord
 from harness.phases.load import LoadOutcome
 from harness.validation import schema
 
@@ -29,12 +29,14 @@ def _rel(value: float, t0: float) -> float | None:
 
 
 def build_history(header: dict[str, Any], outcome: LoadOutcome, status: str,
-                  reason: str | None) -> History:
+                  reason: str | None, faults: list[FaultRecord] | None = None,
+                  finals: list[FinalChain] | None = None) -> History:
     t0 = outcome.t0
     warmup_end = outcome.phases["warmup"][1]
     rate = header["load"]["rate"]
     tracker = outcome.tracker
     nodes = len(header["nodes"])
+    targets = header["load"].get("nodes") or list(range(nodes))
     txs = []
     for i, prepared in enumerate(outcome.prepared):
         record = outcome.records[i]
@@ -45,7 +47,7 @@ def build_history(header: dict[str, Any], outcome: LoadOutcome, status: str,
                    for n in range(nodes) if not math.isnan(tracker.seen[i, n])]
         txs.append(TxRecord(
             i=i, id=prepared.tx_id, phase="warmup" if scheduled < warmup_end else "measure",
-            node=i % nodes, scheduled=scheduled,
+            node=targets[i % len(targets)], scheduled=scheduled,
             submitted=_rel(record.submitted, t0) if record and record.submitted else None,
             acked=_rel(record.acked, t0) if record and record.acked else None,
             error=record.error if record else "not sent: run stopped", commits=commits))
@@ -55,6 +57,7 @@ def build_history(header: dict[str, Any], outcome: LoadOutcome, status: str,
     footer = {
         "status": status, "reason": reason, "watch_methods": outcome.watch_methods,
         "settle_end": outcome.settle_end,
+        "converged": outcome.converged,
         "foreign_txs": tracker.foreign,
         "sender": {"late_sends": outcome.progress.late, "dropped": outcome.progress.dropped,
                    "max_lag_ms": round(outcome.progress.max_lag * 1000, 3),
@@ -63,10 +66,20 @@ def build_history(header: dict[str, Any], outcome: LoadOutcome, status: str,
     }
     phases = {name: [round(a, 6), round(b, 6)] for name, (a, b) in outcome.phases.items()}
     header = {**header, "phases": phases}
-    return History(header=header, txs=txs, blocks=blocks, footer=footer)
+    return History(header=header, txs=txs, blocks=blocks, faults=list(faults or []),
+                   finals=list(finals or []), footer=footer)
 
 
-def harness_warnings(figures: dict[str, Any], footer: dict[str, Any]) -> list[str]:
+def fault_entry(fault: FaultRecord) -> dict[str, Any]:
+    """A fault as results.json and the report show it (node names, times on the run clock)."""
+    return {"id": fault.id, "action": fault.action, "nodes": [f"node{i}" for i in fault.nodes],
+            "start": fault.start, "end": fault.end, "status": fault.status, "method": fault.method,
+            "groups": [[f"node{i}" for i in g] for g in fault.groups] if fault.groups else None,
+            "params": fault.params, "reason": fault.reason}
+
+
+def harness_warnings(figures: dict[str, Any], footer: dict[str, Any],
+                     history_faults: list[FaultRecord] = ()) -> list[str]:
     """Say loudly when the harness, not the chain, limited what was measured."""
     warnings = list(footer.get("warnings", []))
     measure = figures["phases"].get("measure")
@@ -82,6 +95,12 @@ def harness_warnings(figures: dict[str, Any], footer: dict[str, Any]) -> list[st
     if sender.get("late_sends"):
         warnings.append(f"{sender['late_sends']} sends left more than 10 ms behind schedule "
                         f"(worst {sender.get('max_lag_ms')} ms)")
+    for fault in history_faults:
+        if fault.status == "skipped" and fault.reason:
+            warnings.append(f"fault {fault.id} was not applied: {fault.reason}")
+    if footer.get("converged") is False:
+        warnings.append("the nodes did not agree on one tip before the final read "
+                        "(see the convergence checker)")
     for name, method in footer.get("watch_methods", {}).items():
         if method.startswith("failed") or "websocket failed" in method:
             warnings.append(f"commit detection on {name}: {method}")
@@ -92,10 +111,15 @@ def compute(history: History) -> dict[str, Any]:
     header, footer = history.header, history.footer
     figures = metrics.compute(history)
     checks = thresholds.evaluate(header.get("checks", []), figures["phases"])
+    faults = [fault_entry(f) for f in history.faults]
+    checkers = correctness.evaluate(history, header.get("checkers") or {})
+    checkers += [{"id": f"fault {f['id']} applied", "verdict": "unknown",
+                  "why": f"the {f['action']} fault {f['status']}: {f['reason']}", "evidence": {}}
+                 for f in faults if f["status"] == "failed"]
     status = footer.get("status", "incomplete")
     if status != "complete":
         verdict = "incomplete"
-    elif any(c["verdict"] != "pass" for c in checks):
+    elif any(c["verdict"] != "pass" for c in checks + checkers):
         verdict = "fail"
     else:
         verdict = "pass"
@@ -122,10 +146,11 @@ def compute(history: History) -> dict[str, Any]:
         "nodes": figures["nodes"],
         "commit_detection": figures["commit_detection"],
         "sender": footer.get("sender", {}),
-        "faults": header.get("faults", []),
+        "faults": faults,
         "checks": checks,
+        "checkers": checkers,
         "requirements": [],
-        "warnings": harness_warnings(figures, footer),
+        "warnings": harness_warnings(figures, footer, history.faults),
         "artifacts": {"history": "history.jsonl", "report": "report.html", "junit": "junit.xml",
                       "logs": [n["log"] for n in header["nodes"]]},
     }

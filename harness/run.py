@@ -27,6 +27,9 @@ from harness.errors import (
     InfraError,
     InputError,
 )
+from harness.faults import netns
+from harness.faults.nemesis import NETWORK_ACTIONS, Nemesis, describe
+from harness.phases.final import read_final_chains
 from harness.phases.load import run_load
 from harness.phases.setup import start_network, wait_progress
 from harness.progress import Progress
@@ -73,10 +76,15 @@ def run_header(suite: Suite, run_id: str, image: dict[str, Any], host: dict[str,
         "load": {"rate": spec.rate, "warmup": spec.warmup, "duration": spec.duration,
                  "settle": spec.settle, "workers": spec.workers, "accounts": suite.accounts,
                  "workload": workload, "max_in_flight": spec.max_in_flight,
-                 "commit_share": suite.commit_share, "seed": suite.seed},
+                 "commit_share": suite.commit_share, "seed": suite.seed,
+                 "nodes": list(suite.load_nodes) if suite.load_nodes is not None
+                 else list(range(len(nodes)))},
         "checks": [{"id": c.id, "metric": c.metric, "op": c.op, "value": c.value,
                     "phase": c.phase} for c in suite.checks],
-        "faults": [],
+        "faults": describe(suite.faults),
+        "fault_model": {"kind": suite.chain.consensus, "nodes": len(nodes),
+                        "f": suite.chain.fault_tolerance(len(nodes))},
+        "checkers": suite.checker_config(),
     }
 
 
@@ -110,6 +118,8 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
     for dead in stale:
         removed = await asyncio.to_thread(remove_run, client, dead)
         console.print(f"removed {removed} objects left by dead run {dead}")
+    if any(step.action in NETWORK_ACTIONS for step in suite.faults):
+        netns.preflight()
     adapter_cls = adapters.adapter_class(suite.chain.family, str(suite.chain.manifest))
     workload = adapters.workload_for(adapter_cls, suite.workload, str(suite.path))
     adapter = adapter_cls(suite.chain, suite.params, suite.nodes, suite.seed, suite.accounts)
@@ -134,12 +144,22 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
         if stop():
             return None
         image = {"tag": suite.chain.image_tag, **runtime.image_digest(suite.chain.image_tag)}
+        nemesis = None
         with Progress(console) as progress:
-            outcome = await run_load(suite, adapter, nodes, prepared, progress, stop)
+            if suite.faults:
+                nemesis = Nemesis(runtime, nodes, suite.faults,
+                                  lambda message: console.print(message, highlight=False))
+            outcome = await run_load(suite, adapter, nodes, prepared, progress, stop, nemesis,
+                                     suite.converge_bound())
+        finals = []
+        if suite.checker_config() and not outcome.interrupted:
+            console.print("reading every node's chain back (final read)", highlight=False)
+            finals = await read_final_chains(adapter, nodes, outcome.tracker, outcome.t0)
         header = run_header(suite, run_id, image, host, node_info, outcome.t0, workload)
         header["bootstrap"] = bootstrap
         status = "incomplete" if outcome.interrupted else "complete"
-        history = build_history(header, outcome, status, outcome.interrupted)
+        history = build_history(header, outcome, status, outcome.interrupted,
+                                nemesis.history() if nemesis else [], finals)
     finally:
         await adapter.close()
         await asyncio.to_thread(runtime.teardown)
@@ -197,5 +217,15 @@ def summarize(console: Console, results: dict[str, Any], run_dir: Path) -> None:
         colour = {"pass": "green", "fail": "red"}.get(check["verdict"], "yellow")
         console.print(f"[{colour}]{check['verdict']:>7}[/{colour}] {check['id']} "
                       f"(measured {check['measured']})", highlight=False)
+    for fault in results.get("faults", []):
+        when = "-" if fault["start"] is None else f"{fault['start']:.1f}–" + (
+            "?" if fault["end"] is None else f"{fault['end']:.1f} s")
+        console.print(f"  fault {fault['id']}: {fault['action']} {','.join(fault['nodes'])} {when} "
+                      f"{fault['status']}" + (f" ({fault['reason']})" if fault["reason"] else ""),
+                      highlight=False)
+    for checker in results.get("checkers", []):
+        colour = {"pass": "green", "fail": "red"}.get(checker["verdict"], "yellow")
+        console.print(f"[{colour}]{checker['verdict']:>7}[/{colour}] {checker['id']}"
+                      + (f": {checker['why']}" if checker["why"] else ""), highlight=False)
     console.print(f"verdict: {results['verdict']} ({results['status']}); report: "
                   f"{run_dir / 'report.html'}", highlight=False)

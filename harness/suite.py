@@ -9,7 +9,10 @@ from typing import Any
 
 from harness import chainpack
 from harness.chainpack import ChainPack
+from harness.checks import correctness
 from harness.errors import InputError
+from harness.faults import schedule
+from harness.faults.schedule import FaultStep
 from harness.validation import load_and_validate
 
 
@@ -55,6 +58,24 @@ class Suite:
     ready_timeout: float
     checks: list[Check] = field(default_factory=list)
     description: str = ""
+    load_nodes: tuple[int, ...] | None = None       # nodes the load goes to; None: all
+    faults: list[FaultStep] = field(default_factory=list)
+    checkers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+    def checker_config(self) -> dict[str, dict[str, Any]]:
+        """The correctness checkers to run: as the suite says, or all of them (with their
+        defaults) when it injects faults and names none: a fault run must be judged."""
+        if self.checkers or not self.faults:
+            return self.checkers
+        return {name: {} for name in correctness.DEFAULTS}
+
+    def converge_bound(self) -> float:
+        """How long the run waits after the faults for the nodes to agree on one tip."""
+        config = self.checker_config()
+        if "convergence" not in config:
+            return 30.0
+        return float(config["convergence"].get("bound", correctness.DEFAULTS["convergence"]["bound"]))
 
 
 def load(path: Path) -> Suite:
@@ -83,6 +104,15 @@ def load(path: Path) -> Suite:
         for c in doc.get("checks", [])
     ]
     workload = doc.get("workload", {})
+    load_nodes = None
+    if "nodes" in load_doc:
+        load_nodes = tuple(sorted(int(n.removeprefix("node")) for n in load_doc["nodes"]))
+        if load_nodes[-1] >= nodes:
+            raise InputError(file, "load.nodes", f"nodes of this {nodes}-node network "
+                             f"(node0..node{nodes - 1}), got node{load_nodes[-1]}")
+    warmup = float(load_doc.get("warmup", 5))
+    faults = schedule.plan(doc.get("faults", []), nodes, pack.fault_tolerance(nodes),
+                           doc.get("seed", 1), warmup + float(load_doc["duration"]), file)
     return Suite(
         name=doc["name"],
         path=path.resolve(),
@@ -93,7 +123,7 @@ def load(path: Path) -> Suite:
         load=LoadSpec(
             rate=float(load_doc["rate"]),
             duration=float(load_doc["duration"]),
-            warmup=float(load_doc.get("warmup", 5)),
+            warmup=warmup,
             settle=float(load_doc.get("settle", 30)),
             workers=load_doc.get("workers", 1),
             max_in_flight=load_doc.get("max_in_flight", 4096),
@@ -108,4 +138,7 @@ def load(path: Path) -> Suite:
         ready_timeout=float(doc.get("ready_timeout", pack.readiness_timeout)),
         checks=checks,
         description=doc.get("description", ""),
+        load_nodes=load_nodes,
+        faults=faults,
+        checkers=doc.get("checkers", {}),
     )

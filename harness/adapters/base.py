@@ -73,6 +73,10 @@ class Adapter(Protocol):
     async def drive(self, nodes: list[Node], stop: asyncio.Event) -> None:
         """Runs beside the load until `stop`: e.g. produce blocks on a regtest chain."""
 
+    async def block_at(self, node: Node, number: int) -> Block:
+        """The block at `number` on the node's canonical chain now (for the final read
+        the correctness checkers judge; raise if the node cannot say)."""
+
     async def watch(self, node: Node, on_block: OnBlock, stop: asyncio.Event,
                     subscribe: bool, poll_interval: float) -> str:
         """Report every new block on `node` until `stop` is set; return the method used."""

@@ -10,8 +10,10 @@ Regtest has no miners, so the harness produces the blocks:
              transaction (two levels of Python-signed fan-out transactions, mined in
              before the load), then signs one 1-in-1-out P2WPKH spend per UTXO. No node
              wallet is involved; the load has no chained dependencies.
-  drive      generatetoaddress(1) on node `miner` every `block_interval` seconds while
-             the load runs (reported in the bootstrap facts as `block_production`).
+  drive      generatetoaddress(1) every `block_interval` seconds while the load runs,
+             on node `miner`, or with `miners: k` on nodes miner..miner+k-1 in turn (so
+             both sides of a partition mine and fork); reported in the bootstrap facts
+             as `block_production`.
   watch      polls getbestblockhash; a block is reported once it is `confirmations`
              deep on that node, with the moment it became that deep; a changed ancestry
              is re-walked from the fork point.
@@ -20,7 +22,7 @@ RPC credentials are made per run: a random password, given to the nodes only as 
 salted `rpcauth` line (/bctest/rpcauth.conf) and to the senders as an Authorization
 header (this adapter's instance-level `submit_headers`).
 
-Pack params:  block_interval (s), confirmations (depth), miner (node index).
+Pack params:  block_interval (s), confirmations (depth), miner (node index), miners (count).
 Pack options: hrp, coinbase_maturity, utxo_value, fee_rate (per vbyte), fanout_outputs.
 """
 
@@ -243,6 +245,10 @@ class BitcoinAdapter(AdapterBase):
         if self.miner >= nodes:
             raise InputError(None, "params.miner", f"expected a node index below {nodes} "
                              f"(the suite runs {nodes} nodes), got {self.miner}")
+        self.miners = self._number("miners", 1, int, minimum=1)
+        if self.miner + self.miners > nodes:
+            raise InputError(None, "params.miners", f"expected at most {nodes - self.miner} "
+                             f"(nodes {self.miner}..{nodes - 1} take turns), got {self.miners}")
         self.hrp = str(options.get("hrp", "rltc"))
         self.maturity = int(options.get("coinbase_maturity", 100))
         self.utxo_value = int(options.get("utxo_value", 50_000))
@@ -334,10 +340,11 @@ class BitcoinAdapter(AdapterBase):
         `count` (the planned transactions) also fan out the UTXOs now rather than in prepare."""
         self._nodes = list(nodes)
         started = time.monotonic()
+        miners = [n.name for n in nodes[self.miner:self.miner + self.miners]]
         self.facts.update({
             "block_production": (f"harness generatetoaddress every {self.block_interval:g} s "
-                                 f"on {nodes[self.miner].name}"),
-            "miner": nodes[self.miner].name,
+                                 f"on {' then '.join(miners) if len(miners) > 1 else miners[0]}"),
+            "miner": miners[0] if len(miners) == 1 else miners,
             "block_interval_s": self.block_interval,
             "confirmations": self.confirmations,
             "commit_rule": f"block {self.confirmations} deep on the node (depth 1 = in the tip block)",
@@ -537,8 +544,8 @@ class BitcoinAdapter(AdapterBase):
     # -- drive: the harness is the miner -------------------------------------------------
 
     async def drive(self, nodes: list[Node], stop: asyncio.Event) -> None:
-        miner = nodes[self.miner]
-        generated, failures, last_error = 0, 0, None
+        miners = nodes[self.miner:self.miner + self.miners]
+        generated, failures, last_error, turn = 0, 0, None, 0
         async with aiohttp.ClientSession() as session:
             next_at = time.monotonic() + self.block_interval
             while not stop.is_set():
@@ -547,6 +554,7 @@ class BitcoinAdapter(AdapterBase):
                     break
                 except TimeoutError:
                     pass
+                miner, turn = miners[turn % len(miners)], turn + 1
                 try:
                     await self._call(miner, "generatetoaddress", [1, self.funder_address],
                                      timeout=max(30.0, 5 * self.block_interval), session=session)
@@ -562,6 +570,14 @@ class BitcoinAdapter(AdapterBase):
                 self.facts["generate_failures"] = failures
                 if last_error:
                     self.facts["generate_last_error"] = last_error
+
+    async def block_at(self, node: Node, number: int) -> Block:
+        block_hash = await self._call(node, "getblockhash", [number], timeout=30)
+        raw = await self._call(node, "getblock", [block_hash, 1], timeout=30)
+        now = time.monotonic()
+        return Block(node=node.index, number=number, hash=raw["hash"],
+                     parent=raw.get("previousblockhash", ""), seen=now, fetched=now,
+                     tx_ids=tuple(raw["tx"][1:]), timestamp=float(raw.get("time", 0)))
 
     # -- watch: depth-aware polling -------------------------------------------------------
 

@@ -312,6 +312,9 @@ class CometbftAdapter(AdapterBase):
         status = await self._get(self.control_session(), node, "/status", timeout=5)
         return int(status["sync_info"]["latest_block_height"])
 
+    async def block_at(self, node: Node, number: int) -> Block:
+        return await self._block(self.control_session(), node, number, time.monotonic())
+
     async def _block(self, session: aiohttp.ClientSession, node: Node, number: int,
                      seen: float) -> Block:
         result = await self._get(session, node, "/block", height=number)

@@ -133,6 +133,9 @@ class EvmAdapter(AdapterBase):
     def response_error(status: int, body: bytes) -> str | None:
         return jsonrpc.response_error(status, body)
 
+    async def block_at(self, node: Node, number: int) -> Block:
+        return await self._block(self.control_session(), node, number, time.monotonic())
+
     async def _block(self, session: aiohttp.ClientSession, node: Node, number: int,
                      seen: float) -> Block:
         raw = await jsonrpc.call(session, node.url(), "eth_getBlockByNumber", [hex(number), False])

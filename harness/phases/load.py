@@ -12,7 +12,9 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from harness.adapters.base import Adapter, Prepared
+from harness.faults.nemesis import Nemesis
 from harness.load.driver import SendProgress, SendRecord, plan_workers, run_senders
+from harness.phases.final import wait_converged
 from harness.progress import Progress, Snapshot
 from harness.runtime.docker import Node
 from harness.suite import Suite
@@ -31,6 +33,7 @@ class LoadOutcome:
     interrupted: str | None = None              # why the load stopped early, if it did
     settle_end: str = "timeout"                 # all-committed | timeout | interrupted
     warnings: list[str] = field(default_factory=list)
+    converged: bool | None = None               # after faults: did the tips agree in time
 
 
 def classifier_ref(adapter: Adapter) -> str:
@@ -66,7 +69,10 @@ class _Watchers:
 
 
 async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: list[Prepared],
-                   progress_view: Progress, interrupted: Callable[[], str | None]) -> LoadOutcome:
+                   progress_view: Progress, interrupted: Callable[[], str | None],
+                   nemesis: Nemesis | None = None, converge_bound: float = 0.0) -> LoadOutcome:
+    """The load with the nemesis beside it on the same clock; after the settle, faults
+    healed, wait (up to `converge_bound` s) for the nodes to agree on one tip."""
     spec = suite.load
     tracker = CommitTracker([p.tx_id for p in prepared], len(nodes), suite.commit_share)
     watchers = _Watchers(adapter, nodes, tracker, suite)
@@ -75,8 +81,14 @@ async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: 
     start: dict[str, float] = {}
     sends = SendProgress()
 
+    nemesis_stop = asyncio.Event()
+    nemesis_task: asyncio.Task | None = None
+
     def on_start(at: float) -> None:
+        nonlocal nemesis_task
         start["t0"] = at
+        if nemesis is not None:
+            nemesis_task = asyncio.create_task(nemesis.run(at, nemesis_stop))
 
     def snapshot(phase: str) -> None:
         nonlocal counted
@@ -99,7 +111,8 @@ async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: 
         elapsed = time.monotonic() - t0
         snapshot("warmup" if elapsed < spec.warmup else "measure")
 
-    plans = plan_workers(prepared, [node.url() + adapter.submit_path for node in nodes], spec.rate,
+    targets = [n for n in nodes if suite.load_nodes is None or n.index in suite.load_nodes]
+    plans = plan_workers(prepared, [node.url() + adapter.submit_path for node in targets], spec.rate,
                          spec.workers, spec.max_in_flight, spec.submit_timeout,
                          adapter.submit_headers, classifier_ref(adapter))
     outcome_interrupt: str | None = None
@@ -108,6 +121,11 @@ async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: 
                                            on_progress, on_start)
         outcome_interrupt = interrupted()
         t0 = start.setdefault("t0", time.monotonic())
+        if nemesis_task is not None:  # the schedule heals by the end of the load
+            if outcome_interrupt is not None:
+                nemesis_stop.set()
+            await nemesis_task
+            await nemesis.heal_all()
         # The window ends where the schedule ended: at its full length, or (when stopped
         # early) just after the last transaction that came due.
         due = max((i for i, r in enumerate(records) if r is not None), default=-1) + 1
@@ -133,8 +151,18 @@ async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: 
             outcome_interrupt = interrupted()
         # Settle runs from the end of the measure window, so the phases tile the clock.
         phases["settle"] = [measure_end, time.monotonic() - t0]
+        converged = None
+        if nemesis is not None and outcome_interrupt is None:
+            snapshot("converge")
+            converged = await wait_converged(adapter, nodes, converge_bound, interrupted)
+            phases["converge"] = [phases["settle"][1], time.monotonic() - t0]
     finally:
+        nemesis_stop.set()
+        if nemesis is not None:
+            if nemesis_task is not None and not nemesis_task.done():
+                nemesis_task.cancel()
+            await nemesis.heal_all()  # on any exit: nothing stays broken
         methods = await watchers.close()
     return LoadOutcome(t0=t0, prepared=prepared, records=records, progress=sends, tracker=tracker,
                        phases=phases, watch_methods=methods, interrupted=outcome_interrupt,
-                       settle_end=settle_end, warnings=watchers.warnings)
+                       settle_end=settle_end, warnings=watchers.warnings, converged=converged)

@@ -94,7 +94,9 @@ def fault_spans(faults: Sequence[dict[str, Any]]) -> list[tuple[str, float, floa
             continue
         end = fault.get("end")
         label = str(fault.get("action") or "fault")
-        if fault.get("target") is not None:
+        if fault.get("nodes"):
+            label += " " + ",".join(str(n) for n in fault["nodes"])
+        elif fault.get("target") is not None:
             label += f" {fault['target']}"
         spans.append((label, float(start), float(end) if isinstance(end, (int, float)) else None))
     return spans

@@ -203,6 +203,12 @@ def context(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     }
 
 
+def evidence(value: Any, limit: int = 600) -> str:
+    """A checker's evidence as compact JSON, cut to fit a table cell (results.json has it all)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
 # ---------------------------------------------------------------- rendering
 
 def template_path() -> Path:
@@ -218,7 +224,7 @@ def _environment(folder: Path) -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True,
     )
     env.filters.update(fmt=fmt, percent=percent, size=size, plain=plain,
-                       local_href=local_href)
+                       local_href=local_href, evidence=evidence)
     return env
 
 

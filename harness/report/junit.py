@@ -20,6 +20,7 @@ def build(results: dict[str, Any]) -> ET.Element:
         ET.SubElement(properties, "property", name=name, value=str(value))
     failures = skipped = 0
     cases = [("checks", c) for c in results["checks"]] + \
+            [("checkers", c) for c in results.get("checkers", [])] + \
             [("requirements", r) for r in results.get("requirements", [])]
     if results["status"] != "complete":
         cases.append(("run", {"id": "run completed", "verdict": "fail",

@@ -7,6 +7,7 @@ Every object carries the label bctest.run=<run id> and is removed by teardown();
 from __future__ import annotations
 
 import io
+import ipaddress
 import os
 import socket
 import tarfile
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import docker.types
 
 from harness.chainpack import ChainPack
 from harness.errors import InfraError
@@ -47,12 +49,14 @@ def connect() -> docker.DockerClient:
 
 @dataclass
 class Node:
-    """A running node as the harness sees it: its name and its ports on 127.0.0.1."""
+    """A running node as the harness sees it: its name, its ports on 127.0.0.1 and its
+    address on the run network (both fixed for the run, so a restarted node keeps them)."""
 
     name: str
     index: int
     container_id: str
     host_ports: dict[str, int] = field(default_factory=dict)
+    ip: str = ""
 
     def url(self, port: str = "rpc", scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.host_ports[port]}"
@@ -78,6 +82,21 @@ def _tar_files(files: dict[str, bytes]) -> bytes:
             info.size, info.mode, info.mtime = len(content), 0o644, now
             tar.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 now. Pinned at create so a node restarted by a fault comes
+    back on the same port (Docker picks a new ephemeral port at every start)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _memory_bytes(text: str) -> int:
@@ -107,11 +126,7 @@ class DockerRuntime:
     def start(self, pack: ChainPack, image: str, count: int, files: dict[int, dict[str, bytes]],
               params: dict[str, object]) -> list[Node]:
         """Create the run network and `count` node containers, then start them all."""
-        try:
-            self._network = self.client.networks.create(
-                self.network_name, driver="bridge", labels=self.labels, check_duplicate=True)
-        except docker.errors.APIError as exc:
-            raise InfraError(f"cannot create network {self.network_name}: {exc}") from None
+        addresses = self._create_network(count)
         names = [f"node{i}" for i in range(count)]
         env_common = {
             "BCTEST_NODE_COUNT": str(count),
@@ -123,6 +138,7 @@ class DockerRuntime:
         }
         container_ports = sorted(set(pack.ports.values()))
         resources = pack.resources
+        unused_ports = free_ports(count * len(container_ports))  # all at once: no repeats
         created = []
         for index, name in enumerate(names):
             try:
@@ -136,9 +152,11 @@ class DockerRuntime:
                                  "BCTEST_NODE_NAME": name},
                     network=self.network_name,
                     # Peers find each other by node name on the run network (BCTEST_PEERS).
+                    # A fixed address: a restarted node must be where its peers remember it.
                     networking_config={self.network_name: self.client.api.create_endpoint_config(
-                        aliases=[name])},
-                    ports={f"{p}/tcp": ("127.0.0.1",) for p in container_ports},
+                        aliases=[name], ipv4_address=addresses[index])},
+                    ports={f"{p}/tcp": ("127.0.0.1", unused_ports.pop())
+                           for p in container_ports},
                     cap_drop=["ALL"],
                     cap_add=pack.capabilities or None,
                     security_opt=["no-new-privileges"],
@@ -167,8 +185,40 @@ class DockerRuntime:
                 if bound:
                     host_ports[port_name] = int(bound[0]["HostPort"])
             self.nodes.append(Node(name=name, index=index, container_id=container.id,
-                                   host_ports=host_ports))
+                                   host_ports=host_ports, ip=addresses[index]))
         return self.nodes
+
+    def _create_network(self, count: int) -> list[str]:
+        """The run network with a subnet of its own, and one fixed address per node.
+
+        Docker only honours fixed addresses on networks created with an explicit subnet,
+        so the engine picks a free subnet first and the network is made again with it."""
+        try:
+            probe = self.client.networks.create(self.network_name, driver="bridge",
+                                                labels=self.labels, check_duplicate=True)
+            config = (probe.attrs.get("IPAM", {}).get("Config") or [{}])[0]
+            probe.remove()
+            subnet = ipaddress.ip_network(config["Subnet"])
+            gateway = config.get("Gateway") or str(next(subnet.hosts()))
+            pool = docker.types.IPAMPool(subnet=str(subnet), gateway=gateway)
+            self._network = self.client.networks.create(
+                self.network_name, driver="bridge", labels=self.labels, check_duplicate=True,
+                ipam=docker.types.IPAMConfig(pool_configs=[pool]))
+        except (docker.errors.APIError, KeyError, ValueError) as exc:
+            raise InfraError(f"cannot create network {self.network_name}: {exc}") from None
+        hosts = (str(h) for h in subnet.hosts() if str(h) != gateway)
+        addresses = [next(hosts, None) for _ in range(count)]
+        if None in addresses:
+            raise InfraError(f"network {self.network_name}: subnet {subnet} has no room for "
+                             f"{count} nodes")
+        return addresses
+
+    def container(self, node: Node):
+        return self.client.containers.get(node.container_id)
+
+    def pid(self, node: Node) -> int:
+        """The node's main process id in the engine's PID namespace (0 when not running)."""
+        return int(self.container(node).attrs["State"].get("Pid") or 0)
 
     def exit_status(self, node: Node) -> int | None:
         """The container's exit code if it has stopped, None while it runs."""

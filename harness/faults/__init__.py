@@ -1,0 +1,1 @@
+"""Fault injection: the schedule (what, whom, when) and the nemesis that applies it."""
