@@ -66,7 +66,6 @@ class Suite:
     def checker_config(self) -> dict[str, dict[str, Any]]:
         """The correctness checkers to run: as the suite says, or all of them (with their
         defaults) when it injects faults and names none: a fault run must be judged."""
-        # (liveness then answers unknown for a fault the load did not outlast: say so)
         if self.checkers or not self.faults:
             return self.checkers
         # Only BFT and CFT fault models say how many faulty nodes must be tolerated.

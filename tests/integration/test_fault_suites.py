@@ -1,0 +1,194 @@
+"""The fault suites on the reference chains, through the CLI, and the checkers tripped by
+real chains: each stored History is re-judged with settings the run must violate."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import jsonschema
+import pytest
+
+from harness import history as history_module
+from harness.checks import correctness
+from harness.validation import schema
+
+from .conftest import ROOT, bctest, results, run_objects, write_suite
+
+CHECKERS = ["safety", "liveness", "durability", "convergence", "fault_tolerance"]
+
+
+def verdicts(got):
+    return {c["id"]: c["verdict"] for c in got["checkers"]}
+
+
+def run_suite(path, run_dir, timeout=600):
+    done = bctest("run", str(path), "--out", str(run_dir), timeout=timeout)
+    return done, results(run_dir) if (run_dir / "results.json").exists() else None
+
+
+def rejudge(run_dir, checker, **settings):
+    stored = history_module.read(run_dir / "history.jsonl")
+    return correctness.evaluate(stored, {checker: settings})[0]
+
+
+@pytest.fixture(scope="module")
+def bft_run(docker_client, cometbft_image, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("bft") / "run"
+    done, got = run_suite(ROOT / "suites" / "faults" / "bft-threshold.yaml", run_dir)
+    return done, got, run_dir
+
+
+def test_bft_threshold_suite_passes_and_leaves_nothing(bft_run, docker_client):
+    done, got, run_dir = bft_run
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    jsonschema.validate(got, schema("results"))
+    assert verdicts(got) == dict.fromkeys(CHECKERS, "pass")
+    faults = {f["id"]: f for f in got["faults"]}
+    assert faults["kill-f"]["nodes"] == ["node3"] and faults["kill-f+1"]["nodes"] == ["node2", "node3"]
+    assert all(f["status"] == "healed" and f["start"] < f["end"] for f in faults.values())
+    assert 14.5 < faults["kill-f"]["start"] < 16.5  # on the run clock, as scheduled
+    tolerance = next(c for c in got["checkers"] if c["id"] == "fault_tolerance")["evidence"]
+    observed = {f["id"]: (f["expected"], f["new_heights"]) for f in tolerance["faults"]}
+    assert observed["kill-f"][0] == "continue" and observed["kill-f"][1] > 0
+    assert observed["kill-f+1"] == ("halt", 0)
+    durability = next(c for c in got["checkers"] if c["id"] == "durability")["evidence"]
+    assert set(durability["resynced"]) == {"node2", "node3"}
+    assert run_objects(docker_client, got["run_id"]) == []
+    # The History holds the fault spans and every node's final chain.
+    kinds = [json.loads(line)["type"] for line in (run_dir / "history.jsonl").open()]
+    assert kinds.count("fault") == 2 and kinds.count("final") == 4
+    # The report shows the spans; junit has one case per checker.
+    report = (run_dir / "report.html").read_text()
+    assert "kill node3" in report and "Faults applied" in report
+    cases = ET.parse(run_dir / "junit.xml").getroot().iter("testcase")
+    assert {c.get("name") for c in cases if c.get("classname") == "bctest.checkers"} == set(CHECKERS)
+
+
+def test_checkers_trip_on_the_real_bft_history(bft_run):
+    _, got, run_dir = bft_run
+    # The halted chain needs seconds to restart two nodes and agree: not 0.2 s.
+    liveness = rejudge(run_dir, "liveness", bound=0.2)
+    assert liveness["verdict"] == "fail" and "kill-f+1" in liveness["why"]
+    convergence = rejudge(run_dir, "convergence", bound=0.2)
+    assert convergence["verdict"] == "fail"
+    # A chain claiming to tolerate 2 of 4 faulty nodes: the observed halt fails it.
+    stored = history_module.read(run_dir / "history.jsonl")
+    stored.header["fault_model"] = {**stored.header["fault_model"], "f": 2}
+    claim = correctness.evaluate(stored, {"fault_tolerance": {}})[0]
+    assert claim["verdict"] == "fail" and "kill-f+1" in claim["why"]
+
+
+def test_bft_run_is_rejudged_identically_from_its_history(bft_run):
+    _, got, run_dir = bft_run
+    done = bctest("report", str(run_dir))
+    assert done.returncode == 0, done.stderr
+    assert verdicts(results(run_dir)) == verdicts(got)
+
+
+def test_crash_restart_suite_catches_up_and_loses_nothing(docker_client, cometbft_image, tmp_path):
+    run_dir = tmp_path / "run"
+    done, got = run_suite(ROOT / "suites" / "faults" / "crash-restart.yaml", run_dir)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert verdicts(got) == dict.fromkeys(CHECKERS, "pass")
+    evidence = {c["id"]: c["evidence"] for c in got["checkers"]}
+    assert set(evidence["durability"]["resynced"]) == {"node2", "node3"}
+    assert all(n["missing"] == 0 for n in evidence["durability"]["nodes"])
+    assert evidence["convergence"]["tip_lag"] <= 1
+    assert [f["action"] for f in got["faults"]] == ["kill", "restart"]
+    assert run_objects(docker_client, got["run_id"]) == []
+
+
+def test_partition_pow_suite_forks_reorgs_and_converges(docker_client, litecoin_image, tmp_path):
+    run_dir = tmp_path / "run"
+    done, got = run_suite(ROOT / "suites" / "faults" / "partition-pow.yaml", run_dir)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert verdicts(got) == dict.fromkeys(["safety", "liveness", "durability", "convergence"], "pass")
+    [split] = got["faults"]
+    assert split["groups"] == [["node0", "node1"], ["node2", "node3"]]
+    safety = next(c for c in got["checkers"] if c["id"] == "safety")["evidence"]
+    assert safety["fork_count"] >= 1 and safety["reorg_count"] >= 1, safety
+    assert run_objects(docker_client, got["run_id"]) == []
+    # The same reorgs judged against a confirmation depth just below the deepest one.
+    deepest = safety["max_reorg_depth_seen"]
+    strict = rejudge(run_dir, "safety", max_reorg_depth=deepest - 1)
+    assert strict["verdict"] == "fail" and f"depth {deepest}" in strict["why"]
+
+
+ANVIL_RESTART = f"""\
+name: it-anvil-restart
+description: anvil keeps its chain in memory; killed and started, it comes back empty
+chain: {ROOT / "chains" / "anvil"}
+nodes: 1
+params:
+  block_time: 1
+load:
+  rate: 20
+  warmup: 2
+  duration: 30
+  settle: 5
+faults:
+  - id: kill-anvil
+    action: kill
+    target: [node0]
+    at: 10
+    duration: 3
+checkers:
+  durability: {{}}
+"""
+
+
+def test_durability_trips_when_a_restarted_node_lost_its_chain(docker_client, anvil_image, tmp_path):
+    """anvil holds its chain in memory: a killed and restarted anvil is a wiped node."""
+    suite = write_suite(tmp_path, "anvil-restart", ANVIL_RESTART)
+    run_dir = tmp_path / "run"
+    done, got = run_suite(suite, run_dir, timeout=300)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    [durability] = got["checkers"]
+    assert durability["verdict"] == "fail"
+    assert "node0" in durability["why"]
+    [node] = durability["evidence"]["nodes"]
+    assert node["missing"] > 0
+    assert "durability" in done.stdout and run_objects(docker_client, got["run_id"]) == []
+
+
+def test_interrupt_during_a_fault_heals_and_removes_everything(docker_client, cometbft_image,
+                                                               tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    body = (ROOT / "suites" / "faults" / "bft-threshold.yaml").read_text()
+    suite = write_suite(tmp_path, "interrupt", body.replace("name: faults-bft-threshold",
+                                                             "name: it-interrupt"))
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(suite), "--out",
+                                str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    seen = []
+    deadline = time.monotonic() + 240
+    for line in process.stdout:
+        seen.append(line)
+        if "fault kill-f: kill node3" in line or time.monotonic() > deadline:
+            break
+    time.sleep(2)  # node3 is down now
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=180)
+    output = "".join(seen) + rest
+    assert process.returncode == 130, output[-3000:]
+    got = results(run_dir)
+    assert got["status"] == "incomplete"
+    [first, second] = got["faults"]
+    assert first["status"] == "healed" and first["end"] is not None
+    assert second["status"] == "skipped" and "not reached" in second["reason"]
+    assert run_objects(docker_client, got["run_id"]) == []
+
+
+def test_checker_settings_errors_name_the_field(tmp_path):
+    suite = write_suite(tmp_path, "bad", (ROOT / "suites" / "faults" / "bft-threshold.yaml")
+                        .read_text().replace("bound: 30}", "bound: 30, colour: red}"))
+    done = bctest("validate", str(suite))
+    assert done.returncode == 2
+    assert "checkers.convergence" in done.stdout + done.stderr
+

@@ -1,0 +1,156 @@
+"""The nemesis against real containers: rules and qdiscs really appear in the nodes'
+network namespaces, really cut traffic, and are gone after the heal."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import chainpack
+from harness.faults import netns
+from harness.faults.nemesis import Nemesis
+from harness.faults.schedule import plan
+from harness.runtime.docker import DockerRuntime, remove_run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def network(docker_client, tmp_path):
+    """Three idle containers on a run network (the base image, `sleep`)."""
+    from harness.runtime import images
+
+    base = images.base_image(docker_client)
+    pack = dataclasses.replace(chainpack.load(ROOT / "chains" / "anvil"), command=["sleep", "600"],
+                               ports={"rpc": 8545}, capabilities=[])
+    run_id = f"nemesis{int(time.time() * 1000) % 10**8}"
+    runtime = DockerRuntime(docker_client, run_id, tmp_path / "logs")
+    try:
+        nodes = runtime.start(pack, base, 3, {}, {})
+        yield runtime, nodes
+    finally:
+        remove_run(docker_client, run_id)
+
+
+PROBE = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], 9), 1.5)
+except ConnectionRefusedError:
+    print("reachable")   # the peer's kernel answered (nothing listens on port 9)
+except OSError:
+    print("cut")         # no answer: dropped
+"""
+
+
+def ping(runtime, node, ip: str) -> bool:
+    """Can `node` reach `ip`? A TCP connect to a closed port is refused when it can."""
+    done = netns.run(runtime.pid(node), sys.executable, "-c", PROBE, ip)
+    return done.stdout.strip() == "reachable"
+
+
+def apply_and_heal(runtime, nodes, faults, during):
+    steps = plan(faults, len(nodes), 0, 1, 1000.0, "test.yaml")
+    nemesis = Nemesis(runtime, nodes, [dataclasses.replace(s, start=0.0, end=600.0) for s in steps])
+
+    async def go():
+        nemesis.t0 = time.monotonic()
+        for step in nemesis.steps:
+            await nemesis._apply(step)
+        observed = during()
+        await nemesis.heal_all()
+        return observed
+    return asyncio.run(go()), nemesis.history()
+
+
+def test_partition_cuts_peers_and_heal_removes_every_rule(network):
+    runtime, nodes = network
+    assert ping(runtime, nodes[0], nodes[2].ip)
+
+    def during():
+        return ({n.name: netns.chains(runtime.pid(n)) for n in nodes},
+                ping(runtime, nodes[0], nodes[2].ip), ping(runtime, nodes[0], nodes[1].ip))
+    (chains, cut, kept), [record] = apply_and_heal(
+        runtime, nodes, [{"action": "partition", "target": ["node2"], "at": 0, "duration": 1}], during)
+    # One side's rules cut both directions: node2 drops whatever comes from or goes to 0 and 1.
+    assert chains == {"node0": [], "node1": [], "node2": ["bct-0"]}
+    assert not cut, "node0 still reached the isolated node2"
+    assert kept, "node0 lost node1, which is on its side"
+    assert record.status == "healed" and record.groups == [[0, 1], [2]]
+    assert all(netns.chains(runtime.pid(n)) == [] for n in nodes)
+    assert ping(runtime, nodes[0], nodes[2].ip)
+
+
+def test_loss_uses_iptables_statistic_and_bandwidth_uses_tbf(network):
+    runtime, nodes = network
+
+    def during():
+        rules = "\n".join(line for line in netns.run(runtime.pid(nodes[1]), "iptables", "-w", "-S")
+                          .stdout.splitlines() if line.startswith("-A bct-"))
+        return rules, netns.qdisc(runtime.pid(nodes[1]))
+    (rules, qdisc), records = apply_and_heal(runtime, nodes, [
+        {"action": "loss", "target": ["node1"], "probability": 0.3, "at": 0, "duration": 1},
+        {"action": "bandwidth", "target": ["node1"], "rate": "1mbit", "at": 0, "duration": 1}],
+        during)
+    # to and from each of the two peers, 30 % of packets (iptables prints 0.29999999981)
+    assert rules.count("--mode random --probability 0.2999") == 4
+    assert {nodes[0].ip, nodes[2].ip} == {w.split("/")[0] for w in rules.split() if "/" in w}
+    assert "tbf" in qdisc and "1Mbit" in qdisc
+    assert [r.status for r in records] == ["healed", "healed"]
+    assert netns.chains(runtime.pid(nodes[1])) == []
+    assert "tbf" not in netns.qdisc(runtime.pid(nodes[1]))
+
+
+def _netem_error(runtime, nodes) -> str | None:
+    return netns.netem_missing(runtime.pid(nodes[0]))
+
+
+def test_delay_with_netem(network):
+    runtime, nodes = network
+    missing = _netem_error(runtime, nodes)
+    if missing:
+        pytest.skip(f"this kernel has no sch_netem (tc: {missing}); "
+                    "test_delay_without_netem_is_skipped_with_the_reason covers this machine")
+    (qdisc,), [record] = apply_and_heal(runtime, nodes, [
+        {"action": "delay", "target": ["node0"], "delay_ms": 50, "at": 0, "duration": 1}],
+        lambda: (netns.qdisc(runtime.pid(nodes[0])),))
+    assert "netem" in qdisc and "delay 50" in qdisc
+    assert record.status == "healed"
+
+
+def test_delay_without_netem_is_skipped_with_the_reason(network):
+    runtime, nodes = network
+    missing = _netem_error(runtime, nodes)
+    if missing is None:
+        pytest.skip("this kernel has sch_netem; test_delay_with_netem covers it")
+    _, [record] = apply_and_heal(runtime, nodes, [
+        {"action": "delay", "target": ["node0"], "delay_ms": 50, "at": 0, "duration": 1}],
+        lambda: None)
+    assert record.status == "skipped" and record.start is None
+    assert "no netem qdisc" in record.reason and missing in record.reason
+    assert "netem" not in netns.qdisc(runtime.pid(nodes[0]))
+
+
+def test_pause_and_kill_heal_to_running_on_the_same_address_and_port(network):
+    runtime, nodes = network
+    before = [(n.ip, dict(n.host_ports)) for n in nodes]
+
+    def during():
+        return [runtime.container(n).status for n in nodes[1:]]
+    statuses, records = apply_and_heal(runtime, nodes, [
+        {"action": "pause", "target": ["node1"], "at": 0, "duration": 1},
+        {"action": "kill", "target": ["node2"], "at": 0, "duration": 1}], during)
+    assert statuses == ["paused", "exited"]
+    assert [r.status for r in records] == ["healed", "healed"]
+    for node, (ip, ports) in zip(nodes, before, strict=True):
+        container = runtime.container(node)
+        assert container.status == "running"
+        address = container.attrs["NetworkSettings"]["Networks"][runtime.network_name]["IPAddress"]
+        assert address == ip
+        bound = container.attrs["NetworkSettings"]["Ports"]["8545/tcp"][0]["HostPort"]
+        assert int(bound) == ports["rpc"]
