@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="recompute results.json and reports from a run's history")
     report.add_argument("run_dir", type=Path)
+    report.add_argument("--standard", type=Path, action="append", default=None, metavar="FILE",
+                        help="judge against this requirement catalogue instead of the run's own "
+                             "(repeatable); needs no chain")
 
     clean = sub.add_parser("clean", help="remove containers/networks/volumes left by dead runs")
     clean.add_argument("--all", action="store_true", help="also remove those of runs still alive")
@@ -44,21 +47,61 @@ def _parser() -> argparse.ArgumentParser:
     harness_image.add_argument("--tag", default=f"bctest/harness:{__version__}")
 
     sub.add_parser("chains", help="list the chain packs and installed adapters")
+
+    keys = sub.add_parser("keys", help="the test center's signing key")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    keys_init = keys_sub.add_parser("init", help="create an Ed25519 signing key pair")
+    keys_init.add_argument("--dir", type=Path, default=None,
+                           help="where to keep it (default $BCTEST_KEYS or ~/.config/bctest/keys)")
+    keys_init.add_argument("--force", action="store_true", help="replace an existing key")
+
+    sign = sub.add_parser("sign", help="sign a run folder with the test center's key")
+    sign.add_argument("run_dir", type=Path)
+    sign.add_argument("--key", type=Path, default=None, help="private key (default: the keys dir)")
+
+    verify = sub.add_parser("verify", help="check a run's signature and recompute its verdicts")
+    verify.add_argument("run_dir", type=Path)
+    verify.add_argument("--key", type=Path, default=None,
+                        help="the test center's public key (default: the keys dir)")
     return parser
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import run, suite
+    from harness import campaign, run, suite
 
+    if campaign.is_campaign(args.suite):
+        return campaign.execute(campaign.load(args.suite), args.out, console, rebuild=args.rebuild)
     loaded = suite.load(args.suite)
     return run.execute(loaded, args.out, console, rebuild=args.rebuild)
 
 
+def _is_catalogue(file: Path) -> bool:
+    """Requirement catalogues live in standards/ or start with a `catalogue:` section."""
+    if file.is_dir() or not file.is_file():
+        return False
+    if file.parent.name == "standards":
+        return True
+    try:
+        head = file.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return False
+    return any(line.startswith("catalogue:") for line in head.splitlines())
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness import adapters, chainpack, suite
+    from harness import adapters, campaign, chainpack, suite
+    from harness.standards import catalogue
 
     for file in args.files:
-        if file.is_dir() or file.name == "chain.yaml":
+        if campaign.is_campaign(file):
+            loaded_campaign = campaign.load(file)
+            console.print(f"ok: campaign {loaded_campaign.name}: {len(loaded_campaign.cases)} cases, "
+                          f"judged against {', '.join(c.id for c in loaded_campaign.standards)} ({file})")
+        elif _is_catalogue(file):
+            loaded_catalogue = catalogue.load(file)
+            console.print(f"ok: catalogue {loaded_catalogue.id} {loaded_catalogue.version}, "
+                          f"{len(loaded_catalogue.requirements)} requirements ({file})")
+        elif file.is_dir() or file.name == "chain.yaml":
             folder = file if file.is_dir() else file.parent
             pack = chainpack.load(folder)
             adapters.adapter_class(pack.family, str(pack.manifest))
@@ -75,23 +118,105 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     import jsonschema
 
-    from harness import history, results
+    from harness import history, results, standards
     from harness.report import write_reports
+    from harness.standards import catalogue
 
+    catalogues = None
+    if args.standard:
+        catalogues = [standards.entry(catalogue.load(file)) for file in args.standard]
+    if (args.run_dir / "campaign.json").is_file():
+        return _report_campaign(args.run_dir, catalogues)
     source = args.run_dir / "history.jsonl"
     if not source.is_file():
         raise InputError(str(args.run_dir), None, "no history.jsonl: not a bctest run folder")
     try:
         stored = history.read(source)
-        computed = results.compute(stored)
+        computed = results.compute(stored, catalogues)
         results.validate(computed)
     except (ValueError, KeyError, TypeError, IndexError, jsonschema.ValidationError) as exc:
         raise InputError(str(source), None, f"not a readable bctest history "
                          f"({type(exc).__name__}: {exc})") from None
     results.write_json(args.run_dir / "results.json", computed)
     write_reports(args.run_dir, computed)
+    certification = computed.get("certification")
+    if certification:
+        console.print(f"certification: {certification['verdict']} (grade {certification['grade']}; "
+                      + ", ".join(f"{n} {v}" for v, n in certification["counts"].items()) + ")")
     console.print(f"verdict: {computed['verdict']}; report: {args.run_dir / 'report.html'}")
     return EXIT_PASS if computed["verdict"] == "pass" else 1
+
+
+def _report_campaign(run_dir: Path, catalogues: list | None) -> int:
+    """Recompute every case from its history, then the campaign's verdicts and reports."""
+    import json
+
+    from harness import campaign, history, results
+    from harness.report import write_campaign_reports, write_reports
+
+    planned = json.loads((run_dir / campaign.PLAN).read_text(encoding="utf-8"))
+    for case in planned["cases"]:
+        folder = run_dir / "cases" / case["id"]
+        if (folder / "history.jsonl").is_file():
+            computed = results.compute(history.read(folder / "history.jsonl"))
+            results.write_json(folder / "results.json", computed)
+            write_reports(folder, computed)
+    judged = campaign.judge(run_dir, catalogues)
+    write_campaign_reports(run_dir, judged)
+    certification = judged["certification"]
+    console.print(f"certification: {certification['verdict']} (grade {certification['grade']}; "
+                  + ", ".join(f"{n} {v}" for v, n in certification["counts"].items()) + ")")
+    console.print(f"verdict: {judged['verdict']}; report: {run_dir / 'report.html'}")
+    return EXIT_PASS if judged["verdict"] == "pass" else 1
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from harness import signing
+
+    public, key_id = signing.init_keys(args.dir or signing.key_dir(), args.force)
+    console.print(f"signing key {key_id}: public key {public} (give it to whoever verifies)")
+    return EXIT_PASS
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from harness import signing
+
+    if not (args.run_dir / "results.json").is_file():
+        raise InputError(str(args.run_dir), None, "a run folder with results.json")
+    document = signing.sign(args.run_dir, args.key or signing.key_dir() / signing.PRIVATE)
+    console.print(f"signed {len(document['manifest']['files'])} files with key {document['key_id']}: "
+                  f"{args.run_dir / signing.SIGNATURE}")
+    return EXIT_PASS
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from harness import campaign, history, results, signing
+
+    trusted = signing.load_public(args.key or signing.key_dir() / signing.PUBLIC)
+    problems = signing.check_signature(args.run_dir, trusted)
+    stored = json.loads((args.run_dir / "results.json").read_text(encoding="utf-8"))
+    catalogues = stored.get("standards") or []
+    if (args.run_dir / campaign.PLAN).is_file():
+        for case in sorted((args.run_dir / "cases").glob("*/history.jsonl")):
+            kept = json.loads((case.parent / "results.json").read_text(encoding="utf-8"))
+            recomputed = results.compute(history.read(case), kept.get("standards") or [])
+            problems += [f"cases/{case.parent.name}/results.json {d}"
+                         for d in signing.differences(kept, recomputed)]
+        problems += [f"results.json {d}" for d in signing.differences(
+            stored, campaign.judge(args.run_dir, catalogues, recompute=True))]
+    else:
+        recomputed = results.compute(history.read(args.run_dir / "history.jsonl"), catalogues)
+        problems += [f"results.json {d}" for d in signing.differences(stored, recomputed)]
+    if problems:
+        console.print(f"[red]verify failed[/red] for {args.run_dir}:")
+        for problem in problems:
+            console.print(f"  {problem}")
+        return 1
+    console.print(f"verified: signed by {signing.key_id(trusted)}, every file intact, every verdict "
+                  f"recomputed from the history ({stored['verdict']})")
+    return EXIT_PASS
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
@@ -140,6 +265,7 @@ def cmd_chains(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "clean": cmd_clean,
+            "keys": cmd_keys, "sign": cmd_sign, "verify": cmd_verify,
             "images": cmd_images, "chains": cmd_chains}
 
 

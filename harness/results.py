@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 
 from harness import history as history_module
-from harness import metrics
+from harness import metrics, standards
 from harness.checks import correctness, thresholds
 from harness.history import BlockRecord, FaultRecord, FinalChain, History, TxRecord
 from harness.phases.load import LoadOutcome
@@ -107,7 +107,9 @@ def harness_warnings(figures: dict[str, Any], footer: dict[str, Any],
     return warnings
 
 
-def compute(history: History) -> dict[str, Any]:
+def compute(history: History, catalogues: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """results.json from the History; judged against `catalogues` (standards entries), by
+    default the ones the run named (kept in the History's header)."""
     header, footer = history.header, history.footer
     figures = metrics.compute(history)
     checks = thresholds.evaluate(header.get("checks", []), figures["phases"])
@@ -123,7 +125,7 @@ def compute(history: History) -> dict[str, Any]:
         verdict = "fail"
     else:
         verdict = "pass"
-    return {
+    results = {
         "format": RESULTS_FORMAT,
         "run_id": header["run_id"],
         "status": status,
@@ -154,6 +156,13 @@ def compute(history: History) -> dict[str, Any]:
         "artifacts": {"history": "history.jsonl", "report": "report.html", "junit": "junit.xml",
                       "logs": [n["log"] for n in header["nodes"]]},
     }
+    catalogues = header.get("standards", []) if catalogues is None else catalogues
+    case = header["suite"].get("case") or header["suite"]["name"]
+    results.update(standards.judge_all(catalogues, {case: results})
+                   if catalogues else {"standards": [], "certification": None})
+    if verdict == "pass" and results["certification"] and results["certification"]["verdict"] != "pass":
+        results["verdict"] = "fail"  # a named standard not met: not certified
+    return results
 
 
 def validate(results: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness import __version__, adapters, hostinfo
+from harness import __version__, adapters, hostinfo, signing, standards
 from harness.errors import (
     EXIT_INFRA_FAILED,
     EXIT_INTERRUPTED,
@@ -62,7 +62,7 @@ def run_header(suite: Suite, run_id: str, image: dict[str, Any], host: dict[str,
         "run_id": run_id,
         "harness": {"version": __version__},
         "suite": {"name": suite.name, "path": str(suite.path), "sha256": suite.sha256,
-                  "description": suite.description},
+                  "description": suite.description, "case": suite.case},
         "chain": {"name": suite.chain.name, "version": suite.chain.version,
                   "family": suite.chain.family, "consensus": suite.chain.consensus,
                   "chain_id": suite.chain.chain_id, "manifest_sha256": suite.chain.manifest_hash(),
@@ -85,6 +85,7 @@ def run_header(suite: Suite, run_id: str, image: dict[str, Any], host: dict[str,
         "fault_model": {"kind": suite.chain.consensus, "nodes": len(nodes),
                         "f": suite.chain.fault_tolerance(len(nodes))},
         "checkers": suite.checker_config(),
+        "standards": [standards.entry(c) for c in suite.standards],
     }
 
 
@@ -186,6 +187,9 @@ def execute(suite: Suite, out: Path | None, console: Console, rebuild: bool = Fa
                       f"node logs in {run_dir / 'logs'}", highlight=False)
         return EXIT_INFRA_FAILED
     summarize(console, results, run_dir)
+    signed = signing.sign_if_configured(run_dir)
+    if signed:
+        console.print(f"signed with key {signed['key_id']}: {run_dir / signing.SIGNATURE}", highlight=False)
     if results["status"] != "complete":
         return EXIT_INTERRUPTED
     return EXIT_PASS if results["verdict"] == "pass" else EXIT_VERDICT_FAILED

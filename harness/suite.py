@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import chainpack
+from harness import chainpack, paths
 from harness.chainpack import ChainPack
 from harness.checks import correctness
 from harness.errors import InputError
 from harness.faults import schedule
 from harness.faults.schedule import FaultStep
+from harness.standards import catalogue
+from harness.standards.catalogue import Catalogue
 from harness.validation import load_and_validate
 
 
@@ -61,6 +63,8 @@ class Suite:
     load_nodes: tuple[int, ...] | None = None       # nodes the load goes to; None: all
     faults: list[FaultStep] = field(default_factory=list)
     checkers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    standards: list[Catalogue] = field(default_factory=list)
+    case: str = ""                 # the catalogue case this suite's runs are evidence for
 
 
     def checker_config(self) -> dict[str, dict[str, Any]]:
@@ -115,6 +119,8 @@ def load(path: Path) -> Suite:
     warmup = float(load_doc.get("warmup", 5))
     faults = schedule.plan(doc.get("faults", []), nodes, pack.fault_tolerance(nodes),
                            doc.get("seed", 1), warmup + float(load_doc["duration"]), file)
+    catalogues = [catalogue.load(resolve_standard(ref, path.parent, file, f"standards[{i}]"))
+                  for i, ref in enumerate(doc.get("standards", []))]
     return Suite(
         name=doc["name"],
         path=path.resolve(),
@@ -143,4 +149,16 @@ def load(path: Path) -> Suite:
         load_nodes=load_nodes,
         faults=faults,
         checkers=doc.get("checkers", {}),
+        standards=catalogues,
+        case=doc.get("case", doc["name"]),
     )
+
+
+def resolve_standard(reference: str, folder: Path, file: str, where: str) -> Path:
+    """A catalogue path relative to the suite, to the working directory, or under BCTEST_HOME."""
+    for candidate in (folder / reference, Path(reference), paths.home() / reference,
+                      paths.home() / "standards" / reference):
+        if candidate.is_file():
+            return candidate
+    raise InputError(file, where, f"a requirement catalogue file; '{reference}' not found next to "
+                     "the suite, here, or under standards/")

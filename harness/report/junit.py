@@ -1,4 +1,5 @@
-"""junit.xml for CI: one test case per check (and, later, per requirement)."""
+"""junit.xml for CI: one test case per check, checker and requirement (a campaign: per case
+and per requirement)."""
 
 from __future__ import annotations
 
@@ -9,25 +10,32 @@ from typing import Any
 
 
 def build(results: dict[str, Any]) -> ET.Element:
-    suites = ET.Element("testsuites", name=f"bctest {results['suite']['name']}")
-    suite = ET.SubElement(suites, "testsuite", name=results["suite"]["name"],
-                          timestamp=results["started_at"])
+    campaign = results.get("format", "").startswith("bctest-campaign")
+    title = results["name"] if campaign else results["suite"]["name"]
+    suites = ET.Element("testsuites", name=f"bctest {title}")
+    suite = ET.SubElement(suites, "testsuite", name=title, timestamp=results["started_at"])
     properties = ET.SubElement(suite, "properties")  # JUnit's schema wants it first
-    for name, value in (("run_id", results["run_id"]), ("chain", results["chain"]["name"]),
-                        ("chain_version", results["chain"]["version"]),
-                        ("image_id", results["chain"]["image"]["id"]),
-                        ("suite_sha256", results["suite"]["sha256"])):
+    chain = results.get("chain") or {}
+    for name, value in (("run_id", results["run_id"]), ("chain", chain.get("name")),
+                        ("chain_version", chain.get("version")),
+                        ("image_id", (chain.get("image") or {}).get("id")),
+                        ("sha256", results["sha256"] if campaign else results["suite"]["sha256"])):
         ET.SubElement(properties, "property", name=name, value=str(value))
     failures = skipped = 0
-    cases = [("checks", c) for c in results["checks"]] + \
-            [("checkers", c) for c in results.get("checkers", [])] + \
-            [("requirements", r) for r in results.get("requirements", [])]
+    if campaign:
+        cases = [("cases", {"id": c["id"], "verdict": "fail" if c["verdict"] != "pass" else "pass",
+                            "why": f"case {c['id']}: {c['status']}, verdict {c['verdict']}"})
+                 for c in results["cases"]]
+    else:
+        cases = [("checks", c) for c in results["checks"]] + \
+                [("checkers", c) for c in results.get("checkers", [])]
+    cases += [("requirements", r) for r in results.get("requirements", [])]
     if results["status"] != "complete":
         cases.append(("run", {"id": "run completed", "verdict": "fail",
                               "why": results.get("status_reason") or "incomplete"}))
     for group, item in cases:
-        case = ET.SubElement(suite, "testcase", classname=f"bctest.{group}",
-                             name=str(item.get("id")))
+        classname = f"bctest.{group}" + (f".{item['category']}" if group == "requirements" else "")
+        case = ET.SubElement(suite, "testcase", classname=classname, name=str(item.get("id")))
         verdict = item.get("verdict")
         if verdict == "fail":
             failures += 1

@@ -1,0 +1,183 @@
+"""A campaign: several suites (cases) run one after another, judged together against
+requirement catalogues (suites/certification.yaml).
+
+Folder: campaign.json (what was planned: cases, catalogues, ids), cases/<id>/ (each a
+complete run), and the campaign's results.json, report.html, junit.xml, summary.md and
+findings.sarif. The campaign's results are a pure function of campaign.json and the
+cases' histories: `bctest report RUN_DIR` recomputes them without a chain.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from harness import __version__, history, results, signing, standards, suite
+from harness.errors import EXIT_INTERRUPTED, EXIT_PASS, EXIT_VERDICT_FAILED, InputError
+from harness.standards.catalogue import Catalogue
+from harness.validation import load_and_validate
+
+FORMAT = "bctest-campaign/1"
+PLAN = "campaign.json"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    suite: suite.Suite
+
+
+@dataclass(frozen=True)
+class Campaign:
+    name: str
+    description: str
+    path: Path
+    sha256: str
+    standards: list[Catalogue]
+    cases: list[Case]
+
+
+def is_campaign(path: Path) -> bool:
+    """A campaign file has a top-level `cases:` list (a suite never does)."""
+    try:
+        return any(line.startswith("cases:") for line in path.read_text(encoding="utf-8").splitlines())
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def load(path: Path) -> Campaign:
+    doc = load_and_validate(path, "campaign")
+    file = str(path)
+    ids: dict[str, int] = {}
+    cases = []
+    for index, entry in enumerate(doc["cases"]):
+        if entry["id"] in ids:
+            raise InputError(file, f"cases[{index}].id", f"a unique case id; '{entry['id']}' is also "
+                             f"cases[{ids[entry['id']]}]")
+        ids[entry["id"]] = index
+        suite_path = path.parent / entry["suite"]
+        if not suite_path.is_file():
+            raise InputError(file, f"cases[{index}].suite", f"a suite file; {suite_path} does not exist")
+        loaded = suite.load(suite_path)
+        if loaded.case not in (entry["id"], loaded.name):
+            raise InputError(file, f"cases[{index}].id", f"the case the suite says it is evidence for "
+                             f"('{loaded.case}' in {suite_path.name}), got '{entry['id']}'")
+        cases.append(Case(id=entry["id"], suite=loaded))
+    catalogues = [standards.catalogue.load(suite.resolve_standard(ref, path.parent, file, f"standards[{i}]"))
+                  for i, ref in enumerate(doc["standards"])]
+    return Campaign(name=doc["name"], description=doc.get("description", ""), path=path.resolve(),
+                    sha256=hashlib.sha256(path.read_bytes()).hexdigest(), standards=catalogues,
+                    cases=cases)
+
+
+def plan(campaign: Campaign, run_id: str) -> dict[str, Any]:
+    return {
+        "format": FORMAT, "run_id": run_id, "name": campaign.name,
+        "description": campaign.description, "path": str(campaign.path), "sha256": campaign.sha256,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        "harness": {"version": __version__},
+        "standards": [standards.entry(c) for c in campaign.standards],
+        "cases": [{"id": c.id, "suite": {"name": c.suite.name, "path": str(c.suite.path),
+                                         "sha256": c.suite.sha256}} for c in campaign.cases],
+    }
+
+
+def execute(campaign: Campaign, out: Path | None, console: Console, rebuild: bool = False) -> int:
+    from harness import run
+    from harness.report import write_campaign_reports
+
+    run_id = run.new_run_id()
+    if out is None:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{campaign.name}-{stamp}-{run_id}"
+    if (out / PLAN).exists() or (out / "results.json").exists():
+        raise InputError(str(out), None, "already holds a run; choose another --out or remove it")
+    out.mkdir(parents=True, exist_ok=True)
+    planned = plan(campaign, run_id)
+    results.write_json(out / PLAN, planned)
+    console.print(f"campaign {run_id}: {campaign.name}, {len(campaign.cases)} cases → {out}", highlight=False)
+    for number, case in enumerate(campaign.cases, 1):
+        console.print(f"\n[bold]case {number}/{len(campaign.cases)}: {case.id}[/bold] "
+                      f"({case.suite.path.name})", highlight=False)
+        code = run.execute(case.suite, out / "cases" / case.id, console, rebuild=rebuild and number == 1)
+        if code == EXIT_INTERRUPTED:
+            console.print("campaign interrupted: the remaining cases were not run", highlight=False)
+            break
+    judged = judge(out)
+    write_campaign_reports(out, judged)
+    signed = signing.sign_if_configured(out)
+    if signed:
+        console.print(f"signed with key {signed['key_id']}: {out / signing.SIGNATURE}", highlight=False)
+    certification = judged["certification"]
+    console.print(f"\ncertification: {certification['verdict']} (grade {certification['grade']}; "
+                  + ", ".join(f"{n} {v}" for v, n in certification["counts"].items())
+                  + f"); report: {out / 'report.html'}", highlight=False)
+    for requirement in judged["requirements"]:
+        if requirement["verdict"] in ("fail", "inconclusive") and requirement["obligation"] == "mandatory":
+            console.print(f"  {requirement['verdict']:>12} {requirement['id']}: {requirement['why']}",
+                          highlight=False)
+    if judged["status"] != "complete":
+        return EXIT_INTERRUPTED
+    return EXIT_PASS if judged["verdict"] == "pass" else EXIT_VERDICT_FAILED
+
+
+def case_results(run_dir: Path, case_id: str, recompute: bool = True) -> dict[str, Any] | None:
+    """A case's results: recomputed from its history (the source of truth) when asked."""
+    folder = run_dir / "cases" / case_id
+    if recompute and (folder / "history.jsonl").is_file():
+        return results.compute(history.read(folder / "history.jsonl"))
+    if (folder / "results.json").is_file():
+        return json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    return None
+
+
+def judge(run_dir: Path, catalogues: list[dict[str, Any]] | None = None,
+          recompute: bool = False) -> dict[str, Any]:
+    """The campaign's results.json from campaign.json and its cases' results."""
+    planned = json.loads((run_dir / PLAN).read_text(encoding="utf-8"))
+    found = {c["id"]: case_results(run_dir, c["id"], recompute) for c in planned["cases"]}
+    ran = {case_id: r for case_id, r in found.items() if r is not None}
+    catalogues = planned["standards"] if catalogues is None else catalogues
+    judged = standards.judge_all(catalogues, ran)
+    for requirement in judged["requirements"]:
+        for evidence in requirement["evidence"]:
+            if evidence.get("history"):
+                evidence["history"] = f"cases/{evidence['case']}/{evidence['history']}"
+    first = next(iter(ran.values()), {})
+    complete = len(ran) == len(planned["cases"]) and all(r["status"] == "complete" for r in ran.values())
+    cases_ok = all(r["verdict"] == "pass" for r in ran.values())
+    verdict = ("incomplete" if not complete else
+               "pass" if cases_ok and judged["certification"]["verdict"] == "pass" else "fail")
+    return {
+        **{k: planned[k] for k in ("format", "run_id", "name", "description", "path", "sha256",
+                                   "started_at", "harness")},
+        "host": first.get("host", {}),
+        "chain": first.get("chain", {}),
+        "cases": [_case_entry(c, found[c["id"]]) for c in planned["cases"]],
+        **judged,
+        "status": "complete" if complete else "incomplete",
+        "verdict": verdict,
+    }
+
+
+def _case_entry(planned: dict[str, Any], got: dict[str, Any] | None) -> dict[str, Any]:
+    folder = f"cases/{planned['id']}"
+    entry = {"id": planned["id"], "suite": planned["suite"], "dir": folder}
+    if got is None:
+        return {**entry, "status": "not run", "verdict": None, "run_id": None}
+    measure = (got.get("phases") or {}).get("measure") or {}
+    latency = measure.get("latency") or {}
+    return {**entry, "status": got["status"], "verdict": got["verdict"], "run_id": got["run_id"],
+            "report": f"{folder}/report.html", "results": f"{folder}/results.json",
+            "history": f"{folder}/history.jsonl",
+            "headline": {"throughput": measure.get("throughput"), "send_rate": measure.get("send_rate"),
+                         "success_ratio": measure.get("success_ratio"),
+                         "latency_p50": latency.get("p50"), "latency_p99": latency.get("p99")},
+            "faults": got.get("faults", []),
+            "checkers": [{k: c[k] for k in ("id", "verdict", "why")} for c in got.get("checkers", [])]}

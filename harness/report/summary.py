@@ -1,0 +1,76 @@
+"""summary.md: the run (or campaign) in a few lines of Markdown, for CI comments."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+ICON = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "unknown": "❔", "not-applicable": "➖",
+        "incomplete": "⚠️"}
+
+
+def _figure(value: Any, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def _requirement_lines(results: dict[str, Any]) -> list[str]:
+    certification = results.get("certification")
+    if not certification:
+        return []
+    counts = ", ".join(f"{n} {v}" for v, n in certification["counts"].items() if n)
+    lines = ["", f"**Certification:** {ICON.get(certification['verdict'], '')} {certification['verdict']}, "
+                 f"grade **{certification['grade']}** ({counts}) against "
+                 + ", ".join(f"{s['id']} {s['version']}" for s in results.get("standards", [])), ""]
+    lines += ["| requirement | obligation | verdict | why |", "|---|---|---|---|"]
+    order = {"fail": 0, "inconclusive": 1, "pass": 2, "not-applicable": 3}
+    for r in sorted(results.get("requirements", []), key=lambda r: (order[r["verdict"]], r["id"])):
+        why = (r.get("why") or "").replace("|", "\\|")
+        lines.append(f"| {r['id']} | {r['obligation']} | {ICON[r['verdict']]} {r['verdict']} | {why} |")
+    return lines
+
+
+def build(results: dict[str, Any]) -> str:
+    chain = results.get("chain") or {}
+    verdict = results["verdict"]
+    title = results.get("name") or results["suite"]["name"]
+    lines = [f"### bctest {ICON.get(verdict, '')} {verdict}: {title} on {chain.get('name', '?')} "
+             f"{chain.get('version', '')}", ""]
+    if results.get("format", "").startswith("bctest-campaign"):
+        lines += ["| case | status | verdict | throughput | success | p99 |", "|---|---|---|---|---|---|"]
+        for case in results["cases"]:
+            head = case.get("headline") or {}
+            lines.append(f"| {case['id']} | {case['status']} | {ICON.get(case['verdict'] or '', '')} "
+                         f"{case['verdict'] or '-'} | {_figure(head.get('throughput'), ' tx/s')} | "
+                         f"{_figure(head.get('success_ratio'), '', 3)} | "
+                         f"{_figure(head.get('latency_p99'), ' ms', 0)} |")
+    else:
+        measure = results["phases"].get("measure", {})
+        latency = measure.get("latency", {})
+        lines.append(f"{results['node_count']} nodes, target {measure.get('target_rate')} tx/s: sent "
+                     f"{_figure(measure.get('send_rate'), ' tx/s')}, throughput "
+                     f"{_figure(measure.get('throughput'), ' tx/s')}, success "
+                     f"{_figure(measure.get('success_ratio'), '', 3)}, latency p50 "
+                     f"{_figure(latency.get('p50'), ' ms', 0)} p99 {_figure(latency.get('p99'), ' ms', 0)}")
+        judged = [(c["id"], c["verdict"], c.get("why")) for c in results.get("checks", [])]
+        judged += [(c["id"], c["verdict"], c.get("why")) for c in results.get("checkers", [])]
+        if judged:
+            lines += ["", "| check | verdict | why |", "|---|---|---|"]
+            lines += [f"| {i} | {ICON.get(v, '')} {v} | {(w or '').replace('|', '/')} |"
+                      for i, v, w in judged]
+        for warning in results.get("warnings", []):
+            lines.append(f"\n> ⚠️ {warning}")
+    lines += _requirement_lines(results)
+    lines += ["", f"run `{results['run_id']}` · bctest {results['harness']['version']} · full report: "
+                  "report.html"]
+    return "\n".join(lines) + "\n"
+
+
+def write(path: Path, results: dict[str, Any]) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(build(results), encoding="utf-8")
+    os.replace(partial, path)

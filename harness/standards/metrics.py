@@ -1,0 +1,115 @@
+"""The metrics a requirement's threshold can name, and where each is read in results.json.
+
+A metric this harness does not measure yet is still listed (so a catalogue may cite the
+requirement) with the reason; a requirement on it is judged inconclusive, never passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Value = float | str | None
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str
+    description: str
+    read: Callable[[dict[str, Any]], Value] | None   # None: not measured by this harness
+    missing: str = ""                                # why, when `read` is None
+
+
+def _phase(field: str) -> Callable[[dict[str, Any]], Value]:
+    def read(results: dict[str, Any]) -> Value:
+        return ((results.get("phases") or {}).get("measure") or {}).get(field)
+    return read
+
+
+def _latency(stat: str) -> Callable[[dict[str, Any]], Value]:
+    def read(results: dict[str, Any]) -> Value:
+        return (((results.get("phases") or {}).get("measure") or {}).get("latency") or {}).get(stat)
+    return read
+
+
+def _checker(checker_id: str) -> Callable[[dict[str, Any]], Value]:
+    def read(results: dict[str, Any]) -> Value:
+        found = next((c for c in results.get("checkers") or [] if c["id"] == checker_id), None)
+        return None if found is None else found["verdict"]
+    return read
+
+
+def _commit_send_ratio(results: dict[str, Any]) -> Value:
+    measure = (results.get("phases") or {}).get("measure") or {}
+    sent, throughput = measure.get("send_rate"), measure.get("throughput")
+    if not sent or throughput is None:
+        return None
+    return round(throughput / sent, 4)
+
+
+def _convergence_seconds(results: dict[str, Any]) -> Value:
+    found = next((c for c in results.get("checkers") or [] if c["id"] == "convergence"), None)
+    return None if found is None else found["evidence"].get("time_to_converge")
+
+
+def _recovery_ratio(results: dict[str, Any]) -> Value:
+    """The worst post-heal / pre-fault commit-rate ratio over the run's faults."""
+    found = next((c for c in results.get("checkers") or [] if c["id"] == "liveness"), None)
+    ratios = [f["ratio"] for f in (found or {}).get("evidence", {}).get("faults", [])
+              if f.get("ratio") is not None]
+    return min(ratios) if ratios else None
+
+
+def _audit(check: str) -> Callable[[dict[str, Any]], Value]:
+    def read(results: dict[str, Any]) -> Value:
+        return ((results.get("audit") or {}).get(check) or {}).get("verdict")
+    return read
+
+
+_NOT_MEASURED = "this harness version does not measure it yet"
+
+METRICS: dict[str, Metric] = {m.name: m for m in [
+    Metric("throughput", "tx/s", "transactions committed (threshold share of nodes) per second "
+           "of the measure window", _phase("throughput")),
+    Metric("send_rate", "tx/s", "transactions submitted per second of the measure window",
+           _phase("send_rate")),
+    Metric("send_rate_ratio", "ratio", "send rate ÷ target rate (the harness kept its schedule)",
+           _phase("send_rate_ratio")),
+    Metric("commit_send_ratio", "ratio", "throughput ÷ send rate (≈ 1: the chain keeps up)",
+           _commit_send_ratio),
+    Metric("success_ratio", "ratio", "committed ÷ submitted", _phase("success_ratio")),
+    Metric("committed", "tx", "transactions committed", _phase("committed")),
+    Metric("failed", "tx", "transactions rejected or errored", _phase("failed")),
+    *[Metric(f"latency_{s}", "ms", f"commit latency {s} (submit → threshold commit)", _latency(s))
+      for s in ("p50", "p90", "p95", "p99", "max", "mean")],
+    Metric("time_to_ready", "s", "from container start until every node is ready",
+           lambda r: r.get("time_to_ready_seconds")),
+    Metric("node_count", "nodes", "nodes in the network", lambda r: r.get("node_count")),
+    *[Metric(f"checker_{c}", "verdict", f"the {c} checker's verdict (pass / fail / unknown)",
+             _checker(c)) for c in ("safety", "liveness", "durability", "convergence",
+                                    "fault_tolerance")],
+    Metric("convergence_seconds", "s", "from the last heal until every node shares a new block",
+           _convergence_seconds),
+    Metric("recovery_ratio", "ratio", "worst post-fault ÷ pre-fault commit rate", _recovery_ratio),
+    *[Metric(f"audit_{c}", "verdict", f"authenticity audit: {c.replace('_', ' ')}", _audit(c))
+      for c in ("hash_links", "signatures", "replication")],
+    Metric("query_throughput", "queries/s", "read (query) requests answered per second", None,
+           _NOT_MEASURED + " (no read workload)"),
+    Metric("query_latency_p99", "ms", "read request latency p99", None,
+           _NOT_MEASURED + " (no read workload)"),
+    Metric("ledger_growth_bytes_per_tx", "bytes", "ledger bytes added per transaction", None,
+           _NOT_MEASURED + " (node data size is not sampled)"),
+]}
+
+
+def read(name: str, results: dict[str, Any]) -> tuple[Value, str | None]:
+    """(value, why missing): value None with a reason when it cannot be had from this run."""
+    metric = METRICS[name]
+    if metric.read is None:
+        return None, f"{name}: {metric.missing}"
+    value = metric.read(results)
+    if value is None:
+        return None, f"{name} was not measured in this run"
+    return value, None
