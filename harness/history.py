@@ -79,6 +79,7 @@ class History:
     blocks: list[BlockRecord] = field(default_factory=list)
     faults: list[FaultRecord] = field(default_factory=list)
     finals: list[FinalChain] = field(default_factory=list)
+    audit: dict[str, Any] | None = None   # the authenticity audit of one node's chain
     footer: dict[str, Any] = field(default_factory=dict)
 
 
@@ -126,6 +127,8 @@ def _write_lines(partial: Path, history: History) -> None:
                 "type": "final", "node": final.node, "at": _round(final.at),
                 "chain": [[n, h] for n, h in final.chain], "holds": final.holds,
                 "error": final.error}, separators=(",", ":")) + "\n")
+        if history.audit is not None:
+            out.write(json.dumps({"type": "audit", **history.audit}, separators=(",", ":")) + "\n")
         out.write(json.dumps({"type": "footer", **history.footer}) + "\n")
         out.flush()
         os.fsync(out.fileno())
@@ -164,6 +167,8 @@ def read(path: Path) -> History:
             history.finals.append(FinalChain(
                 node=entry["node"], at=entry["at"], chain=[tuple(c) for c in entry["chain"]],
                 holds=entry["holds"], error=entry["error"]))
+        elif kind == "audit":
+            history.audit = entry
         elif kind == "footer":
             history.footer = entry
     if history is None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import jsonschema
 
+from harness import audit, metrics, standards
 from harness import history as history_module
-from harness import metrics, standards
 from harness.checks import correctness, thresholds
 from harness.history import BlockRecord, FaultRecord, FinalChain, History, TxRecord
 from harness.phases.load import LoadOutcome
@@ -76,6 +76,25 @@ def fault_entry(fault: FaultRecord) -> dict[str, Any]:
             "start": fault.start, "end": fault.end, "status": fault.status, "method": fault.method,
             "groups": [[f"node{i}" for i in g] for g in fault.groups] if fault.groups else None,
             "params": fault.params, "reason": fault.reason}
+
+
+AUDIT_CHECKS = ("hash_links", "tx_root", "signatures", "replication")
+
+
+def audit_entry(history: History) -> dict[str, Any] | None:
+    """The authenticity audit's checks (recorded at run time) plus replication (judged here
+    from the History's blocks and final chains)."""
+    if history.audit is None:
+        return None
+    recorded = history.audit
+    missing = {"verdict": "unknown", "why": recorded.get("error") or "not audited"}
+    checks = {name: (recorded.get("checks") or {}).get(name, missing) for name in AUDIT_CHECKS[:3]}
+    checks["replication"] = audit.replication(history).to_dict()
+    verdicts = [c["verdict"] for c in checks.values()]
+    overall = next((v for v in ("fail", "unknown") if v in verdicts), "pass")
+    return {"family": recorded.get("family"), "node": recorded.get("node"),
+            "heights": recorded.get("heights"), "blocks": recorded.get("blocks"),
+            "txs": recorded.get("txs"), "error": recorded.get("error"), "verdict": overall, **checks}
 
 
 def harness_warnings(figures: dict[str, Any], footer: dict[str, Any],
@@ -156,6 +175,10 @@ def compute(history: History, catalogues: list[dict[str, Any]] | None = None) ->
         "artifacts": {"history": "history.jsonl", "report": "report.html", "junit": "junit.xml",
                       "logs": [n["log"] for n in header["nodes"]]},
     }
+    results["audit"] = audit_entry(history)
+    if verdict == "pass" and results["audit"] and "fail" in (
+            results["audit"][c]["verdict"] for c in AUDIT_CHECKS):
+        results["verdict"] = verdict = "fail"  # a chain that does not recompute is not a blockchain
     catalogues = header.get("standards", []) if catalogues is None else catalogues
     case = header["suite"].get("case") or header["suite"]["name"]
     results.update(standards.judge_all(catalogues, {case: results})

@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness import __version__, adapters, hostinfo, signing, standards
+from harness import __version__, adapters, audit, hostinfo, signing, standards
 from harness.errors import (
     EXIT_INFRA_FAILED,
     EXIT_INTERRUPTED,
@@ -38,6 +38,7 @@ from harness.results import build_history, write_history_and_results
 from harness.runtime import images
 from harness.runtime.docker import DockerRuntime, connect, leftover_runs, remove_run
 from harness.suite import Suite
+from harness.tracker import CommitTracker
 
 
 def new_run_id() -> str:
@@ -87,6 +88,22 @@ def run_header(suite: Suite, run_id: str, image: dict[str, Any], host: dict[str,
         "checkers": suite.checker_config(),
         "standards": [standards.entry(c) for c in suite.standards],
     }
+
+
+async def authenticity_audit(adapter: adapters.Adapter, nodes: list, finals: list,
+                             tracker: CommitTracker) -> dict[str, Any]:
+    """Recompute one node's chain (hash links, tx roots, signatures) from its raw blocks."""
+    source = next((f for f in finals if f.chain and not f.error), None)
+    if source is None:
+        return {"verdict": "unknown", "node": None, "error": "no node's chain could be read back"}
+    node = next(n for n in nodes if n.index == source.node)
+    try:
+        result = await audit.audit(adapter, node, [number for number, _ in source.chain],
+                                   tx_ids=list(tracker.index))
+    except Exception as exc:  # evidence (unknown), not a crash of the run
+        return {"verdict": "unknown", "node": node.name, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {**result.to_dict(), "node": node.name, "error": None,
+            "heights": [source.chain[0][0], source.chain[-1][0]]}
 
 
 class _Stop:
@@ -152,15 +169,20 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
                                   lambda message: console.print(message, highlight=False))
             outcome = await run_load(suite, adapter, nodes, prepared, progress, stop, nemesis,
                                      suite.converge_bound())
-        finals = []
-        if suite.checker_config() and not outcome.interrupted:
+        finals, audited = [], None
+        if (suite.checker_config() or suite.audit) and not outcome.interrupted:
             console.print("reading every node's chain back (final read)", highlight=False)
             finals = await read_final_chains(adapter, nodes, outcome.tracker, outcome.t0)
+        if suite.audit and not outcome.interrupted:
+            audited = await authenticity_audit(adapter, nodes, finals, outcome.tracker)
+            console.print(f"authenticity audit of {audited.get('node')}: {audited['verdict']}",
+                          highlight=False)
         header = run_header(suite, run_id, image, host, node_info, outcome.t0, workload)
         header["bootstrap"] = bootstrap
         status = "incomplete" if outcome.interrupted else "complete"
         history = build_history(header, outcome, status, outcome.interrupted,
                                 nemesis.history() if nemesis else [], finals)
+        history.audit = audited
     finally:
         await adapter.close()
         await asyncio.to_thread(runtime.teardown)

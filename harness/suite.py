@@ -65,6 +65,7 @@ class Suite:
     checkers: dict[str, dict[str, Any]] = field(default_factory=dict)
     standards: list[Catalogue] = field(default_factory=list)
     case: str = ""                 # the catalogue case this suite's runs are evidence for
+    audit: bool = False            # run the authenticity audit after the load
 
 
     def checker_config(self) -> dict[str, dict[str, Any]]:
@@ -151,6 +152,7 @@ def load(path: Path) -> Suite:
         checkers=doc.get("checkers", {}),
         standards=catalogues,
         case=doc.get("case", doc["name"]),
+        audit=doc.get("audit", False),
     )
 
 

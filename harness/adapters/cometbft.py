@@ -353,6 +353,12 @@ class CometbftAdapter(AdapterBase):
                     pass
             return method
 
+    async def raw_blocks(self, node: Node, numbers: list[int]) -> list[dict[str, Any]]:
+        """`/block?height=N` results ({"block", "block_id"}), for the authenticity audit
+        (harness/audit/cometbft.py)."""
+        return [await self._get(self.control_session(), node, "/block", timeout=30, height=number)
+                for number in numbers]
+
 
 class _Follower:
     """One node's block stream: reports every height after the one it started at, once."""

@@ -204,3 +204,15 @@ class EvmAdapter(AdapterBase):
                 except TimeoutError:
                     pass
             return method
+
+    async def raw_blocks(self, node: Node, numbers: list[int]) -> list[dict[str, Any]]:
+        """Blocks with their full transaction objects (`eth_getBlockByNumber <n> true`), for
+        the authenticity audit (harness/audit/evm.py)."""
+        out = []
+        for number in numbers:
+            block = await jsonrpc.call(self.control_session(), node.url(), "eth_getBlockByNumber",
+                                       [hex(number), True], timeout=60)
+            if block is None:
+                raise jsonrpc.RpcError(f"block {number} not found on {node.name}")
+            out.append(block)
+        return out

@@ -29,8 +29,8 @@ def requirement(**overrides):
 
 def write(tmp_path: Path, requirements) -> Path:
     path = tmp_path / "cat.yaml"
-    path.write_text(yaml.safe_dump({"catalogue": {"id": "c", "version": "1", "title": {"zh": "目录", "en": "c"}},
-                                    "requirements": requirements}, allow_unicode=True))
+    meta = {"id": "c", "version": "1", "title": {"zh": "目录", "en": "c"}}
+    path.write_text(yaml.safe_dump({"catalogue": meta, "requirements": requirements}, allow_unicode=True))
     return path
 
 
@@ -88,10 +88,12 @@ def test_verdicts_pass_fail_inconclusive_and_not_applicable():
     assert judged["ok"]["evidence"][0]["history"] == "history.jsonl"
     assert judged["slow"]["verdict"] == "fail"
     assert judged["slow"]["why"] == "latency_p99 = 4000.0 ms in case pressure-4, expected <= 1000 ms"
-    assert judged["missing"]["verdict"] == "inconclusive" and "spike-4 was not run" in judged["missing"]["why"]
+    assert judged["missing"]["verdict"] == "inconclusive"
+    assert "spike-4 was not run" in judged["missing"]["why"]
     assert judged["unmeasured"]["verdict"] == "inconclusive"
     assert "does not measure it yet" in judged["unmeasured"]["why"]
-    assert judged["pow-only"]["verdict"] == "not-applicable" and "this chain is bft" in judged["pow-only"]["why"]
+    assert judged["pow-only"]["verdict"] == "not-applicable"
+    assert "this chain is bft" in judged["pow-only"]["why"]
     assert judged["sixteen"]["verdict"] == "inconclusive" and "ran 4 nodes" in judged["sixteen"]["why"]
     assert judged["checker"]["verdict"] == "pass"
 
