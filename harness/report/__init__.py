@@ -22,5 +22,4 @@ def write_campaign_reports(run_dir: Path, results: dict[str, Any]) -> None:
     junit.write(run_dir / "junit.xml", results)
     summary.write(run_dir / "summary.md", results)
     sarif.write(run_dir / "findings.sarif", results)
-    if hasattr(html, "write_campaign"):
-        html.write_campaign(run_dir / "report.html", results, run_dir)
+    html.write_campaign(run_dir / "report.html", results, run_dir)

@@ -1,7 +1,8 @@
 """report.html: one self-contained, escaped page rendered from a stored run (no Docker).
 
 The fixture in tests/fixtures/sample_run/ is the results.json and history.jsonl of a real
-5-second anvil run (100 tx/s, 1 node).
+5-second anvil run (100 tx/s, 1 node). `judged()` adds requirement verdicts shaped as
+harness.standards.judge_all writes them (also used by test_report_campaign.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,70 @@ from harness.report import charts, html
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "sample_run"
 DATA_SVG = "data:image/svg+xml;base64,"
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+STANDARD_SHA = "ab" * 32
+
+
+def _requirement(rid: str, category: str, verdict: str, threshold: list[dict[str, Any]],
+                 measured: dict[str, Any] | None, evidence: list[dict[str, Any]], *,
+                 obligation: str = "mandatory", why: str | None = None,
+                 title: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"id": rid, "standard": "bctest-demo", "category": category, "obligation": obligation,
+            "title": title or {"zh": f"{rid} 的中文标题", "en": f"{rid} English title"},
+            "source": {"document": "GB/T 43575-2023", "clause": "6.4", "note": "fault tolerance"},
+            "method": {"cases": sorted({e["case"] for e in evidence}) or ["bft-threshold"],
+                       "steps": [{"zh": "负载下杀死 f 个共识节点",
+                                  "en": "Under load, kill f consensus nodes"},
+                                 {"zh": "恢复全部节点", "en": "Heal every node"}],
+                       "expected": {"zh": "恢复后继续出块", "en": "blocks again after the heal"}},
+            "threshold": threshold, "verdict": verdict, "why": why, "measured": measured,
+            "evidence": evidence}
+
+
+def judged(history: dict[str, str | None]) -> dict[str, Any]:
+    """requirements, standards and certification as results.json holds them, for the cases
+    pressure-4, bft-threshold and crash-restart; `history` maps each to its history path, or
+    None when the case did not run."""
+    def evidence(case: str, figures: dict[str, Any]) -> dict[str, Any]:
+        if history.get(case) is None:
+            return {"case": case}
+        return {"case": case, "run_id": f"run-{case}", "history": history[case], "figures": figures}
+
+    throughput = {"throughput": 100.0}
+    latency = {"latency_p99": 1007.1}
+    checkers = {"checker_fault_tolerance": "pass", "checker_safety": "pass"}
+    requirements = [
+        _requirement("PERF-TX-PRESSURE-4", "performance", "pass",
+                     [{"metric": "throughput", "op": ">=", "value": 90, "unit": "tx/s",
+                       "chosen_by": "test-center"}],
+                     {"pressure-4": throughput}, [evidence("pressure-4", throughput)]),
+        _requirement("PERF-TX-LATENCY-4", "performance", "fail",
+                     [{"metric": "latency_p99", "op": "<=", "value": 500, "unit": "ms",
+                       "chosen_by": "source"}],
+                     {"pressure-4": latency}, [evidence("pressure-4", latency)], obligation="recommended",
+                     why="latency_p99 = 1007.1 ms in case pressure-4, expected <= 500 ms"),
+        _requirement("REL-FT-THRESHOLD", "reliability", "pass",
+                     [{"metric": "checker_fault_tolerance", "op": "==", "value": "pass"},
+                      {"metric": "checker_safety", "op": "==", "value": "pass"}],
+                     {"bft-threshold": checkers}, [evidence("bft-threshold", checkers)]),
+        _requirement("REL-DURABILITY", "reliability", "inconclusive",
+                     [{"metric": "checker_durability", "op": "==", "value": "pass"}],
+                     {"crash-restart": None}, [evidence("crash-restart", {})],
+                     why="case crash-restart was not run"),
+        _requirement("FUN-POW-ONLY", "function", "not-applicable",
+                     [{"metric": "checker_safety", "op": "==", "value": "pass"}], None, [],
+                     why="applies to pow chains; this chain is bft"),
+        _requirement("SEC-ESCAPE", "security", "pass",
+                     [{"metric": "checker_safety", "op": "==", "value": "pass"}],
+                     {"bft-threshold": checkers}, [evidence("bft-threshold", checkers)],
+                     title={"zh": "<script>alert('zh')</script>", "en": "<script>alert('en')</script>"}),
+    ]
+    counts = {"pass": 3, "fail": 1, "inconclusive": 1, "not-applicable": 1}
+    standard = {"id": "bctest-demo", "version": "2026.11", "file": "/work/main/standards/demo.yaml",
+                "title": {"zh": "演示标准", "en": "Demo standard"}, "sha256": STANDARD_SHA,
+                "grade": "C", "verdict": "inconclusive", "counts": counts, "document": {"requirements": []}}
+    return {"requirements": requirements, "standards": [standard],
+            "certification": {"grade": "C", "verdict": "inconclusive", "counts": counts}}
 
 
 @pytest.fixture
@@ -45,6 +110,18 @@ def sample_page(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def embedded_images(page: str) -> list[str]:
     return re.findall(r'<img\b[^>]*\bsrc="([^"]*)"', page)
+
+
+def english(page: str) -> str:
+    """The page as an English reader sees it: Chinese spans dropped, English spans unwrapped."""
+    page = re.sub(r'<span lang="zh">.*?</span>', "", page, flags=re.DOTALL)
+    return re.sub(r'<span lang="en">(.*?)</span>', r"\1", page, flags=re.DOTALL)
+
+
+def chinese(page: str) -> str:
+    """The page as a Chinese reader sees it."""
+    page = re.sub(r'<span lang="en">.*?</span>', "", page, flags=re.DOTALL)
+    return re.sub(r'<span lang="zh">(.*?)</span>', r"\1", page, flags=re.DOTALL)
 
 
 def zero_commits(results: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +155,7 @@ def test_sample_report_is_one_self_contained_document(sample_page: str) -> None:
 
 def test_sample_report_shows_verdict_and_measure_throughput(sample_page: str,
                                                             sample: dict[str, Any]) -> None:
+    sample_page = english(sample_page)
     assert re.search(r'id="verdict">\s*<div class="word">pass</div>', sample_page)
     measure = sample["phases"]["measure"]
     card = re.search(r'id="measure-throughput">.*?<div class="value">([^<]*)<', sample_page, re.DOTALL)
@@ -95,7 +173,7 @@ def test_sample_report_embeds_three_svg_charts(sample_page: str) -> None:
 
 
 def test_sample_report_keeps_sections_in_order(sample_page: str) -> None:
-    ids = ["summary", "phases", "checks", "charts", "nodes", "detection", "reproducibility"]
+    ids = ["summary", "requirements", "phases", "checks", "charts", "nodes", "detection", "reproducibility"]
     positions = [sample_page.index(f'<section id="{i}">') for i in ids]
     assert positions == sorted(positions)
     assert '<a href="logs/node0.log">logs/node0.log</a>' in sample_page
@@ -140,7 +218,7 @@ def test_zero_commits_and_incomplete_still_render(sample: dict[str, Any], tmp_pa
     (tmp_path / "history.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     html.write(tmp_path / "report.html", zero_commits(sample), tmp_path)
-    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    page = english((tmp_path / "report.html").read_text(encoding="utf-8"))
 
     assert re.search(r'class="verdict-banner v-incomplete"', page)
     assert "interrupted: node0 stopped answering" in page
@@ -153,7 +231,7 @@ def test_zero_commits_and_incomplete_still_render(sample: dict[str, Any], tmp_pa
 
 def test_missing_history_skips_the_distribution_with_a_note(sample: dict[str, Any],
                                                             tmp_path: Path) -> None:
-    page = html.render(sample, tmp_path)
+    page = english(html.render(sample, tmp_path))
     note = re.search(r'id="distribution-note">([^<]*)<', page)
     assert note and "history.jsonl is missing" in note.group(1)
     assert len(embedded_images(page)) == 2
@@ -220,7 +298,136 @@ def test_results_without_optional_fields_render(sample: dict[str, Any], tmp_path
     del sparse["host"]["docker"], sparse["chain"]["manifest_sha256"], sparse["chain"]["params"]
     del sparse["commit_detection"]["seen_after_block_timestamp_ms"]
     sparse["timeseries"] = []
-    page = html.render(sparse, tmp_path)
+    page = english(html.render(sparse, tmp_path))
     assert "Undefined" not in page and "None" not in page
     assert '<th class="n focus">measure</th>' in page and ">warmup</th>" not in page
     assert len(embedded_images(page)) == 2
+
+
+# ------------------------------------------------------------------ certification and requirements
+
+@pytest.fixture
+def certified(sample: dict[str, Any]) -> dict[str, Any]:
+    """The sample judged against a demo standard (history links point into the run folder)."""
+    results = copy.deepcopy(sample)
+    results.update(judged({"pressure-4": "history.jsonl", "bft-threshold": "history.jsonl",
+                           "crash-restart": None}))
+    results["chain"]["image"]["repo_digests"] = ["bctest/anvil@sha256:" + "cd" * 32]
+    return results
+
+
+def requirement_card(page: str, rid: str) -> str:
+    found = re.search(rf'<div class="req r-[a-z]+" id="req-{rid}">.*?</details>\s*</div>', page, re.DOTALL)
+    assert found, rid
+    return found.group(0)
+
+
+def test_summary_shows_grade_standards_and_image_digest(certified: dict[str, Any], run_dir: Path) -> None:
+    page = english(html.render(certified, run_dir))
+    summary = page[page.index('<section id="summary">'):page.index('<section id="requirements">')]
+    assert re.search(r'<div class="grade grade-C">C</div>', summary)
+    assert "no mandatory requirement failed, but some could not be judged" in summary
+    assert '<span class="badge v-inconclusive">inconclusive</span>' in summary
+    assert re.search(r'<tr id="standard-bctest-demo"><td class="mono">bctest-demo</td><td>2026.11</td>'
+                     r'<td>Demo standard</td>', summary)
+    assert "bctest/anvil@sha256:" + "cd" * 32 in summary and "anvil 1.7.1" in summary
+
+
+def test_requirements_are_grouped_by_category_in_order(certified: dict[str, Any], run_dir: Path) -> None:
+    page = english(html.render(certified, run_dir))
+    section = page[page.index('<section id="requirements">'):page.index('<section id="phases">')]
+    order = [section.index(f'<h3 id="cat-{c}">') for c in ("function", "performance", "security",
+                                                            "reliability")]
+    assert order == sorted(order)
+    assert section.index('id="req-PERF-TX-PRESSURE-4"') < section.index('id="req-PERF-TX-LATENCY-4"')
+    overview = re.search(r'<table class="narrow" id="requirement-overview">.*?</table>', section, re.DOTALL)
+    assert overview and re.search(r'Performance</a></td><td class="n">2</td>\s*<td class="n">1</td>'
+                                  r'<td class="n">1</td><td class="n">-</td><td class="n">-</td>',
+                                  overview.group(0))
+    assert re.search(r'Security</a></td><td class="n">1</td>', overview.group(0))
+    assert re.search(r'Function</a></td><td class="n">1</td>', overview.group(0))
+
+
+def test_requirement_shows_verdict_measured_threshold_source_and_evidence(certified: dict[str, Any],
+                                                                          run_dir: Path) -> None:
+    page = english(html.render(certified, run_dir))
+    passed = requirement_card(page, "PERF-TX-PRESSURE-4")
+    assert '<span class="badge v-pass">pass</span>' in passed
+    assert "PERF-TX-PRESSURE-4 English title" in passed and "的中文标题" not in passed
+    assert re.search(r'<td>≥ 90 tx/s <span class="tag center">the test center&#39;s choice</span></td>',
+                     passed)
+    assert re.search(r'pressure-4: <strong class="ok">100.0</strong> ✓', passed)
+    assert "GB/T 43575-2023, clause 6.4 — fault tolerance" in passed
+    assert '<a href="history.jsonl">history.jsonl</a>' in passed and "run-pressure-4" in passed
+    assert re.search(r"<details>\s*<summary>Method: steps and expected result</summary>\s*"
+                     r"<ol><li>Under load, kill f consensus nodes</li><li>Heal every node</li></ol>", passed)
+
+    failed = requirement_card(page, "PERF-TX-LATENCY-4")
+    assert '<span class="badge v-fail">fail</span>' in failed and "recommended" in failed
+    assert re.search(r'<td>≤ 500 ms</td>', failed) and 'class="tag center"' not in failed
+    assert re.search(r'pressure-4: <strong class="bad">1,007.1</strong> ✗', failed)
+    assert "latency_p99 = 1007.1 ms in case pressure-4, expected &lt;= 500 ms" in failed
+
+    missing = requirement_card(page, "REL-DURABILITY")
+    assert '<span class="badge v-inconclusive">inconclusive</span>' in missing
+    assert "case crash-restart (not run)" in missing and "crash-restart: <strong" in missing
+    inapplicable = requirement_card(page, "FUN-POW-ONLY")
+    assert '<span class="badge v-na">not-applicable</span>' in inapplicable
+    assert "none: the requirement does not apply to this chain" in inapplicable
+
+    zh = chinese(html.render(certified, run_dir))
+    assert "PERF-TX-PRESSURE-4 的中文标题" in requirement_card(zh, "PERF-TX-PRESSURE-4")
+    assert "测试中心选定" in zh and "负载下杀死 f 个共识节点" in zh and "不通过" in zh
+
+
+def test_requirement_titles_are_escaped(certified: dict[str, Any], run_dir: Path) -> None:
+    page = html.render(certified, run_dir)
+    assert "<script" not in page
+    assert "&lt;script&gt;alert(&#39;en&#39;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#39;zh&#39;)&lt;/script&gt;" in page
+
+
+def test_reproducibility_lists_seed_standards_and_run(certified: dict[str, Any], run_dir: Path) -> None:
+    page = english(html.render(certified, run_dir))
+    facts = page[page.index('<section id="reproducibility">'):]
+    assert re.search(r"<dt>Seed</dt><dd[^>]*>1</dd>", facts)
+    assert "<dt>Standard bctest-demo 2026.11</dt>" in facts and STANDARD_SHA in facts
+    assert re.search(r"<dt>Run id</dt><dd[^>]*>217bdf2355</dd>", facts)
+    assert re.search(r"<dt>Started at</dt><dd>[^<]+</dd>", facts)
+
+
+def test_without_a_standard_the_report_says_so(sample: dict[str, Any], run_dir: Path) -> None:
+    plain_run = copy.deepcopy(sample)
+    plain_run.update(requirements=[], standards=[], certification=None)
+    page = english(html.render(plain_run, run_dir))
+    assert "No standard was named" in page and 'class="grade' not in page
+    assert "No requirement was judged" in page and 'id="standards"' not in page
+
+
+# ------------------------------------------------------------------ zh / en
+
+def test_language_switch_is_pure_css_and_english_by_default(sample_page: str) -> None:
+    assert re.search(r'<input type="radio" name="bctest-lang" id="lang-en" class="lang-radio" checked',
+                     sample_page)
+    assert '<label for="lang-zh" lang="zh-CN">中文</label>' in sample_page
+    assert '#lang-en:checked ~ main [lang="zh"], #lang-zh:checked ~ main [lang="en"]' in sample_page
+    assert sample_page.index('id="lang-zh"') < sample_page.index("<main>")  # siblings before <main>
+
+
+def visible_main(page: str) -> str:
+    """<main> without the language switch (whose labels name both languages)."""
+    main = page[page.index("<main>"):page.index("</main>")]
+    return re.sub(r'<div class="lang-switch".*?</div>', "", main, flags=re.DOTALL)
+
+
+def test_every_fixed_label_comes_in_both_languages(certified: dict[str, Any], run_dir: Path) -> None:
+    page = html.render(certified, run_dir)
+    en = visible_main(english(page))
+    leak = CJK.search(en)
+    assert not leak, en[max(0, leak.start() - 120):leak.start() + 40]
+    zh = visible_main(chinese(page))
+    headings = re.findall(r"<h[23][^>]*>(.*?)</h[23]>", zh, re.DOTALL)
+    assert len(headings) > 15 and all(CJK.search(h) for h in headings), headings
+    for label in ("摘要", "认证等级", "功能", "性能", "安全", "可靠性", "强制", "推荐", "无法判定", "不适用",
+                  "出处", "证据", "吞吐量（测量阶段）", "时延 p99", "随机种子", "镜像摘要", "测试工具版本"):
+        assert label in zh, label
