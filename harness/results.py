@@ -200,7 +200,9 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
 
 def write_history_and_results(run_dir: Path, history: History) -> dict[str, Any]:
     history_module.write(run_dir / "history.jsonl", history)
-    results = compute(history)
+    # Judge what was written (times rounded to the microsecond), not the in-memory copy:
+    # `bctest report` and `bctest verify` recompute from the file and must agree exactly.
+    results = compute(history_module.read(run_dir / "history.jsonl"))
     validate(results)
     write_json(run_dir / "results.json", results)
     return results
