@@ -26,7 +26,7 @@ from typing import Any
 from coincurve import PublicKey
 
 from harness.adapters import bitcoin_tx as btx
-from harness.audit.result import AuditResult, Tally
+from harness.audit.result import AuditResult, Tally, hash_and_link
 
 Outpoint = tuple[str, int]                 # (txid display hex, output index)
 Prevouts = Mapping[Outpoint, tuple[int, bytes]]   # -> (value, scriptPubKey)
@@ -137,18 +137,8 @@ def verify_chain(blocks: list[dict[str, Any]], prevouts: Prevouts | None = None)
             links.fail(height, reported, f"cannot parse the block: {exc}")
             previous = None
             continue
-        if recomputed != reported:
-            links.fail(height, reported, f"recomputed hash {recomputed} differs from the node's")
-        else:
-            links.ok()
-        if previous is not None and previous[0] == height - 1:
-            parent = header[4:36][::-1].hex()
-            if parent == previous[1]:
-                links.ok()
-            else:
-                links.fail(height, recomputed, f"prev hash {parent} is not block {height - 1}'s "
-                           f"recomputed hash {previous[1]}")
-        previous = (height, recomputed)
+        previous = hash_and_link(links, height, reported, recomputed, header[4:36][::-1].hex(),
+                                 "prev hash", previous)
         if not transactions:
             roots.skip("header-only blocks")
             continue

@@ -20,7 +20,7 @@ import hashlib
 import re
 from typing import Any
 
-from harness.audit.result import AuditResult, Tally, not_applicable
+from harness.audit.result import AuditResult, Tally, hash_and_link, not_applicable
 
 _TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
 
@@ -119,18 +119,9 @@ def verify_chain(blocks: list[dict[str, Any]]) -> AuditResult:
             links.fail(height, reported, f"cannot encode the header: {exc}")
             previous = None
             continue
-        if recomputed == reported.upper():
-            links.ok()
-        else:
-            links.fail(height, reported, f"recomputed hash {recomputed} differs from the node's")
-        if previous is not None and previous[0] == height - 1:
-            parent = str((header.get("last_block_id") or {}).get("hash", "")).upper()
-            if parent == previous[1]:
-                links.ok()
-            else:
-                links.fail(height, recomputed, f"last_block_id {parent} is not block {height - 1}'s "
-                           f"recomputed hash {previous[1]}")
-        previous = (height, recomputed)
+        parent = str((header.get("last_block_id") or {}).get("hash", "")).upper()
+        previous = hash_and_link(links, height, reported.upper(), recomputed, parent, "last_block_id",
+                                 previous)
         block_txs = (block.get("data") or {}).get("txs") or []
         txs += len(block_txs)
         computed = data_hash(block_txs)

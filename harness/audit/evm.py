@@ -27,7 +27,7 @@ import coincurve
 import rlp
 from eth_hash.auto import keccak
 
-from harness.audit.result import AuditResult, Tally
+from harness.audit.result import AuditResult, Tally, hash_and_link
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 EMPTY_TRIE_ROOT = keccak(rlp.encode(b""))
@@ -177,17 +177,8 @@ def verify_chain(blocks: list[dict[str, Any]], signers: Collection[str] | None =
             links.fail(height, reported, f"cannot rebuild the header: {type(exc).__name__} {exc}")
             previous = None
             continue
-        if recomputed == reported:
-            links.ok()
-        else:
-            links.fail(height, reported, f"recomputed hash {recomputed} differs from the node's")
-        if previous is not None and previous[0] == height - 1:
-            if block["parentHash"].lower() == previous[1]:
-                links.ok()
-            else:
-                links.fail(height, recomputed, f"parentHash {block['parentHash']} is not block "
-                           f"{height - 1}'s recomputed hash {previous[1]}")
-        previous = (height, recomputed)
+        previous = hash_and_link(links, height, reported, recomputed, block["parentHash"].lower(),
+                                 "parentHash", previous)
         transactions = block.get("transactions") or []
         txs += len(transactions)
         if any(isinstance(t, str) for t in transactions):

@@ -82,6 +82,24 @@ class Tally:
         return Check(verdict, self.rule, self.checked, self.failed, self.skipped, self.failures, why)
 
 
+def hash_and_link(links: Tally, height: int, reported: str, recomputed: str, parent: str,
+                  parent_field: str, previous: tuple[int, str] | None) -> tuple[int, str]:
+    """The rule every family shares: the node's hash is the one the harness recomputed, and
+    the block names the previous block's *recomputed* hash as its parent. Hashes are compared
+    as given (callers normalise case). Returns this block as the next one's `previous`."""
+    if recomputed == reported:
+        links.ok()
+    else:
+        links.fail(height, reported, f"recomputed hash {recomputed} differs from the node's")
+    if previous is not None and previous[0] == height - 1:
+        if parent == previous[1]:
+            links.ok()
+        else:
+            links.fail(height, recomputed, f"{parent_field} {parent} is not block {height - 1}'s "
+                       f"recomputed hash {previous[1]}")
+    return height, recomputed
+
+
 def not_applicable(rule: str, why: str) -> Check:
     return Check("not-applicable", rule, why=why)
 
