@@ -1,0 +1,64 @@
+"""Campaign files and the campaign's judgement over its cases' stored results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import campaign, standards
+from harness.errors import InputError
+from harness.standards import catalogue
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_campaigns_load():
+    cert = campaign.load(ROOT / "suites" / "certification.yaml")
+    assert [c.id for c in cert.cases] == ["pressure-4", "spike-4", "stability-4", "pressure-16",
+                                         "bft-threshold", "crash-restart"]
+    assert [c.id for c in cert.standards] == ["bctest-performance", "bctest-reliability", "bctest-function"]
+    assert campaign.is_campaign(ROOT / "suites" / "certification.yaml")
+    assert not campaign.is_campaign(ROOT / "suites" / "quickstart.yaml")
+
+
+def test_case_id_must_match_the_suites_case(tmp_path):
+    path = tmp_path / "c.yaml"
+    bft = ROOT / "suites" / "faults" / "bft-threshold.yaml"
+    path.write_text(f"name: c\nstandards: [{ROOT / 'standards' / 'reliability.yaml'}]\n"
+                    f"cases:\n  - {{id: spike-4, suite: {bft}}}\n")
+    with pytest.raises(InputError) as error:
+        campaign.load(path)
+    assert error.value.field == "cases[0].id" and "'bft-threshold'" in error.value.expected
+
+
+def _case(run_dir: Path, case_id: str, verdict: str = "pass", **measure) -> None:
+    folder = run_dir / "cases" / case_id
+    folder.mkdir(parents=True)
+    figures = {"throughput": 99.0, "send_rate": 100.0, "success_ratio": 1.0, "latency": {"p99": 900.0},
+               **measure}
+    (folder / "results.json").write_text(json.dumps({
+        "run_id": f"run-{case_id}", "status": "complete", "verdict": verdict, "node_count": 4,
+        "chain": {"name": "cometbft", "consensus": "bft"}, "host": {"cpus": 2},
+        "load": {"workload": "kv", "rate": 100}, "phases": {"measure": figures},
+        "time_to_ready_seconds": 4.0, "artifacts": {"history": "history.jsonl"}, "checkers": []}))
+
+
+def test_judge_traces_evidence_to_case_folders_and_marks_missing_cases(tmp_path):
+    perf = standards.entry(catalogue.load(ROOT / "standards" / "performance.yaml"))
+    (tmp_path / campaign.PLAN).write_text(json.dumps({
+        "format": campaign.FORMAT, "run_id": "c1", "name": "demo", "description": "", "path": "x",
+        "sha256": "0" * 64, "started_at": "2026-11-28T00:00:00Z", "harness": {"version": "t"},
+        "standards": [perf], "cases": [{"id": "pressure-4", "suite": {"name": "p"}},
+                                       {"id": "spike-4", "suite": {"name": "s"}}]}))
+    _case(tmp_path, "pressure-4")
+    judged = campaign.judge(tmp_path)
+    assert judged["status"] == "incomplete" and judged["verdict"] == "incomplete"
+    assert [c["status"] for c in judged["cases"]] == ["complete", "not run"]
+    pressure = next(r for r in judged["requirements"] if r["id"] == "PERF-TX-PRESSURE-4")
+    assert pressure["verdict"] == "pass"
+    assert pressure["evidence"][0]["history"] == "cases/pressure-4/history.jsonl"
+    spike = next(r for r in judged["requirements"] if r["id"] == "PERF-TX-SPIKE-4")
+    assert spike["verdict"] == "inconclusive" and spike["why"] == "case spike-4 was not run"
+    assert judged["chain"]["name"] == "cometbft" and judged["host"] == {"cpus": 2}
