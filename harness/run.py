@@ -77,6 +77,7 @@ def run_header(suite: Suite, run_id: str, image: dict[str, Any], host: dict[str,
         "load": {"rate": spec.rate, "warmup": spec.warmup, "duration": spec.duration,
                  "settle": spec.settle, "workers": spec.workers, "accounts": suite.accounts,
                  "workload": workload, "max_in_flight": spec.max_in_flight,
+                 "connections": spec.connections,
                  "commit_share": suite.commit_share, "seed": suite.seed,
                  "nodes": list(suite.load_nodes) if suite.load_nodes is not None
                  else list(range(len(nodes)))},

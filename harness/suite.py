@@ -26,6 +26,7 @@ class LoadSpec:
     settle: float = 30.0
     workers: int = 1
     max_in_flight: int = 4096
+    connections: int = 256          # per node per worker: bounds the sockets an overload opens
     submit_timeout: float = 10.0
 
     @property
@@ -136,6 +137,7 @@ def load(path: Path) -> Suite:
             settle=float(load_doc.get("settle", 30)),
             workers=load_doc.get("workers", 1),
             max_in_flight=load_doc.get("max_in_flight", 4096),
+            connections=load_doc.get("connections", 256),
             submit_timeout=float(load_doc.get("submit_timeout", 10)),
         ),
         accounts=workload.get("accounts", 256),

@@ -47,7 +47,7 @@ class SendRecord:
 
 def plan_workers(prepared: list[Prepared], urls: list[str], rate: float, workers: int,
                  max_in_flight: int, submit_timeout: float, headers: dict[str, str],
-                 classifier: str) -> list[WorkerPlan]:
+                 classifier: str, connections: int = 256) -> list[WorkerPlan]:
     """Deal transactions round-robin to workers and to nodes (tx i goes to node i mod n)."""
     plans = []
     for w in range(workers):
@@ -56,6 +56,7 @@ def plan_workers(prepared: list[Prepared], urls: list[str], rate: float, workers
             worker=w, indexes=indexes, bodies=[prepared[i].body for i in indexes],
             targets=[i % len(urls) for i in indexes], urls=urls, rate=rate,
             max_in_flight=max_in_flight, submit_timeout=submit_timeout, headers=headers,
+            connections=connections,
             classifier=classifier))
     return plans
 

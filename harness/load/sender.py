@@ -34,6 +34,7 @@ class WorkerPlan:
     submit_timeout: float
     headers: dict[str, str]
     classifier: str           # "module:Class" with a static response_error(status, body)
+    connections: int = 256    # open connections per node
 
 
 def _classifier(ref: str):
@@ -49,7 +50,9 @@ async def _send_all(plan: WorkerPlan, queue: Any, go: Any, start_at: Any, stop: 
     max_lag = 0.0
     in_flight = 0
     timeout = aiohttp.ClientTimeout(total=plan.submit_timeout)
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    # Bounded per node: past the chain's (or the harness's) ceiling, overdue sends wait for a
+    # connection instead of opening thousands of sockets (which once killed docker-proxy).
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=plan.connections, force_close=False)
     pending: set[asyncio.Task] = set()
 
     async def send(k: int, session: aiohttp.ClientSession) -> None:

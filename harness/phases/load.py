@@ -114,7 +114,7 @@ async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: 
     targets = [n for n in nodes if suite.load_nodes is None or n.index in suite.load_nodes]
     plans = plan_workers(prepared, [node.url() + adapter.submit_path for node in targets], spec.rate,
                          spec.workers, spec.max_in_flight, spec.submit_timeout,
-                         adapter.submit_headers, classifier_ref(adapter))
+                         adapter.submit_headers, classifier_ref(adapter), spec.connections)
     outcome_interrupt: str | None = None
     try:
         records, sends = await run_senders(plans, len(prepared), lambda: interrupted() is not None,
