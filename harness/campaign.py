@@ -19,7 +19,14 @@ from typing import Any
 from rich.console import Console
 
 from harness import __version__, history, results, signing, standards, suite
-from harness.errors import EXIT_INTERRUPTED, EXIT_PASS, EXIT_VERDICT_FAILED, InputError
+from harness.errors import (
+    EXIT_INFRA_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_PASS,
+    EXIT_VERDICT_FAILED,
+    InfraError,
+    InputError,
+)
 from harness.standards.catalogue import Catalogue
 from harness.validation import load_and_validate
 
@@ -102,10 +109,17 @@ def execute(campaign: Campaign, out: Path | None, console: Console, rebuild: boo
     planned = plan(campaign, run_id)
     results.write_json(out / PLAN, planned)
     console.print(f"campaign {run_id}: {campaign.name}, {len(campaign.cases)} cases → {out}", highlight=False)
+    codes = []
     for number, case in enumerate(campaign.cases, 1):
         console.print(f"\n[bold]case {number}/{len(campaign.cases)}: {case.id}[/bold] "
                       f"({case.suite.path.name})", highlight=False)
-        code = run.execute(case.suite, out / "cases" / case.id, console, rebuild=rebuild and number == 1)
+        try:
+            code = run.execute(case.suite, out / "cases" / case.id, console,
+                               rebuild=rebuild and number == 1)
+        except InfraError as exc:  # one case's infrastructure failure does not end the campaign
+            console.print(f"[red]case {case.id} failed:[/red] {exc}", highlight=False)
+            code = EXIT_INFRA_FAILED
+        codes.append(code)
         if code == EXIT_INTERRUPTED:
             console.print("campaign interrupted: the remaining cases were not run", highlight=False)
             break
@@ -122,8 +136,10 @@ def execute(campaign: Campaign, out: Path | None, console: Console, rebuild: boo
         if requirement["verdict"] in ("fail", "inconclusive") and requirement["obligation"] == "mandatory":
             console.print(f"  {requirement['verdict']:>12} {requirement['id']}: {requirement['why']}",
                           highlight=False)
-    if judged["status"] != "complete":
+    if EXIT_INTERRUPTED in codes:
         return EXIT_INTERRUPTED
+    if EXIT_INFRA_FAILED in codes:  # a case could not be run: the campaign certifies nothing
+        return EXIT_INFRA_FAILED
     return EXIT_PASS if judged["verdict"] == "pass" else EXIT_VERDICT_FAILED
 
 

@@ -146,3 +146,24 @@ def test_clean_removes_objects_of_dead_runs_only(docker_client, anvil_image):
                 container.remove(force=True)
             except Exception:
                 pass
+
+
+def test_campaign_with_a_case_that_never_gets_ready_exits_3_and_judges_the_rest(
+        docker_client, anvil_image, tmp_path):
+    deaf = make_pack(tmp_path, "deaf", port=9999, timeout=4)
+    write_suite(tmp_path, "deaf", f"name: deaf\ncase: spike-4\nchain: {deaf}\n"
+                "load: {rate: 10, duration: 5}\n")
+    write_suite(tmp_path, "ok", f"name: ok\ncase: pressure-4\nchain: {ROOT / 'chains' / 'anvil'}\n"
+                "load: {rate: 20, warmup: 1, duration: 5, settle: 10}\n")
+    performance = ROOT / "standards" / "performance.yaml"
+    campaign = write_suite(tmp_path, "campaign", f"name: c\nstandards: [{performance}]\ncases:\n"
+                           "  - {id: spike-4, suite: deaf.yaml}\n  - {id: pressure-4, suite: ok.yaml}\n")
+    done = bctest("run", str(campaign), "--out", str(tmp_path / "run"))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "case spike-4 failed" in done.stdout and "not ready after 4 s" in done.stdout
+    got = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [(c["id"], c["status"]) for c in got["cases"]] == [("spike-4", "not run"),
+                                                              ("pressure-4", "complete")]
+    spike = next(r for r in got["requirements"] if r["id"] == "PERF-TX-SPIKE-4")
+    assert spike["verdict"] == "inconclusive" and spike["why"] == "case spike-4 was not run"
+    assert got["status"] == "incomplete"
