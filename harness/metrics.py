@@ -52,6 +52,9 @@ def latency_summary(latencies_s: list[float]) -> dict[str, float | None]:
     return out
 
 
+ON_TIME_S = 0.010  # the sender's own "late" threshold (harness/load/sender.py LATE_AFTER)
+
+
 def phase_figures(history: History, phase: str, threshold: int) -> dict[str, Any]:
     start, end = history.header["phases"][phase]
     length = max(end - start, 1e-9)
@@ -74,6 +77,9 @@ def phase_figures(history: History, phase: str, threshold: int) -> dict[str, Any
             landed += 1
     target = history.header["load"]["rate"]
     send_rate = len(sent) / length
+    # send_rate counts a late send as sent; on time = left within 10 ms of its schedule.
+    on_time = sum(1 for tx in sent if tx.submitted - tx.scheduled <= ON_TIME_S)
+    lags = sorted(tx.submitted - tx.scheduled for tx in sent)
     return {
         "window": [round(start, 6), round(end, 6)],
         "seconds": round(length, 3),
@@ -86,6 +92,8 @@ def phase_figures(history: History, phase: str, threshold: int) -> dict[str, Any
         "unconfirmed": len(sent) - len(failed) - committed,
         "send_rate": round(send_rate, 3),
         "send_rate_ratio": round(send_rate / target, 4) if target else None,
+        "on_time_ratio": round(on_time / len(txs), 4) if txs else None,
+        "send_lag_p99_ms": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))] * 1000, 3) if lags else None,
         "throughput": round(landed / length, 3),
         "success_ratio": round(committed / len(sent), 5) if sent else None,
         "latency": latency_summary(latencies),

@@ -103,6 +103,12 @@ def harness_warnings(figures: dict[str, Any], footer: dict[str, Any],
     warnings = list(footer.get("warnings", []))
     measure = figures["phases"].get("measure")
     ratio = measure["send_rate_ratio"] if measure else None
+    on_time = measure.get("on_time_ratio") if measure else None
+    if footer.get("status") == "complete" and on_time is not None and on_time < 0.98 and (
+            ratio is None or ratio >= 0.98):
+        warnings.append(f"only {on_time:.1%} of the measure window's transactions left within 10 ms "
+                        f"of their schedule (send lag p99 {measure['send_lag_p99_ms']} ms): the offered "
+                        "load was burstier than the target rate; add load.workers or lower the rate")
     if footer.get("status") == "complete" and ratio is not None and ratio < 0.98:
         warnings.append(f"the harness sent {measure['send_rate']} tx/s against a target of "
                         f"{measure['target_rate']} tx/s ({measure['send_rate_ratio']:.1%}): the "

@@ -77,6 +77,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
            _phase("send_rate")),
     Metric("send_rate_ratio", "ratio", "send rate ÷ target rate (the harness kept its schedule)",
            _phase("send_rate_ratio")),
+    Metric("on_time_ratio", "ratio", "share of the window's transactions sent within 10 ms of their "
+           "schedule (the offered load was the target rate)", _phase("on_time_ratio")),
     Metric("commit_send_ratio", "ratio", "throughput ÷ send rate (≈ 1: the chain keeps up)",
            _commit_send_ratio),
     Metric("success_ratio", "ratio", "committed ÷ submitted", _phase("success_ratio")),

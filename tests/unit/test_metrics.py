@@ -191,3 +191,14 @@ def test_compute_is_the_same_after_history_round_trip(tmp_path):
     path = tmp_path / "history.jsonl"
     hist.write(path, original)
     assert metrics.compute(hist.read(path)) == metrics.compute(original)
+
+
+def test_on_time_ratio_counts_late_sends_that_send_rate_ratio_hides():
+    """Ten due sends all went out (send_rate_ratio 1.0) but three left 50 ms late."""
+    txs = [TxRecord(i=k, id=f"0x{k:x}", phase="measure", node=0, scheduled=10.0 + k,
+                    submitted=10.0 + k + (0.05 if k < 3 else 0.002), acked=None, error=None, commits=[])
+           for k in range(10)]
+    m = metrics.compute(History(header=header(rate=1.0), txs=txs, footer={}))["phases"]["measure"]
+    assert m["send_rate_ratio"] == 1.0
+    assert m["on_time_ratio"] == 0.7
+    assert m["send_lag_p99_ms"] == pytest.approx(50.0)
