@@ -150,6 +150,8 @@ def node_figures(history: History) -> list[dict[str, Any]]:
     for tx in history.txs:
         for node, _, _ in tx.commits:
             holds[node] += 1
+    sampled = (history.footer.get("resources") or {}).get("nodes") or {}
+    window = history.header["phases"].get("measure")
     out = []
     for index, node in enumerate(history.header["nodes"]):
         blocks = by_node.get(index, [])
@@ -159,8 +161,36 @@ def node_figures(history: History) -> list[dict[str, Any]]:
             "head": max((b.number for b in blocks), default=None),
             "txs_held": holds.get(index, 0),
             "commit_method": history.footer.get("watch_methods", {}).get(node["name"]),
+            "resources": resource_figures(sampled.get(node["name"]) or [], window),
         })
     return out
+
+
+def resource_figures(samples: list[list[float]], window: list[float] | None) -> dict[str, Any] | None:
+    """CPU (% of one core), peak memory and network bytes of one node over the measure
+    window, from [t, cpu_seconds, memory_bytes, rx_bytes, tx_bytes] samples."""
+    inside = [s for s in samples if window is None or window[0] <= s[0] <= window[1]]
+    if len(inside) < 2:
+        return None
+    steps = [(b[1] - a[1]) / (b[0] - a[0]) * 100 for a, b in zip(inside, inside[1:], strict=False)
+             if b[0] > a[0] and b[1] >= a[1]]  # a restart resets the counters: skip that step
+    first, last = inside[0], inside[-1]
+    return {
+        "cpu_mean_percent": round(float(np.mean(steps)), 1) if steps else None,
+        "cpu_max_percent": round(float(np.max(steps)), 1) if steps else None,
+        "memory_max_mb": round(max(s[2] for s in inside) / 2**20, 1),
+        "rx_mb": round(max(0, last[3] - first[3]) / 2**20, 2),
+        "tx_mb": round(max(0, last[4] - first[4]) / 2**20, 2),
+        "samples": len(inside),
+    }
+
+
+def cpu_series(history: History) -> dict[str, list[list[float]]]:
+    """Per node, [t, CPU % of one core] between consecutive samples (for the report chart)."""
+    sampled = (history.footer.get("resources") or {}).get("nodes") or {}
+    return {name: [[round(b[0], 3), round((b[1] - a[1]) / (b[0] - a[0]) * 100, 1)]
+                   for a, b in zip(rows, rows[1:], strict=False) if b[0] > a[0] and b[1] >= a[1]]
+            for name, rows in sampled.items()}
 
 
 def detection_figures(history: History) -> dict[str, Any]:
@@ -196,5 +226,6 @@ def compute(history: History) -> dict[str, Any]:
         "phases": phases,
         "timeseries": timeseries(history, threshold),
         "nodes": node_figures(history),
+        "cpu": cpu_series(history),
         "commit_detection": detection_figures(history),
     }

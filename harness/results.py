@@ -63,6 +63,7 @@ def build_history(header: dict[str, Any], outcome: LoadOutcome, status: str,
                    "max_lag_ms": round(outcome.progress.max_lag * 1000, 3),
                    "workers": outcome.progress.per_worker},
         "warnings": outcome.warnings,
+        "resources": outcome.resources,
     }
     phases = {name: [round(a, 6), round(b, 6)] for name, (a, b) in outcome.phases.items()}
     header = {**header, "phases": phases}
@@ -171,6 +172,9 @@ def compute(history: History, catalogues: list[dict[str, Any]] | None = None) ->
            if "settle" in header["phases"] else {}),
         "timeseries": figures["timeseries"],
         "nodes": figures["nodes"],
+        "resources": {"cpu_percent": figures["cpu"],
+                      "unavailable": (footer.get("resources") or {}).get("unavailable")
+                      if footer.get("resources") else "not sampled in this run"},
         "commit_detection": figures["commit_detection"],
         "sender": footer.get("sender", {}),
         "faults": faults,

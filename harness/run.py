@@ -37,6 +37,7 @@ from harness.report import write_reports
 from harness.results import build_history, write_history_and_results
 from harness.runtime import images
 from harness.runtime.docker import DockerRuntime, connect, leftover_runs, remove_run
+from harness.runtime.resources import ResourceSampler
 from harness.suite import Suite
 from harness.tracker import CommitTracker
 
@@ -169,7 +170,7 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
                 nemesis = Nemesis(runtime, nodes, suite.faults,
                                   lambda message: console.print(message, highlight=False))
             outcome = await run_load(suite, adapter, nodes, prepared, progress, stop, nemesis,
-                                     suite.converge_bound())
+                                     suite.converge_bound(), ResourceSampler(runtime, nodes))
         finals, audited = [], None
         if (suite.checker_config() or suite.audit) and not outcome.interrupted:
             console.print("reading every node's chain back (final read)", highlight=False)

@@ -17,6 +17,7 @@ from harness.load.driver import SendProgress, SendRecord, plan_workers, run_send
 from harness.phases.final import wait_converged
 from harness.progress import Progress, Snapshot
 from harness.runtime.docker import Node
+from harness.runtime.resources import ResourceSampler
 from harness.suite import Suite
 from harness.tracker import CommitTracker
 
@@ -34,6 +35,7 @@ class LoadOutcome:
     settle_end: str = "timeout"                 # all-committed | timeout | interrupted
     warnings: list[str] = field(default_factory=list)
     converged: bool | None = None               # after faults: did the tips agree in time
+    resources: dict | None = None               # per-node samples (runtime/resources.py)
 
 
 def classifier_ref(adapter: Adapter) -> str:
@@ -70,7 +72,8 @@ class _Watchers:
 
 async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: list[Prepared],
                    progress_view: Progress, interrupted: Callable[[], str | None],
-                   nemesis: Nemesis | None = None, converge_bound: float = 0.0) -> LoadOutcome:
+                   nemesis: Nemesis | None = None, converge_bound: float = 0.0,
+                   sampler: ResourceSampler | None = None) -> LoadOutcome:
     """The load with the nemesis beside it on the same clock; after the settle, faults
     healed, wait (up to `converge_bound` s) for the nodes to agree on one tip."""
     spec = suite.load
@@ -81,14 +84,18 @@ async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: 
     start: dict[str, float] = {}
     sends = SendProgress()
 
-    nemesis_stop = asyncio.Event()
+    companions_stop = asyncio.Event()  # stops the nemesis and the resource sampler
     nemesis_task: asyncio.Task | None = None
 
+    sampler_task: asyncio.Task | None = None
+
     def on_start(at: float) -> None:
-        nonlocal nemesis_task
+        nonlocal nemesis_task, sampler_task
         start["t0"] = at
         if nemesis is not None:
-            nemesis_task = asyncio.create_task(nemesis.run(at, nemesis_stop))
+            nemesis_task = asyncio.create_task(nemesis.run(at, companions_stop))
+        if sampler is not None:
+            sampler_task = asyncio.create_task(sampler.run(at, companions_stop))
 
     def snapshot(phase: str) -> None:
         nonlocal counted
@@ -123,7 +130,7 @@ async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: 
         t0 = start.setdefault("t0", time.monotonic())
         if nemesis_task is not None:  # the schedule heals by the end of the load
             if outcome_interrupt is not None:
-                nemesis_stop.set()
+                companions_stop.set()
             await nemesis_task
             await nemesis.heal_all()
         # The window ends where the schedule ended: at its full length, or (when stopped
@@ -157,7 +164,9 @@ async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: 
             converged = await wait_converged(adapter, nodes, converge_bound, interrupted)
             phases["converge"] = [phases["settle"][1], time.monotonic() - t0]
     finally:
-        nemesis_stop.set()
+        companions_stop.set()
+        if sampler_task is not None:
+            await asyncio.wait_for(sampler_task, 30)
         if nemesis is not None:
             if nemesis_task is not None and not nemesis_task.done():
                 nemesis_task.cancel()
@@ -165,4 +174,5 @@ async def run_load(suite: Suite, adapter: Adapter, nodes: list[Node], prepared: 
         methods = await watchers.close()
     return LoadOutcome(t0=t0, prepared=prepared, records=records, progress=sends, tracker=tracker,
                        phases=phases, watch_methods=methods, interrupted=outcome_interrupt,
-                       settle_end=settle_end, warnings=watchers.warnings, converged=converged)
+                       settle_end=settle_end, warnings=watchers.warnings, converged=converged,
+                       resources=sampler.history() if sampler is not None else None)

@@ -197,6 +197,29 @@ def latency_over_time(results: dict[str, Any]) -> str:
     return _render(draw, margins=TIMELINE)
 
 
+def cpu_per_node(results: dict[str, Any]) -> str | None:
+    """CPU use of each node (% of one core) over the run; None when it was not sampled."""
+    series = (results.get("resources") or {}).get("cpu_percent") or {}
+    if not any(series.values()):
+        return None
+    timeseries = results.get("timeseries") or []
+    phases = results.get("phases") or {}
+
+    def draw(fig: Any, ax: Any) -> None:
+        ax.set_xlim(*_x_limits(timeseries, phases))
+        for name, rows in series.items():
+            if rows:
+                ax.plot([r[0] for r in rows], [r[1] for r in rows], lw=1.2, label=name)
+        ax.set_ylim(bottom=0)
+        _shade(ax, phases, results.get("faults") or [])
+        ax.set_xlabel("run time (s)")
+        ax.set_ylabel("CPU (% of one core)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
+                  ncol=1 if len(series) <= 8 else 2)
+
+    return _render(draw, margins=TIMELINE)
+
+
 def latency_distribution(latencies_ms: Sequence[float],
                          marks: dict[str, float | None] | None = None) -> str:
     """Histogram of per-transaction latencies (left) and the percentile curve (right).

@@ -89,6 +89,10 @@ def test_campaign_judges_every_requirement_with_evidence(campaign_run, docker_cl
     assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"] == []
     assert "PERF-TX-SPIKE-4" in (run_dir / "summary.md").read_text()
     assert run_objects(docker_client, case["run_id"]) == []
+    # Per-node resource use, sampled from the containers' cgroups during the load.
+    for node in case["nodes"]:
+        assert node["resources"]["cpu_mean_percent"] > 0 and node["resources"]["memory_max_mb"] > 1
+    assert 'id="chart-cpu"' in (run_dir / "cases" / "pressure-4" / "report.html").read_text()
 
 
 def test_verify_accepts_then_catches_a_tampered_throughput(campaign_run, tmp_path):

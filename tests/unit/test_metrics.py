@@ -202,3 +202,18 @@ def test_on_time_ratio_counts_late_sends_that_send_rate_ratio_hides():
     assert m["send_rate_ratio"] == 1.0
     assert m["on_time_ratio"] == 0.7
     assert m["send_lag_p99_ms"] == pytest.approx(50.0)
+
+
+def test_resource_figures_over_the_measure_window_skip_a_restart():
+    # [t, cpu_seconds, memory_bytes, rx_bytes, tx_bytes]; the counters reset at t=14 (restart)
+    samples = [[9.0, 0.0, 0, 0, 0], [10.0, 1.0, 100 * 2**20, 0, 0], [11.0, 1.5, 120 * 2**20, 2**20, 2**21],
+               [12.0, 2.5, 110 * 2**20, 2**21, 2**22], [14.0, 0.1, 50 * 2**20, 0, 0],
+               [15.0, 0.4, 60 * 2**20, 2**20, 2**20]]
+    figures = metrics.resource_figures(samples, [10.0, 20.0])
+    assert figures["cpu_mean_percent"] == pytest.approx((50 + 100 + 30) / 3, abs=0.1)
+    assert figures["cpu_max_percent"] == 100.0
+    assert figures["memory_max_mb"] == 120.0
+    assert figures["samples"] == 5
+    assert metrics.resource_figures(samples[:1], None) is None
+    history = History(header=header(), txs=[], footer={"resources": {"nodes": {"node0": samples}}})
+    assert metrics.cpu_series(history)["node0"][:2] == [[10.0, 100.0], [11.0, 50.0]]
