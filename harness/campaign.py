@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness import __version__, history, results, signing, standards, suite
+from harness import __version__, results, signing, standards, suite
 from harness.errors import (
     EXIT_INFRA_FAILED,
     EXIT_INTERRUPTED,
@@ -27,6 +27,7 @@ from harness.errors import (
     InfraError,
     InputError,
 )
+from harness.standards import verdicts
 from harness.standards.catalogue import Catalogue
 from harness.validation import load_and_validate
 
@@ -129,9 +130,8 @@ def execute(campaign: Campaign, out: Path | None, console: Console, rebuild: boo
     if signed:
         console.print(f"signed with key {signed['key_id']}: {out / signing.SIGNATURE}", highlight=False)
     certification = judged["certification"]
-    console.print(f"\ncertification: {certification['verdict']} (grade {certification['grade']}; "
-                  + ", ".join(f"{n} {v}" for v, n in certification["counts"].items())
-                  + f"); report: {out / 'report.html'}", highlight=False)
+    console.print(f"\ncertification: {verdicts.describe(certification)}; report: "
+                  f"{out / 'report.html'}", highlight=False)
     for requirement in judged["requirements"]:
         if requirement["verdict"] in ("fail", "inconclusive") and requirement["obligation"] == "mandatory":
             console.print(f"  {requirement['verdict']:>12} {requirement['id']}: {requirement['why']}",
@@ -143,21 +143,18 @@ def execute(campaign: Campaign, out: Path | None, console: Console, rebuild: boo
     return EXIT_PASS if judged["verdict"] == "pass" else EXIT_VERDICT_FAILED
 
 
-def case_results(run_dir: Path, case_id: str, recompute: bool = True) -> dict[str, Any] | None:
-    """A case's results: recomputed from its history (the source of truth) when asked."""
-    folder = run_dir / "cases" / case_id
-    if recompute and (folder / "history.jsonl").is_file():
-        return results.compute(history.read(folder / "history.jsonl"))
-    if (folder / "results.json").is_file():
-        return json.loads((folder / "results.json").read_text(encoding="utf-8"))
-    return None
+def stored_case_results(run_dir: Path, case_id: str) -> dict[str, Any] | None:
+    path = run_dir / "cases" / case_id / "results.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def judge(run_dir: Path, catalogues: list[dict[str, Any]] | None = None,
-          recompute: bool = False) -> dict[str, Any]:
-    """The campaign's results.json from campaign.json and its cases' results."""
+          cases: dict[str, dict[str, Any] | None] | None = None) -> dict[str, Any]:
+    """The campaign's results.json from campaign.json and its cases' results: those given
+    (e.g. just recomputed from the histories), else the ones stored in cases/<id>/."""
     planned = json.loads((run_dir / PLAN).read_text(encoding="utf-8"))
-    found = {c["id"]: case_results(run_dir, c["id"], recompute) for c in planned["cases"]}
+    found = {c["id"]: (cases.get(c["id"]) if cases is not None else stored_case_results(run_dir, c["id"]))
+             for c in planned["cases"]}
     ran = {case_id: r for case_id, r in found.items() if r is not None}
     catalogues = planned["standards"] if catalogues is None else catalogues
     judged = standards.judge_all(catalogues, ran)

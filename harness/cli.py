@@ -120,7 +120,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from harness import history, results, standards
     from harness.report import write_reports
-    from harness.standards import catalogue
+    from harness.standards import catalogue, verdicts
 
     catalogues = None
     if args.standard:
@@ -139,10 +139,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                          f"({type(exc).__name__}: {exc})") from None
     results.write_json(args.run_dir / "results.json", computed)
     write_reports(args.run_dir, computed)
-    certification = computed.get("certification")
-    if certification:
-        console.print(f"certification: {certification['verdict']} (grade {certification['grade']}; "
-                      + ", ".join(f"{n} {v}" for v, n in certification["counts"].items()) + ")")
+    if computed.get("certification"):
+        console.print(f"certification: {verdicts.describe(computed['certification'])}")
     console.print(f"verdict: {computed['verdict']}; report: {args.run_dir / 'report.html'}")
     return EXIT_PASS if computed["verdict"] == "pass" else 1
 
@@ -153,19 +151,20 @@ def _report_campaign(run_dir: Path, catalogues: list | None) -> int:
 
     from harness import campaign, history, results
     from harness.report import write_campaign_reports, write_reports
+    from harness.standards import verdicts
 
     planned = json.loads((run_dir / campaign.PLAN).read_text(encoding="utf-8"))
+    recomputed: dict[str, dict | None] = {}
     for case in planned["cases"]:
         folder = run_dir / "cases" / case["id"]
+        recomputed[case["id"]] = None
         if (folder / "history.jsonl").is_file():
-            computed = results.compute(history.read(folder / "history.jsonl"))
+            computed = recomputed[case["id"]] = results.compute(history.read(folder / "history.jsonl"))
             results.write_json(folder / "results.json", computed)
             write_reports(folder, computed)
-    judged = campaign.judge(run_dir, catalogues)
+    judged = campaign.judge(run_dir, catalogues, recomputed)
     write_campaign_reports(run_dir, judged)
-    certification = judged["certification"]
-    console.print(f"certification: {certification['verdict']} (grade {certification['grade']}; "
-                  + ", ".join(f"{n} {v}" for v, n in certification["counts"].items()) + ")")
+    console.print(f"certification: {verdicts.describe(judged['certification'])}")
     console.print(f"verdict: {judged['verdict']}; report: {run_dir / 'report.html'}")
     return EXIT_PASS if judged["verdict"] == "pass" else 1
 
@@ -199,13 +198,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     stored = json.loads((args.run_dir / "results.json").read_text(encoding="utf-8"))
     catalogues = stored.get("standards") or []
     if (args.run_dir / campaign.PLAN).is_file():
+        cases: dict[str, dict | None] = {}
         for case in sorted((args.run_dir / "cases").glob("*/history.jsonl")):
             kept = json.loads((case.parent / "results.json").read_text(encoding="utf-8"))
-            recomputed = results.compute(history.read(case), kept.get("standards") or [])
+            recomputed = cases[case.parent.name] = results.compute(history.read(case),
+                                                                  kept.get("standards") or [])
             problems += [f"cases/{case.parent.name}/results.json {d}"
                          for d in signing.differences(kept, recomputed)]
         problems += [f"results.json {d}" for d in signing.differences(
-            stored, campaign.judge(args.run_dir, catalogues, recompute=True))]
+            stored, campaign.judge(args.run_dir, catalogues, cases))]
     else:
         recomputed = results.compute(history.read(args.run_dir / "history.jsonl"), catalogues)
         problems += [f"results.json {d}" for d in signing.differences(stored, recomputed)]

@@ -110,6 +110,12 @@ def grade(requirements: list[dict[str, Any]]) -> dict[str, Any]:
     return {"grade": letter, "verdict": verdict, "counts": counts}
 
 
+def describe(certification: dict[str, Any]) -> str:
+    """One line for the console, e.g. "pass (grade B; 17 pass, 0 fail, 2 inconclusive, …)"."""
+    counts = ", ".join(f"{n} {v}" for v, n in certification["counts"].items())
+    return f"{certification['verdict']} (grade {certification['grade']}; {counts})"
+
+
 def judge(catalogue: dict[str, Any], cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Every requirement of `catalogue` judged on the results of `cases` (case id → results)."""
     consensus = next((r["chain"].get("consensus") for r in cases.values() if r.get("chain")), None)

@@ -33,6 +33,8 @@ from harness.audit import evm as aevm
 from harness.audit.result import replication
 from harness.history import BlockRecord, FinalChain, History
 
+from .test_bitcoin import BIP143_SIGNED  # the same BIP143 test vector
+
 # -- Bitcoin ------------------------------------------------------------------------------
 
 GENESIS_COINBASE = (
@@ -46,15 +48,6 @@ BTC_GENESIS_HEADER = (
     "3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c")
 BTC_GENESIS_HASH = "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
 # BIP143 "Native P2WPKH": input 1 spends 6 BTC from 00141d0f172a0ecb48aee1be1f2687d2963ae33f71a1.
-BIP143_SIGNED = (
-    "01000000000102fff7f7881a8099afa6940d42d1e7f6362bec38171ea3edf433541db4e4ad969f00000000494830"
-    "450221008b9d1dc26ba6a9cb62127b02742fa9d754cd3bebf337f7a55d114c8e5cdd30be022040529b194ba3f928"
-    "1a99f2b1c0a19c0489bc22ede944ccf4ecbab4cc618ef3ed01eeffffffef51e1b804cc89d182d279655c3aa89e81"
-    "5b1b309fe287d9b2b55d57b90ec68a0100000000ffffffff02202cb206000000001976a9148280b37df378db99f6"
-    "6f85c95a783a76ac7a6d5988ac9093510d000000001976a9143bde42dbee7e4dbe6a21b2d50ce2f0167faa815988"
-    "ac000247304402203609e17b84f6a7d30c80bfa610b5b4542f32a8a0d5447a12fb1366d7f01cc44a0220573a954c"
-    "4518331561406f90300e8f3358f51928d43c212a8caed02de67eebee0121025476c2e83188368da1ff3e292e7aca"
-    "fcdb3566bb0ad253f62fc70f07aeee635711000000")
 BIP143_PREVOUT = (("8ac60eb9575db5b2d987e29f301b5b819ea83a5c6579d282d189cc04b8e151ef", 1),
                   (600_000_000, bytes.fromhex("00141d0f172a0ecb48aee1be1f2687d2963ae33f71a1")))
 
