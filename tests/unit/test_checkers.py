@@ -210,8 +210,8 @@ def test_liveness_passes_when_blocks_and_throughput_come_back():
     assert result["verdict"] == "pass" and result["why"] is None
     assert result["evidence"]["faults"] == [{
         "id": "kill-1", "action": "kill", "start": 20.0, "healed": 30.0, "height_at_heal": 30,
-        "time_to_first_block": 1.0, "progress": "pass", "pre_rate": 10.0, "post_rate": 10.0,
-        "ratio": 1.0, "recovery": "pass"}]
+        "time_to_first_block": 1.0, "progress": "pass", "pre_rate": 10.0, "offered_rate": 10.0,
+        "baseline": 10.0, "post_rate": 10.0, "ratio": 1.0, "recovery": "pass"}]
 
 
 def test_liveness_fails_when_the_first_block_after_the_heal_is_too_late():
@@ -225,14 +225,35 @@ def test_liveness_fails_when_the_first_block_after_the_heal_is_too_late():
     assert result["evidence"]["faults"][0]["height_at_heal"] == 20
 
 
+def offered(history: History, rate: float) -> History:
+    """The load scheduled its transactions at `rate` tx/s from t = 0, in the order they committed."""
+    for k, record in enumerate(history.txs):
+        record.scheduled = k / rate
+    return history
+
+
 def test_liveness_fails_when_throughput_stays_low_after_the_heal():
-    history = live(steady(10, 0, 20) + steady(5, 30, 65), [KILL])
+    history = offered(live(steady(10, 0, 20) + steady(5, 30, 65), [KILL]), 10)
     result = run(liveness, history)
     assert result["verdict"] == "fail"
     f = result["evidence"]["faults"][0]
     assert (f["pre_rate"], f["post_rate"], f["ratio"], f["recovery"]) == (10.0, 5.0, 0.5, "fail")
     assert "was 5.0 tx/s, 50% of the 10.0 tx/s before it (needs 80%)" in result["why"]
     assert run(liveness, history, recovery_share=0.5)["verdict"] == "pass"
+
+
+def test_liveness_baseline_is_capped_at_the_offered_rate_when_a_backlog_drains_before_the_fault():
+    # 10 tx/s offered throughout; an earlier stall's backlog drains at 14 tx/s in the window
+    # before the fault (the crash-restart run that flaked in CI: 68.6 tx/s under a 50 tx/s load).
+    times = steady(10, 0, 10) + steady(14, 10, 20) + steady(9, 30, 65)
+    history = offered(live(times, [KILL]), 10)
+    result = run(liveness, history)
+    f = result["evidence"]["faults"][0]
+    assert (f["pre_rate"], f["offered_rate"], f["baseline"], f["post_rate"]) == (14.0, 10.0, 10.0, 9.0)
+    assert result["verdict"] == "pass" and f["ratio"] == 0.9
+    result = run(liveness, history, recovery_share=0.95)
+    assert result["verdict"] == "fail"
+    assert "90% of the 10.0 tx/s offered before it (14.0 tx/s committed, backlog included)" in result["why"]
 
 
 def test_liveness_is_unknown_when_the_load_ends_before_the_recovery_windows_close():
