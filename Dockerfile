@@ -2,7 +2,7 @@
 # the host's Docker Engine through a mounted socket and reaches nodes on the host's
 # 127.0.0.1, so run it with the host network:
 #   docker run --rm --network host -v /var/run/docker.sock:/var/run/docker.sock \
-#     -v "$PWD/runs:/work/runs" bctest/harness:0.1.0 run suites/quickstart.yaml
+#     -v "$PWD/runs:/work/runs" bctest/harness:0.2.0 run suites/quickstart.yaml
 # Build it with `bctest images harness` (a wheelhouse made on the host, so the build
 # needs no registry and no CA inside the build) or plainly with `docker build .`.
 ARG BASE_IMAGE=debian:bookworm-slim

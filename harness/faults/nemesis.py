@@ -10,14 +10,16 @@ as FaultRecords.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 import docker.errors
 
 from harness.errors import InfraError
-from harness.faults import netns
+from harness.faults import netns, nfqueue
 from harness.faults.schedule import FaultStep
 from harness.history import FaultRecord
 from harness.runtime.docker import DockerRuntime, Node
@@ -49,6 +51,9 @@ class Nemesis:
         self.records: dict[str, FaultRecord] = {}
         self.active: dict[str, FaultStep] = {}
         self.chain_of = {step.id: f"bct-{number}" for number, step in enumerate(steps)}
+        self.queue_of = {step.id: number for number, step in enumerate(steps)}
+        self.delay_via: dict[str, str] = {}        # delay step -> "netem" | "nfqueue"
+        self.delayers: dict[tuple[str, int], subprocess.Popen[str]] = {}
         self.t0 = 0.0
 
     def _now(self) -> float:
@@ -99,7 +104,8 @@ class Nemesis:
         names = ", ".join(self.nodes[i].name for i in step.nodes)
         reason = skip_reason(step)
         if reason is None and step.action == "delay":
-            reason = await asyncio.to_thread(self._netem_missing, step)
+            reason = await asyncio.to_thread(self._choose_delay, step)
+            record.method = _method(step, self.delay_via.get(step.id))
         if reason is not None:
             record.reason = reason
             self.on_event(f"fault {step.id}: skipped ({reason})")
@@ -139,12 +145,25 @@ class Nemesis:
         except (InfraError, docker.errors.APIError, OSError):
             pass  # half-applied rules die with the container at teardown
 
-    def _netem_missing(self, step: FaultStep) -> str | None:
-        missing = netns.netem_missing(self.runtime.pid(self.nodes[step.nodes[0]]))
-        if missing is None:
+    def _choose_delay(self, step: FaultStep) -> str | None:
+        """netem where the kernel has it, else the NFQUEUE delayer (or the one `via` asks
+        for); None when one is chosen, else why neither can be used."""
+        pid = self.runtime.pid(self.nodes[step.nodes[0]])
+        wanted = step.settings.get("via")
+        no_netem = netns.netem_missing(pid) if wanted in (None, "netem") else None
+        if wanted == "netem" or (wanted is None and no_netem is None):
+            if no_netem is None:
+                self.delay_via[step.id] = "netem"
+                return None
+            return (f"delay not applied: this kernel has no netem qdisc (tc said: {no_netem}); "
+                    "the suite asked for via: netem")
+        no_queue = netns.nfqueue_missing(pid)
+        if no_queue is None:
+            self.delay_via[step.id] = "nfqueue"
             return None
-        return (f"delay not applied: this kernel has no netem qdisc (tc said: {missing}); "
-                "no userspace fallback is built yet")
+        netem_part = f"this kernel has no netem qdisc (tc said: {no_netem}), and " if no_netem else ""
+        return (f"delay not applied: {netem_part}iptables cannot queue packets to userspace "
+                f"(NFQUEUE: {no_queue})")
 
     def _do(self, step: FaultStep, apply: bool) -> None:
         """Apply (or heal) one step on every node it names. Blocking: run in a thread."""
@@ -167,13 +186,16 @@ class Nemesis:
     def _network(self, step: FaultStep, node: Node, apply: bool) -> None:
         pid = self.runtime.pid(node)
         chain = self.chain_of[step.id]
+        queued = step.action == "delay" and self.delay_via.get(step.id) == "nfqueue"
         if not apply:
-            if pid <= 0:
-                return  # the container is down: its namespace and rules are gone with it
-            if step.action in ("partition", "loss"):
-                netns.remove_chain(pid, chain)
-            else:
-                netns.clear_root_qdisc(pid)
+            if pid > 0:   # else the container is down: its namespace and rules are gone with it
+                if step.action in ("partition", "loss") or queued:
+                    netns.remove_chain(pid, chain)
+                else:
+                    netns.clear_root_qdisc(pid)
+            delayer = self.delayers.pop((step.id, node.index), None)
+            if delayer is not None:
+                nfqueue.stop(delayer)   # after the rule is gone: nothing new reaches the queue
             return
         if step.action == "partition":
             peers = [self.nodes[b if a == node.index else a].ip for a, b in step.blocked
@@ -185,13 +207,22 @@ class Nemesis:
         elif step.action == "bandwidth":
             netns.set_root_qdisc(pid, "tbf", "rate", step.settings["rate"], "burst", "32kbit",
                                  "latency", "400ms")
+        elif queued:
+            peers = [n.ip for n in self.nodes if n.index != node.index]
+            self.delayers[(step.id, node.index)] = nfqueue.start(
+                pid, self.queue_of[step.id], float(step.settings["delay_ms"]),
+                float(step.settings.get("jitter_ms") or 0), zlib.crc32(f"{step.id}/{node.index}".encode()))
+            netns.add_queue_chain(pid, chain, peers, self.queue_of[step.id])
         elif step.action == "delay":
             jitter = step.settings.get("jitter_ms")
             netns.set_root_qdisc(pid, "netem", "delay", f"{step.settings['delay_ms']}ms",
                                  *([f"{jitter}ms"] if jitter else []))
 
 
-def _method(step: FaultStep) -> str:
+def _method(step: FaultStep, delay_via: str | None = None) -> str:
+    if step.action == "delay" and delay_via == "nfqueue":
+        return ("NFQUEUE userspace delayer (harness.faults.nfqueue) holding the targets' packets to "
+                "the other nodes (node-to-node egress; harness traffic undelayed; order kept)")
     return {
         "kill": "docker kill (SIGKILL), then docker start",
         "stop": f"docker stop (SIGTERM, SIGKILL after {STOP_TIMEOUT} s), then docker start",
@@ -200,7 +231,7 @@ def _method(step: FaultStep) -> str:
         "partition": "iptables DROP between the groups, in each node's network namespace",
         "loss": "iptables statistic (random) DROP of node-to-node packets at the targets",
         "bandwidth": "tc tbf on the targets' eth0 egress (all traffic, harness replies too)",
-        "delay": "tc netem on the targets' eth0 egress",
+        "delay": "tc netem on the targets' eth0 egress (all traffic, harness replies too)",
     }.get(step.action, "")
 
 

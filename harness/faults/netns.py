@@ -53,6 +53,31 @@ def add_drop_chain(pid: int, chain: str, peers: list[str], probability: float | 
         run(pid, "iptables", "-w", "-I", hook, "-j", chain)
 
 
+def add_queue_chain(pid: int, chain: str, peers: list[str], queue: int) -> None:
+    """Send this node's packets to `peers` to NFQUEUE `queue` (egress only, like netem).
+
+    --queue-bypass: with no delayer listening the packets pass instead of being dropped.
+    """
+    run(pid, "iptables", "-w", "-N", chain)
+    for peer in peers:
+        run(pid, "iptables", "-w", "-A", chain, "-d", peer, "-j", "NFQUEUE", "--queue-num", str(queue),
+            "--queue-bypass")
+    run(pid, "iptables", "-w", "-I", "OUTPUT", "-j", chain)
+
+
+def nfqueue_missing(pid: int) -> str | None:
+    """None when iptables can queue packets to userspace here; else iptables' exact answer."""
+    probe = "bct-probe"
+    run(pid, "iptables", "-w", "-N", probe, check=False)
+    done = run(pid, "iptables", "-w", "-A", probe, "-d", "192.0.2.1", "-j", "NFQUEUE", "--queue-num", "0",
+               "--queue-bypass", check=False)
+    run(pid, "iptables", "-w", "-F", probe, check=False)
+    run(pid, "iptables", "-w", "-X", probe, check=False)
+    if done.returncode != 0:
+        return (done.stderr or done.stdout).strip() or f"iptables exited {done.returncode}"
+    return None
+
+
 def remove_chain(pid: int, chain: str) -> None:
     for hook in ("INPUT", "OUTPUT"):
         while run(pid, "iptables", "-w", "-D", hook, "-j", chain, check=False).returncode == 0:

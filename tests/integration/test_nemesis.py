@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -123,17 +125,83 @@ def test_delay_with_netem(network):
     assert record.status == "healed"
 
 
-def test_delay_without_netem_is_skipped_with_the_reason(network):
+def test_delay_via_netem_on_a_kernel_without_it_is_skipped_with_tcs_message(network):
     runtime, nodes = network
     missing = _netem_error(runtime, nodes)
     if missing is None:
         pytest.skip("this kernel has sch_netem; test_delay_with_netem covers it")
     _, [record] = apply_and_heal(runtime, nodes, [
-        {"action": "delay", "target": ["node0"], "delay_ms": 50, "at": 0, "duration": 1}],
+        {"action": "delay", "target": ["node0"], "delay_ms": 50, "via": "netem", "at": 0, "duration": 1}],
         lambda: None)
     assert record.status == "skipped" and record.start is None
     assert "no netem qdisc" in record.reason and missing in record.reason
     assert "netem" not in netns.qdisc(runtime.pid(nodes[0]))
+
+
+TIMED_PROBE = """
+import json, socket, sys, time
+out = []
+for _ in range(int(sys.argv[2])):
+    t = time.monotonic()
+    try:
+        socket.create_connection((sys.argv[1], 9), 3)
+    except ConnectionRefusedError:
+        out.append(round((time.monotonic() - t) * 1000, 1))   # the peer's RST came back
+print(json.dumps(out))
+"""
+
+
+def refused_ms(runtime, node, ip: str, times: int = 5) -> list[float]:
+    """How long `node` waits for `ip` to refuse a connection: one round trip, in ms."""
+    done = netns.run(runtime.pid(node), sys.executable, "-c", TIMED_PROBE, ip, str(times))
+    return json.loads(done.stdout)
+
+
+def delayers_in(pid: int) -> list[str]:
+    """Delayer processes whose network namespace is the node's."""
+    ns = os.readlink(f"/proc/{pid}/ns/net")
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if (proc.name.isdigit() and b"harness.faults.nfqueue" in (proc / "cmdline").read_bytes()
+                    and os.readlink(proc / "ns" / "net") == ns):
+                found.append(proc.name)
+        except OSError:
+            pass
+    return found
+
+
+def test_delay_by_the_nfqueue_delayer_holds_node_to_node_packets_and_heals(network):
+    runtime, nodes = network
+    before = refused_ms(runtime, nodes[1], nodes[0].ip)
+    assert max(before) < 50, before
+
+    def during():
+        return (refused_ms(runtime, nodes[1], nodes[0].ip, 8), delayers_in(runtime.pid(nodes[0])),
+                netns.chains(runtime.pid(nodes[0])))
+    (delayed, delayers, chains), [record] = apply_and_heal(runtime, nodes, [
+        {"action": "delay", "target": ["node0"], "delay_ms": 200, "jitter_ms": 40, "via": "nfqueue",
+         "at": 0, "duration": 1}], during)
+    # node0's RST to node1 waits 200 ± 40 ms in the delayer: every round trip shows it.
+    assert all(155 <= ms <= 300 for ms in delayed), delayed
+    assert max(delayed) - min(delayed) > 5, f"jitter left no trace: {delayed}"
+    assert len(delayers) == 1 and chains == ["bct-0"]
+    assert record.status == "healed" and "NFQUEUE" in record.method
+    # Healed: rule and process gone, round trips fast again.
+    assert netns.chains(runtime.pid(nodes[0])) == [] and delayers_in(runtime.pid(nodes[0])) == []
+    assert max(refused_ms(runtime, nodes[1], nodes[0].ip)) < 50
+
+
+def test_delay_falls_back_to_nfqueue_where_the_kernel_has_no_netem(network):
+    runtime, nodes = network
+    missing = _netem_error(runtime, nodes)
+    if missing is None:
+        pytest.skip("this kernel has sch_netem, so delay uses netem (test_delay_with_netem)")
+    (delayed,), [record] = apply_and_heal(runtime, nodes, [
+        {"action": "delay", "target": ["node2"], "delay_ms": 100, "at": 0, "duration": 1}],
+        lambda: (refused_ms(runtime, nodes[0], nodes[2].ip),))
+    assert "NFQUEUE" in record.method and record.status == "healed"
+    assert all(95 <= ms <= 200 for ms in delayed), delayed
 
 
 def test_pause_and_kill_heal_to_running_on_the_same_address_and_port(network):

@@ -90,3 +90,36 @@ def test_cli_errors_exit_2(run_dir, tmp_path, monkeypatch, capsys):
     bad = tmp_path / "bad.pem"
     bad.write_text("not a key")
     assert main(["verify", str(run_dir), "--key", str(bad)]) == 2
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "sample_run"
+
+
+def _signed_run(tmp_path: Path, judged_by: str, throughput: float) -> Path:
+    """The sample run's real History, with results.json as another harness version wrote it."""
+    from harness import history, results
+
+    folder = tmp_path / "judged"
+    folder.mkdir(parents=True)
+    (folder / "history.jsonl").write_bytes((SAMPLE / "history.jsonl").read_bytes())
+    stored = json.loads((SAMPLE / "results.json").read_text())
+    document = results.compute(history.read(folder / "history.jsonl"), stored.get("standards") or [])
+    document["harness"] = {"version": judged_by}
+    document["phases"]["measure"]["throughput"] = throughput
+    (folder / "results.json").write_text(json.dumps(document))
+    signing.sign(folder, signing.key_dir() / signing.PRIVATE)
+    return folder
+
+
+def test_verify_notes_differences_from_another_version_and_fails_them_in_strict_mode(keys, tmp_path, capsys):
+    from harness import __version__
+
+    older = _signed_run(tmp_path / "a", "0.0.1", 123.0)
+    assert main(["verify", str(older)]) == 0
+    out = capsys.readouterr().out
+    assert "bctest 0.0.1 judged this run" in out and f"recomputed with bctest {__version__}" in out
+    assert "phases.measure.throughput: results.json says 123.0" in out
+    assert main(["verify", str(older), "--strict"]) == 1
+    same = _signed_run(tmp_path / "b", __version__, 123.0)
+    assert main(["verify", str(same)]) == 1      # same version, different figures: something is wrong
+    assert "verify failed" in capsys.readouterr().out
