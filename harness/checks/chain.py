@@ -18,7 +18,7 @@ from harness.metrics import commit_time
 from harness.tracker import threshold_nodes
 
 LIST_CAP = 20
-CRASH_ACTIONS = ("kill", "stop", "pause", "restart")
+CRASH_ACTIONS = ("kill", "stop", "pause", "restart", "wipe")
 
 
 def result(check_id: str, verdict: str, why: str | None, evidence: dict[str, Any]) -> dict[str, Any]:

@@ -182,6 +182,8 @@ class Nemesis:
                 container.pause() if apply else container.unpause()
             elif action == "restart" and apply:
                 container.restart(timeout=STOP_TIMEOUT)
+            elif action == "wipe":
+                container.kill("SIGKILL") if apply else self.runtime.recreate(self.nodes[index])
 
     def _network(self, step: FaultStep, node: Node, apply: bool) -> None:
         pid = self.runtime.pid(node)
@@ -225,6 +227,8 @@ def _method(step: FaultStep, delay_via: str | None = None) -> str:
                 "the other nodes (node-to-node egress; harness traffic undelayed; order kept)")
     return {
         "kill": "docker kill (SIGKILL), then docker start",
+        "wipe": ("docker kill (SIGKILL), then the container recreated from the image: same address, "
+                 "ports and run files, empty data directory"),
         "stop": f"docker stop (SIGTERM, SIGKILL after {STOP_TIMEOUT} s), then docker start",
         "restart": f"docker restart (SIGTERM, SIGKILL after {STOP_TIMEOUT} s)",
         "pause": "docker pause (cgroup freezer), then docker unpause",

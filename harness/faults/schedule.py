@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.errors import InputError
 
-CRASH_ACTIONS = ("kill", "stop", "restart", "pause")
+CRASH_ACTIONS = ("kill", "stop", "restart", "pause", "wipe")
 LINK_ACTIONS = ("partition", "loss", "bandwidth", "delay")
 INSTANT_ACTIONS = ("restart",)          # applied and done: no duration
 REQUIRED_SETTING = {"loss": "probability", "bandwidth": "rate", "delay": "delay_ms",

@@ -14,6 +14,7 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -118,6 +119,8 @@ class DockerRuntime:
         self.network_name = f"bctest-{run_id}"
         self.nodes: list[Node] = []
         self._network = None
+        self._recipes: dict[str, tuple[dict[str, Any], dict[str, bytes]]] = {}   # node -> create args, files
+        self.wipes: dict[str, int] = {}
 
     def log_path(self, node: Node | str) -> Path:
         name = node.name if isinstance(node, Node) else node
@@ -141,36 +144,31 @@ class DockerRuntime:
         unused_ports = free_ports(count * len(container_ports))  # all at once: no repeats
         created = []
         for index, name in enumerate(names):
-            try:
-                container = self.client.containers.create(
-                    image,
-                    command=pack.command,
-                    name=f"bctest-{self.run_id}-{name}",
-                    hostname=name,
-                    labels={**self.labels, "bctest.node": name},
-                    environment={**env_common, "BCTEST_NODE_INDEX": str(index),
-                                 "BCTEST_NODE_NAME": name},
-                    network=self.network_name,
-                    # Peers find each other by node name on the run network (BCTEST_PEERS).
-                    # A fixed address: a restarted node must be where its peers remember it.
-                    networking_config={self.network_name: self.client.api.create_endpoint_config(
-                        aliases=[name], ipv4_address=addresses[index])},
-                    ports={f"{p}/tcp": ("127.0.0.1", unused_ports.pop())
-                           for p in container_ports},
-                    cap_drop=["ALL"],
-                    cap_add=pack.capabilities or None,
-                    security_opt=["no-new-privileges"],
-                    nano_cpus=int(resources["cpus"] * 1e9) if "cpus" in resources else None,
-                    mem_limit=_memory_bytes(resources["memory"]) if "memory" in resources else None,
-                    pids_limit=resources.get("pids"),
-                    detach=True,
-                )
-            except docker.errors.APIError as exc:
-                raise InfraError(f"cannot create container for {name}: {exc}") from None
-            node_files = files.get(index, {})
-            if node_files:
-                container.put_archive("/", _tar_files(node_files))
-            created.append((name, index, container))
+            recipe = dict(
+                image=image,
+                command=pack.command,
+                name=f"bctest-{self.run_id}-{name}",
+                hostname=name,
+                labels={**self.labels, "bctest.node": name},
+                environment={**env_common, "BCTEST_NODE_INDEX": str(index),
+                             "BCTEST_NODE_NAME": name},
+                network=self.network_name,
+                # Peers find each other by node name on the run network (BCTEST_PEERS).
+                # A fixed address: a restarted node must be where its peers remember it.
+                networking_config={self.network_name: self.client.api.create_endpoint_config(
+                    aliases=[name], ipv4_address=addresses[index])},
+                ports={f"{p}/tcp": ("127.0.0.1", unused_ports.pop())
+                       for p in container_ports},
+                cap_drop=["ALL"],
+                cap_add=pack.capabilities or None,
+                security_opt=["no-new-privileges"],
+                nano_cpus=int(resources["cpus"] * 1e9) if "cpus" in resources else None,
+                mem_limit=_memory_bytes(resources["memory"]) if "memory" in resources else None,
+                pids_limit=resources.get("pids"),
+                detach=True,
+            )
+            self._recipes[name] = (recipe, files.get(index, {}))
+            created.append((name, index, self._create(name)))
         for name, _index, container in created:
             try:
                 container.start()
@@ -187,6 +185,37 @@ class DockerRuntime:
             self.nodes.append(Node(name=name, index=index, container_id=container.id,
                                    host_ports=host_ports, ip=addresses[index]))
         return self.nodes
+
+    def _create(self, name: str):
+        """The node's container, as the run first made it: same address, ports and files."""
+        recipe, node_files = self._recipes[name]
+        try:
+            container = self.client.containers.create(**recipe)
+        except docker.errors.APIError as exc:
+            raise InfraError(f"cannot create container for {name}: {exc}") from None
+        if node_files:
+            container.put_archive("/", _tar_files(node_files))
+        return container
+
+    def recreate(self, node: Node) -> None:
+        """Replace a node's container by a fresh one from the image (the `wipe` fault):
+        everything the node wrote is gone; address, ports and the run's files are as at
+        the start. The old container's log is kept beside the node's log."""
+        old = self.container(node)
+        self.wipes[node.name] = self.wipes.get(node.name, 0) + 1
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            data = old.logs(stdout=True, stderr=True, timestamps=True)
+        except docker.errors.APIError as exc:
+            data = f"(log unavailable: {exc})\n".encode()
+        self.log_dir.joinpath(f"{node.name}.before-wipe-{self.wipes[node.name]}.log").write_bytes(data)
+        old.remove(force=True)
+        container = self._create(node.name)
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            raise InfraError(f"cannot start the recreated {node.name}: {exc}") from None
+        node.container_id = container.id
 
     def _create_network(self, count: int) -> list[str]:
         """The run network with a subnet of its own, and one fixed address per node.

@@ -97,7 +97,14 @@ def test_crash_restart_suite_catches_up_and_loses_nothing(docker_client, cometbf
     assert set(evidence["durability"]["resynced"]) == {"node2", "node3"}
     assert all(n["missing"] == 0 for n in evidence["durability"]["nodes"])
     assert evidence["convergence"]["tip_lag"] <= 1
-    assert [f["action"] for f in got["faults"]] == ["kill", "restart"]
+    assert [f["action"] for f in got["faults"]] == ["kill", "restart", "wipe"]
+    # The wiped node3 re-synced from its peers: it holds the blocks made before its wipe,
+    # from the first one the run saw, with the hashes node0 has.
+    finals = {entry["node"]: entry for entry in map(json.loads, (run_dir / "history.jsonl").open())
+              if entry["type"] == "final"}
+    assert finals[3]["chain"][0] == finals[0]["chain"][0]
+    assert len(finals[3]["holds"]) == len(finals[0]["holds"]) > 0
+    assert (run_dir / "logs" / "node3.before-wipe-1.log").stat().st_size > 0
     assert run_objects(docker_client, got["run_id"]) == []
 
 

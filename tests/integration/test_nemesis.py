@@ -33,7 +33,8 @@ def network(docker_client, tmp_path):
     run_id = f"nemesis{int(time.time() * 1000) % 10**8}"
     runtime = DockerRuntime(docker_client, run_id, tmp_path / "logs")
     try:
-        nodes = runtime.start(pack, base, 3, {}, {})
+        files = {i: {"run-file": f"written by the run for node{i}".encode()} for i in range(3)}
+        nodes = runtime.start(pack, base, 3, files, {})
         yield runtime, nodes
     finally:
         remove_run(docker_client, run_id)
@@ -222,3 +223,24 @@ def test_pause_and_kill_heal_to_running_on_the_same_address_and_port(network):
         assert address == ip
         bound = container.attrs["NetworkSettings"]["Ports"]["8545/tcp"][0]["HostPort"]
         assert int(bound) == ports["rpc"]
+
+
+def test_wipe_recreates_the_node_with_its_run_files_and_nothing_it_wrote(network):
+    runtime, nodes = network
+    node = nodes[1]
+    first_id, ip, ports = node.container_id, node.ip, dict(node.host_ports)
+    runtime.container(node).exec_run(["sh", "-c", "echo data > /node-data"])
+
+    def during():
+        return runtime.container(node).status
+    status, [record] = apply_and_heal(runtime, nodes, [
+        {"action": "wipe", "target": ["node1"], "at": 0, "duration": 1}], during)
+    assert status == "exited" and record.status == "healed" and "recreated" in record.method
+    container = runtime.container(node)
+    assert node.container_id != first_id and container.status == "running"
+    assert container.attrs["NetworkSettings"]["Networks"][runtime.network_name]["IPAddress"] == ip
+    assert int(container.attrs["NetworkSettings"]["Ports"]["8545/tcp"][0]["HostPort"]) == ports["rpc"]
+    files = container.exec_run(["sh", "-c", "cat /bctest/run-file; ls /node-data"]).output.decode()
+    assert "written by the run for node1" in files and "No such file" in files
+    assert (runtime.log_dir / "node1.before-wipe-1.log").is_file()
+    assert ping(runtime, nodes[0], ip)      # its peers reach it where it was
