@@ -216,7 +216,23 @@ def execute(suite: Suite, out: Path | None, console: Console, rebuild: bool = Fa
         console.print(f"signed with key {signed['key_id']}: {run_dir / signing.SIGNATURE}", highlight=False)
     if results["status"] != "complete":
         return EXIT_INTERRUPTED
+    refused = refused_everything(results)
+    if refused:
+        console.print(f"[red]the system under test took no load[/red]: {refused}; node logs in "
+                      f"{run_dir / 'logs'}", highlight=False)
+        return EXIT_INFRA_FAILED
     return EXIT_PASS if results["verdict"] == "pass" else EXIT_VERDICT_FAILED
+
+
+def refused_everything(results: dict[str, Any]) -> str | None:
+    """Every transaction sent in the measure phase failed: nothing was measured, the chain
+    (or its RPC) is broken, not slow. Exit 3, not a failed verdict; the results stay written."""
+    measure = results["phases"]["measure"]
+    if not measure["submitted"] or measure["failed"] < measure["submitted"]:
+        return None
+    top = measure.get("errors") or [{"error": "unknown", "count": measure["failed"]}]
+    return (f"all {measure['submitted']} transactions sent in the measure phase failed, most often: "
+            f"{top[0]['error'][:200]} ({top[0]['count']}×)")
 
 
 def _last_resort_cleanup(run_id: str) -> None:

@@ -167,3 +167,20 @@ def test_campaign_with_a_case_that_never_gets_ready_exits_3_and_judges_the_rest(
     spike = next(r for r in got["requirements"] if r["id"] == "PERF-TX-SPIKE-4")
     assert spike["verdict"] == "inconclusive" and spike["why"] == "case spike-4 was not run"
     assert got["status"] == "incomplete"
+
+
+def test_a_chain_that_refuses_every_transaction_exits_3_with_its_answer(docker_client, anvil_image, tmp_path):
+    # A gas price of 1 wei is below anvil's base fee: the node rejects every transfer.
+    pack = make_pack(tmp_path, "cheap")
+    with (pack / "chain.yaml").open("a") as text:
+        text.write("options: {gas_price_gwei: 0.000000001}\n")
+    suite = write_suite(tmp_path, "refuse", f"name: refuse\nchain: {pack}\nload: {{rate: 10, duration: 4}}\n")
+    done = bctest("run", str(suite), "--out", str(tmp_path / "run"))
+    assert done.returncode == 3, done.stdout + done.stderr
+    out = done.stdout.replace("\n", "")
+    assert "the system under test took no load: all 40 transactions sent in the measure phase failed" in out
+    assert "max fee per gas less than block base fee (40×)" in out
+    stored = json.loads((tmp_path / "run" / "results.json").read_text())   # still written, whole
+    jsonschema.validate(stored, schema("results"))
+    assert stored["phases"]["measure"]["failed"] == 40
+    assert run_objects(docker_client, run_id_of(done.stdout)) == []
