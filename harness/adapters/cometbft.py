@@ -354,10 +354,39 @@ class CometbftAdapter(AdapterBase):
             return method
 
     async def raw_blocks(self, node: Node, numbers: list[int]) -> list[dict[str, Any]]:
-        """`/block?height=N` results ({"block", "block_id"}), for the authenticity audit
-        (harness/audit/cometbft.py)."""
-        return [await self._get(self.control_session(), node, "/block", timeout=30, height=number)
-                for number in numbers]
+        """For the authenticity audit (harness/audit/cometbft.py), per height N: the
+        `/block?height=N` result ({"block", "block_id"}) plus "validators", the validator set
+        of height N (whose precommits commit block N; fetched once per validators_hash), and,
+        when N+1 is not among `numbers` (whose last_commit is N's commit), "commit": the
+        commit of /commit?height=N."""
+        session = self.control_session()
+        blocks: list[dict[str, Any]] = []
+        sets: dict[str, list[dict[str, Any]]] = {}
+        for number in numbers:
+            result = await self._get(session, node, "/block", timeout=30, height=number)
+            header = (result.get("block") or {}).get("header") or {}
+            key = str(header.get("validators_hash", ""))
+            if key not in sets:
+                sets[key] = await self.validators(node, number)
+            blocks.append({**result, "validators": sets[key]})
+        wanted = set(numbers)
+        for number, result in zip(numbers, blocks, strict=True):
+            if number + 1 not in wanted:
+                reply = await self._get(session, node, "/commit", timeout=30, height=number)
+                result["commit"] = (reply.get("signed_header") or {}).get("commit")
+        return blocks
+
+    async def validators(self, node: Node, height: int) -> list[dict[str, Any]]:
+        """The validator set of `height`, in the set's order (/validators, 100 a page)."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            reply = await self._get(self.control_session(), node, "/validators", timeout=30,
+                                    height=height, page=page, per_page=100)
+            found += reply.get("validators") or []
+            if not reply.get("validators") or len(found) >= int(reply.get("total") or 0):
+                return found
+            page += 1
 
 
 class _Follower:

@@ -6,7 +6,10 @@ From raw data fetched over the nodes' RPC the harness recomputes, itself:
                previous block's recomputed hash (a facade would have to reproduce each
                chain's exact header hashing, block after block);
   tx_root      the header's commitment to the block's transactions (merkle / trie root);
-  signatures   the run's transactions are signed, validly, by the harness's own keys;
+  signatures   the run's transactions are signed, validly, by the harness's own keys (EVM,
+               Bitcoin); for CometBFT (kvstore transactions are unsigned) every block's commit
+               carries valid precommit signatures of > 2/3 of the voting power, by the
+               validators the harness generated;
   replication  the same block hash at a height on two or more nodes (from the History,
                `result.replication`).
 
@@ -27,7 +30,8 @@ __all__ = ["AuditResult", "Check", "audit", "replication", "verify"]
 def verify(family: str, blocks: list[dict[str, Any]], adapter: Any = None,
            tx_ids: Collection[str] | None = None) -> AuditResult:
     """Audit `blocks` of a `family`; with the run's `adapter`, also check the signers are
-    the harness's keys (`tx_ids`: the run's transaction ids, EVM only)."""
+    the harness's keys (CometBFT: the validators, on the run's chain id) (`tx_ids`: the run's
+    transaction ids, EVM only)."""
     if family == "evm":
         from harness.audit import evm
         signers = evm.harness_signers(adapter) if adapter is not None else None
@@ -37,7 +41,9 @@ def verify(family: str, blocks: list[dict[str, Any]], adapter: Any = None,
         return bitcoin.verify_chain(blocks, bitcoin.run_prevouts(adapter) if adapter is not None else None)
     if family == "cometbft":
         from harness.audit import cometbft
-        return cometbft.verify_chain(blocks)
+        keys = getattr(adapter, "validator_keys", None)
+        return cometbft.verify_chain(blocks, getattr(adapter, "chain_id", None),
+                                     {key.public for key in keys()} if keys else None)
     raise ValueError(f"no authenticity audit for chain family {family!r}")
 
 

@@ -6,7 +6,9 @@ Checks (the same keys for every family, so reports need no per-family code):
               hash as its parent
   tx_root     the header commits to the block's transactions (Bitcoin merkle root, EVM
               transactionsRoot, CometBFT data_hash), recomputed from the transactions
-  signatures  the run's transactions carry valid signatures by the harness's own keys
+  signatures  the run's transactions carry valid signatures by the harness's own keys (EVM,
+              Bitcoin); CometBFT, whose kvstore transactions are unsigned: every block's commit
+              carries valid validator precommit signatures of more than 2/3 of the voting power
   replication the same block hash at a height on at least two nodes (from the History)
 
 Verdicts: pass, fail, not-applicable (the chain has no such thing, with why) and unknown
@@ -40,11 +42,12 @@ class Check:
     skipped: int = 0                  # items that could not be judged (e.g. an unsupported tx type)
     failures: list[Failure] = field(default_factory=list)
     why: str | None = None            # for not-applicable / unknown, and skip reasons
+    counts: dict[str, int] = field(default_factory=dict)   # finer figures, e.g. signatures verified
 
     def to_dict(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "rule": self.rule, "checked": self.checked,
                 "failed": self.failed, "skipped": self.skipped, "why": self.why,
-                "failures": [vars(f) for f in self.failures]}
+                "failures": [vars(f) for f in self.failures], "counts": dict(self.counts)}
 
 
 class Tally:
@@ -55,6 +58,7 @@ class Tally:
         self.checked = self.failed = self.skipped = 0
         self.failures: list[Failure] = []
         self.skip_reasons: list[str] = []
+        self.counts: dict[str, int] = {}
 
     def ok(self) -> None:
         self.checked += 1
@@ -64,6 +68,17 @@ class Tally:
         self.failed += 1
         if len(self.failures) < MAX_FAILURES:
             self.failures.append(Failure(height, block_hash, reason))
+
+    def fail_all(self, height: int | None, block_hash: str | None, reasons: list[str]) -> None:
+        """One item failed for several reasons: counted once, each reason kept."""
+        self.checked += 1
+        self.failed += 1
+        for reason in reasons:
+            if len(self.failures) < MAX_FAILURES:
+                self.failures.append(Failure(height, block_hash, reason))
+
+    def count(self, name: str, value: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + value
 
     def skip(self, reason: str) -> None:
         self.skipped += 1
@@ -79,7 +94,8 @@ class Tally:
             verdict = "pass"
         else:
             verdict, why = "unknown", "; ".join([nothing, *self.skip_reasons])
-        return Check(verdict, self.rule, self.checked, self.failed, self.skipped, self.failures, why)
+        return Check(verdict, self.rule, self.checked, self.failed, self.skipped, self.failures, why,
+                     dict(self.counts))
 
 
 def hash_and_link(links: Tally, height: int, reported: str, recomputed: str, parent: str,

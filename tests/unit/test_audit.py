@@ -7,24 +7,31 @@ Real vectors (each recomputed hash must equal the hash the chain itself publishe
             Shanghai, Cancun (with legacy EIP-155, EIP-2930 and EIP-1559 transactions) and
             Prague headers; geth's trie tests (dogs, puppy, "A").
   CometBFT  TestHeaderHash's golden header (types/block_test.go), TestDataHash
-            (types/consensus_breakage_test.go), and v0.38 kvstore RPC answers recorded by
-            tendermint-rs (rpc/tests/kvstore_fixtures/v0_38: /block at heights 1-3, a
-            tx_search proof's root hash).
+            (types/consensus_breakage_test.go), TestVoteSignBytesTestVectors
+            (types/vote_test.go), v0.38 kvstore RPC answers recorded by tendermint-rs
+            (rpc/tests/kvstore_fixtures/v0_38: /block at heights 1-3, a tx_search proof's root
+            hash), and tests/fixtures/cometbft_commits.json: /block, /validators and /commit
+            answers of a live 4-validator bctest network (v0.38.26; a nil precommit, absent
+            validators, round-1 commits), whose commits the audit verifies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import hashlib
 import json
 import struct
+from pathlib import Path
 
 import pytest
 import rlp
 from eth_account import Account as EthAccount
 
+from harness import chainpack
 from harness.adapters import bitcoin_tx as btx
+from harness.adapters.cometbft import CometbftAdapter
 from harness.adapters.evm_tx import derive_account, sign_transfer
 from harness.audit import audit, verify
 from harness.audit import bitcoin as abtc
@@ -459,14 +466,16 @@ def _kv_chain() -> list[dict]:
     return out
 
 
-def test_cometbft_real_kvstore_chain_passes():
+def test_cometbft_real_kvstore_chain_hashes_pass_and_commits_are_needed_for_signatures():
     result = acmt.verify_chain(_kv_chain())
     assert result.checks["hash_links"].verdict == "pass"
     assert result.checks["hash_links"].checked == 3 + 2
     assert result.checks["tx_root"].verdict == "pass"
-    assert result.checks["signatures"].verdict == "not-applicable"
-    assert "no signature" in result.checks["signatures"].why
-    assert result.verdict == "pass"
+    # Blocks alone (no validator set, no commit for the last one) cannot show who signed.
+    signatures = result.checks["signatures"]
+    assert signatures.verdict == "unknown" and signatures.checked == 0 and signatures.skipped == 3
+    assert "no block came with its commit and validator set" in signatures.why
+    assert result.verdict == "unknown"
 
 
 def test_cometbft_data_hash_vectors():
@@ -503,6 +512,177 @@ def test_cometbft_tampered_header_and_data_fail_naming_the_height():
     assert roots.verdict == "fail" and roots.failures[0].height == 2
 
 
+# -- CometBFT commits: a live 4-validator network's RPC answers ------------------------------
+
+LIVE = json.loads((Path(__file__).parents[1] / "fixtures" / "cometbft_commits.json").read_text())
+LIVE_KEYS = {base64.b64decode(k) for k in LIVE["validator_keys"]}
+NODE3 = LIVE["validators"]["1"]["validators"][2]["address"]   # the stopped validator (index 2)
+
+
+def _live_blocks(first: int = 1, last: int = 12) -> list[dict]:
+    """What CometbftAdapter.raw_blocks returns for heights first..last of the fixture."""
+    blocks = [{**copy.deepcopy(LIVE["block"][str(h)]),
+               "validators": copy.deepcopy(LIVE["validators"][str(h)]["validators"])}
+              for h in range(first, last + 1)]
+    if last == 12:
+        blocks[-1]["commit"] = copy.deepcopy(LIVE["commit"]["12"]["signed_header"]["commit"])
+    else:
+        blocks[-1]["commit"] = copy.deepcopy(LIVE["block"][str(last + 1)]["block"]["last_commit"])
+    return blocks
+
+
+def _signatures(blocks: list[dict], chain_id: str | None = LIVE["chain_id"], keys=LIVE_KEYS):
+    return acmt.verify_chain(blocks, chain_id, keys).checks["signatures"]
+
+
+def test_cometbft_vote_sign_bytes_match_cometbft_vectors():
+    zero = "0001-01-01T00:00:00Z"   # Go's zero time: seconds -62135596800, always written
+    timestamp = bytes([0x2a, 0xb, 0x8, 0x80, 0x92, 0xb8, 0xc3, 0x98, 0xfe, 0xff, 0xff, 0xff, 0x1])
+    assert acmt.vote_sign_bytes("", 0, 0, None, zero, vote_type=0) == bytes([0xd]) + timestamp
+    fixed_one = bytes([0x1, 0, 0, 0, 0, 0, 0, 0])
+    assert acmt.vote_sign_bytes("", 1, 1, None, zero) == (
+        bytes([0x21, 0x8, 0x2, 0x11]) + fixed_one + bytes([0x19]) + fixed_one + timestamp)
+    assert acmt.vote_sign_bytes("test_chain_id", 1, 1, {}, zero, vote_type=0) == (   # zero block id: nil
+        bytes([0x2e, 0x11]) + fixed_one + bytes([0x19]) + fixed_one + timestamp
+        + bytes([0x32, 0xd]) + b"test_chain_id")
+
+
+def test_cometbft_commit_and_validator_set_hashes_are_the_headers():
+    for height in ("2", "7", "8"):   # a nil precommit; an absent validator (zero time); round 1
+        block = LIVE["block"][height]["block"]
+        assert acmt.commit_hash(block["last_commit"]) == block["header"]["last_commit_hash"]
+    header = LIVE["block"]["5"]["block"]["header"]
+    assert acmt.validator_set_hash(LIVE["validators"]["5"]["validators"]) == header["validators_hash"]
+
+
+def test_cometbft_live_commits_pass_through_the_adapter():
+    """CometbftAdapter.raw_blocks over the recorded RPC answers: one /validators fetch for the
+    set (one validators_hash), one /commit for the last height; every commit verifies."""
+    pack = chainpack.load(Path(__file__).parents[2] / "chains" / "cometbft")
+    adapter = CometbftAdapter(pack, pack.params, nodes=4, seed=7, accounts=0)
+    assert {k.public for k in adapter.validator_keys()} == LIVE_KEYS   # the run's genesis keys
+    calls = []
+
+    async def answer(session, node, path, timeout=10.0, **query):
+        calls.append((path, query["height"]))
+        stored = {"/block": LIVE["block"], "/validators": LIVE["validators"], "/commit": LIVE["commit"]}
+        return copy.deepcopy(stored[path][str(query["height"])])
+
+    async def run():
+        adapter._get = answer
+        try:
+            return await audit(adapter, "node0", list(range(1, 13)))
+        finally:
+            await adapter.close()
+
+    result = asyncio.run(run())
+    assert calls == [("/block", 1), ("/validators", 1), *[("/block", h) for h in range(2, 13)],
+                     ("/commit", 12)]
+    assert result.verdict == "pass" and result.blocks == 12 and result.txs == 3
+    signatures = result.checks["signatures"]
+    assert (signatures.verdict, signatures.checked, signatures.failed) == ("pass", 12, 0)
+    # 5 commits by all four (one of them for nil), 7 by three: node3 was stopped.
+    assert signatures.counts == {"signatures": 5 * 4 + 7 * 3, "absent": 7, "nil": 1}
+    assert signatures.to_dict()["counts"]["signatures"] == 41
+
+
+def test_cometbft_flipped_signature_byte_fails_naming_height_and_validator():
+    blocks = _live_blocks()
+    sig = blocks[4]["block"]["last_commit"]["signatures"][1]   # block 5 carries the commit for 4
+    raw = bytearray(base64.b64decode(sig["signature"]))
+    raw[10] ^= 0x01
+    sig["signature"] = base64.b64encode(bytes(raw)).decode()
+    check = _signatures(blocks)
+    assert check.verdict == "fail" and check.failed == 1 and check.checked == 12
+    reasons = [f.reason for f in check.failures if f.height == 4]
+    validator = sig["validator_address"]
+    assert f"validator {validator}: precommit for the block (round 0) signature does not verify" in reasons[1]
+    assert reasons[0].startswith("block 5's last_commit hashes to")   # the header no longer matches
+    # The seen commit of the tip is bound by no header: only its signature fails, and with
+    # node3 absent, what is left is not enough.
+    blocks = _live_blocks()
+    seen = blocks[-1]["commit"]["signatures"][0]
+    seen["signature"] = base64.b64encode(bytes(64)).decode()
+    check = _signatures(blocks)
+    assert [(f.height, f.reason) for f in check.failures] == [
+        (12, f"validator {seen['validator_address']}: precommit for the block (round 0) signature "
+             "does not verify on chain 'bctest-7000'"),
+        (12, "validators holding 20 of 40 voting power signed the block with a valid signature: "
+             "not more than 2/3 (needs > 26)")]
+
+
+def test_cometbft_signatures_for_another_chain_id_fail():
+    check = _signatures(_live_blocks(), chain_id="bctest-7001")
+    assert check.verdict == "fail" and check.failed == 12
+    assert all("does not verify on chain 'bctest-7001'" in f.reason or "voting power" in f.reason
+               for f in check.failures)
+    assert "validators holding 0 of 40 voting power" in check.failures[4].reason
+    assert check.counts["signatures"] == 0
+    # Without the run's chain id, each header's is used: the same chain passes.
+    assert _signatures(_live_blocks(), chain_id=None).verdict == "pass"
+
+
+def test_cometbft_two_thirds_of_the_power_must_sign():
+    blocks = _live_blocks(8, 12)
+    commit = blocks[-1]["commit"]   # height 12: node3 absent, three of four signed (30 > 26)
+    commit["signatures"][0] = {"block_id_flag": 1, "validator_address": "",
+                               "timestamp": "0001-01-01T00:00:00Z", "signature": None}
+    check = _signatures(blocks)
+    assert check.verdict == "fail" and check.checked == 5 and check.failed == 1
+    assert [(f.height, f.reason) for f in check.failures] == [
+        (12, "validators holding 20 of 40 voting power signed the block with a valid signature: "
+             "not more than 2/3 (needs > 26)")]
+    # A nil precommit is verified but is not a vote for the block.
+    blocks = _live_blocks(1, 1)   # the commit for 1: three for the block, node3 (index 2) for nil
+    blocks[0]["commit"]["signatures"][0]["block_id_flag"] = 3
+    check = _signatures(blocks)
+    assert [f.reason for f in check.failures] == [
+        f"validator {blocks[0]['validators'][0]['address']}: precommit for nil (round 0) signature "
+        "does not verify on chain 'bctest-7000'",
+        "validators holding 20 of 40 voting power signed the block with a valid signature: "
+        "not more than 2/3 (needs > 26)"]
+
+
+def test_cometbft_unknown_or_misplaced_validators_fail():
+    blocks = _live_blocks(9, 12)
+    stranger = hashlib.sha256(b"stranger").hexdigest()[:40].upper()
+    blocks[1]["block"]["last_commit"]["signatures"][3]["validator_address"] = stranger   # commit for 9
+    check = _signatures(blocks)
+    assert check.verdict == "fail"
+    assert (9, f"unknown validator {stranger}: not in the validator set of height 9") in [
+        (f.height, f.reason) for f in check.failures]
+    # The set in another order: each signature must be at its validator's index.
+    blocks = _live_blocks(12, 12)
+    sigs = blocks[0]["commit"]["signatures"]
+    sigs[0], sigs[1] = sigs[1], sigs[0]
+    reasons = [f.reason for f in _signatures(blocks).failures]
+    assert reasons[0] == (f"validator {sigs[0]['validator_address']} signs at index 0, its index in the "
+                          f"set is 1 ({sigs[1]['validator_address']} is at 0)")
+    assert reasons[-1].startswith("validators holding 10 of 40 voting power")
+
+
+def test_cometbft_validator_set_must_hash_to_the_header_and_be_the_harness_keys():
+    blocks = _live_blocks(3, 4)
+    blocks[0]["validators"][0]["voting_power"] = "100"
+    check = _signatures(blocks)
+    assert check.failed == 1 and check.failures[0].height == 3
+    assert check.failures[0].reason.startswith("the validator set the node gave for height 3 hashes to")
+    # Keys the harness did not generate: every block names the validator.
+    others = {k for k in LIVE_KEYS if hashlib.sha256(k).hexdigest()[:40].upper() != NODE3}
+    check = _signatures(_live_blocks(3, 4), keys=others)
+    assert check.failed == 2 and [f.reason for f in check.failures] == [
+        f"validator {NODE3} is not one of the harness's genesis validators"] * 2
+    assert _signatures(_live_blocks(3, 4), keys=None).verdict == "pass"
+
+
+def test_cometbft_block_without_its_commit_is_not_judged():
+    blocks = _live_blocks(5, 7)
+    del blocks[-1]["commit"]
+    check = _signatures(blocks)
+    assert check.verdict == "pass" and check.checked == 2 and check.skipped == 1
+    assert check.why == "block 7: no commit"
+
+
 # -- replication, dispatch ----------------------------------------------------------------
 
 def _history(nodes: int, chains: dict[int, list[tuple[int, str]]]) -> History:
@@ -532,10 +712,10 @@ def test_audit_fetches_through_the_adapter_and_dispatches_by_family():
 
         async def raw_blocks(self, node, numbers):
             assert node == "node0"
-            return [b for b in _kv_chain() if int(b["block"]["header"]["height"]) in numbers]
+            return _live_blocks(numbers[0], numbers[-1])
 
     result = asyncio.run(audit(FakeAdapter(), "node0", [1, 2, 3]))
     assert result.family == "cometbft" and result.blocks == 3 and result.verdict == "pass"
-    assert json.loads(json.dumps(result.to_dict()))["checks"]["hash_links"]["verdict"] == "pass"
+    assert json.loads(json.dumps(result.to_dict()))["checks"]["signatures"]["counts"]["signatures"] == 12
     with pytest.raises(ValueError):
         verify("fabric", [])
