@@ -108,6 +108,20 @@ async def authenticity_audit(adapter: adapters.Adapter, nodes: list, finals: lis
             "heights": [source.chain[0][0], source.chain[-1][0]]}
 
 
+def audit_summary(audited: dict[str, Any]) -> str:
+    """One console line: the verdict, and per check its verdict and figures."""
+    line = f"authenticity audit of {audited.get('node')}: {audited['verdict']}"
+    if audited.get("error"):
+        return f"{line} ({audited['error']})"
+    checks = []
+    for name, check in (audited.get("checks") or {}).items():
+        figures = [f"{check['checked']} checked", *(f"{v} {k}" for k, v in check.get("counts", {}).items())]
+        if check.get("failed"):
+            figures.append(f"{check['failed']} failed")
+        checks.append(f"{name} {check['verdict']} ({', '.join(figures)})")
+    return f"{line}; {audited.get('blocks')} blocks: " + "; ".join(checks)
+
+
 class _Stop:
     """Records the first SIGINT/SIGTERM; the phases poll it. A second one aborts hard."""
 
@@ -177,8 +191,7 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
             finals = await read_final_chains(adapter, nodes, outcome.tracker, outcome.t0)
         if suite.audit and not outcome.interrupted:
             audited = await authenticity_audit(adapter, nodes, finals, outcome.tracker)
-            console.print(f"authenticity audit of {audited.get('node')}: {audited['verdict']}",
-                          highlight=False)
+            console.print(audit_summary(audited), highlight=False)
         header = run_header(suite, run_id, image, host, node_info, outcome.t0, workload)
         header["bootstrap"] = bootstrap
         status = "incomplete" if outcome.interrupted else "complete"
