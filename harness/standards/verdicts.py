@@ -54,7 +54,7 @@ def _judge_case(requirement: dict[str, Any], case: str, results: dict[str, Any] 
     for threshold in thresholds(requirement):
         value, why = metrics.read(threshold["metric"], results)
         figures[threshold["metric"]] = value
-        if value == "not-applicable":  # e.g. signatures on a chain whose txs carry none
+        if value == "not-applicable":  # e.g. replication on a one-node network
             inapplicable.append(f"{threshold['metric']} does not apply to this chain (case {case})")
         elif value is None:
             missing.append(why)

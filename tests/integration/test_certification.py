@@ -68,12 +68,13 @@ def test_campaign_judges_every_requirement_with_evidence(campaign_run, docker_cl
     judged = {r["id"]: r for r in got["requirements"]}
     assert len(judged) == 15
     assert all(r["verdict"] in ("pass", "fail", "inconclusive", "not-applicable") for r in judged.values())
-    # The authenticity audit recomputed CometBFT's header hashes and links on a real chain.
-    for rid in ("FUN-LEDGER-HASH-LINKS", "FUN-REPLICATION", "FUN-CONSENSUS-COMMIT", "PERF-TX-PRESSURE-4"):
+    # The authenticity audit recomputed CometBFT's header hashes and links on a real chain,
+    # and verified the validators' commit signatures (kvstore txs themselves are unsigned).
+    for rid in ("FUN-LEDGER-HASH-LINKS", "FUN-TX-SIGNATURES", "FUN-REPLICATION", "FUN-CONSENSUS-COMMIT",
+                "PERF-TX-PRESSURE-4"):
         assert judged[rid]["verdict"] == "pass", judged[rid]
         [evidence] = judged[rid]["evidence"]
         assert evidence["case"] == "pressure-4" and evidence["history"] == "cases/pressure-4/history.jsonl"
-    assert judged["FUN-TX-SIGNATURES"]["verdict"] == "not-applicable"  # kvstore txs are unsigned
     assert judged["PERF-TX-SPIKE-4"]["verdict"] == "inconclusive"
     assert "spike-4 was not run" in judged["PERF-TX-SPIKE-4"]["why"]
     assert judged["PERF-QUERY-THROUGHPUT"]["verdict"] == "inconclusive"
@@ -82,6 +83,15 @@ def test_campaign_judges_every_requirement_with_evidence(campaign_run, docker_cl
     audit = case["audit"]
     assert audit["hash_links"]["verdict"] == "pass" and audit["hash_links"]["checked"] > 20
     assert audit["tx_root"]["verdict"] == "pass" and audit["replication"]["verdict"] == "pass"
+    # Every audited block's commit: 4 validators, > 2/3 of the power, each signature verified.
+    signatures = audit["signatures"]
+    assert signatures["verdict"] == "pass", signatures
+    assert signatures["checked"] == audit["blocks"] > 10
+    assert signatures["failed"] == signatures["skipped"] == 0
+    assert signatures["counts"]["signatures"] >= 3 * signatures["checked"]
+    printed = " ".join((done.stdout + done.stderr).split())   # the console wraps long lines
+    assert f"signatures pass ({signatures['checked']} checked, {signatures['counts']['signatures']} " \
+        "signatures" in printed
     for name in ("report.html", "junit.xml", "summary.md", "findings.sarif", "signature.json",
                  "campaign.json"):
         assert (run_dir / name).is_file(), name
