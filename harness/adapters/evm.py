@@ -25,7 +25,7 @@ import aiohttp
 from harness.adapters import jsonrpc
 from harness.adapters.base import AdapterBase, Block, OnBlock, Prepared
 from harness.adapters.evm_tx import derive_account, public_key_hex, sign_transfer
-from harness.adapters.follow import ChainFollower
+from harness.adapters.follow import BlockMissing, ChainFollower
 from harness.chainpack import ChainPack
 from harness.runtime.docker import Node
 
@@ -42,6 +42,10 @@ def _sign_batch(job: tuple[list[tuple[int, bytes, int, bytes]], int, int]) -> li
         body = jsonrpc.request_body("eth_sendRawTransaction", ["0x" + raw.hex()], index)
         out.append(Prepared(body=body, tx_id="0x" + tx_hash.hex()))
     return out
+
+
+class BlockNotFound(jsonrpc.RpcError, BlockMissing):
+    """eth_getBlockByNumber answered null for a height the node had announced."""
 
 
 class EvmAdapter(AdapterBase):
@@ -141,7 +145,7 @@ class EvmAdapter(AdapterBase):
         raw = await jsonrpc.call(session, node.url(), "eth_getBlockByNumber", [hex(number), False])
         fetched = time.monotonic()
         if raw is None:
-            raise jsonrpc.RpcError(f"block {number} not found on {node.name}")
+            raise BlockNotFound(f"block {number} not found on {node.name}")
         return Block(node=node.index, number=number, hash=raw["hash"], parent=raw["parentHash"],
                      seen=seen, fetched=fetched, tx_ids=tuple(raw.get("transactions", [])),
                      timestamp=float(int(raw["timestamp"], 16)))

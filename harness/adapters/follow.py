@@ -19,6 +19,10 @@ KEEP = 512  # heights of hashes remembered: deeper reorgs are re-walked from the
 Fetch = Callable[[int, float], Awaitable[Block]]
 
 
+class BlockMissing(Exception):
+    """The node has no block at a height it announced (adapters raise a subclass)."""
+
+
 class ChainFollower:
     def __init__(self, fetch: Fetch, on_block: OnBlock, start_height: int):
         self.fetch = fetch
@@ -33,7 +37,14 @@ class ChainFollower:
         if head_hash is not None and self.hashes.get(head, head_hash) != head_hash:
             number = head  # the block at an already followed height changed
         while number <= head:
-            block = await self.fetch(number, seen)
+            try:
+                block = await self.fetch(number, seen)
+            except BlockMissing:
+                # Announced, then gone: the node switched to a shorter, heavier branch (seen
+                # on a geth Clique head) or has not made it readable yet. Not a broken
+                # subscription: follow on from here at the next head.
+                self.last = number - 1
+                return
             parent = self.hashes.get(number - 1)
             if parent is not None and block.parent != parent:
                 number -= 1  # switched branches below this height: walk back to the fork

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from harness.adapters.base import Block
-from harness.adapters.follow import ChainFollower
+from harness.adapters.follow import BlockMissing, ChainFollower
 
 
 class FakeNode:
@@ -22,6 +22,8 @@ class FakeNode:
             del self.chain[n]
 
     async def fetch(self, number: int, seen: float) -> Block:
+        if number not in self.chain:
+            raise BlockMissing(f"block {number} not found")
         block_hash, parent = self.chain[number]
         return Block(node=0, number=number, hash=block_hash, parent=parent, seen=seen,
                      fetched=seen, tx_ids=(f"tx-{block_hash}",))
@@ -72,3 +74,15 @@ def test_following_starts_above_the_start_height():
     follower, reported = follow(node, start=4)
     run(follower.advance(6, 1.0))
     assert reported == ["a5", "a6"]
+
+
+def test_an_announced_head_that_is_gone_is_followed_at_the_next_head():
+    # geth Clique (seen in CI): newHeads announced block 18, then the node switched to a
+    # heavier branch one block shorter, and eth_getBlockByNumber(18) answered null.
+    node = FakeNode("a", 17)
+    follower, reported = follow(node, 15)
+    run(follower.advance(18, 1.0))                 # 16, 17 reported; 18 is not there
+    assert reported == ["a16", "a17"] and follower.last == 17
+    node.extend("b", 17, 18)                       # the heavier branch replaces 17, then grows
+    run(follower.advance(18, 2.0, "b18"))
+    assert reported == ["a16", "a17", "b17", "b18"] and follower.reorgs == [17]
