@@ -201,3 +201,23 @@ def test_checker_settings_errors_name_the_field(tmp_path):
     assert done.returncode == 2
     assert "checkers.convergence" in done.stdout + done.stderr
 
+
+
+def test_slow_links_suite_slows_consensus_and_recovers(docker_client, cometbft_image, tmp_path):
+    run_dir = tmp_path / "run"
+    done, got = run_suite(ROOT / "suites" / "faults" / "slow-links.yaml", run_dir)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert verdicts(got) == dict.fromkeys(["safety", "liveness", "durability", "convergence"], "pass")
+    [fault] = got["faults"]
+    assert fault["status"] == "healed" and fault["nodes"] == ["node0", "node1", "node2", "node3"]
+    netem = "netem" in fault["method"]
+    assert netem or "NFQUEUE" in fault["method"], fault["method"]   # which one the report used
+    # The delay is real: node0 made blocks at a lower rate while its links were slow.
+    stored = history_module.read(run_dir / "history.jsonl")
+    seen = sorted({b.number: b.seen for b in stored.blocks if b.node == 0}.values())
+
+    def rate(start, end):
+        return sum(1 for t in seen if start <= t < end) / (end - start)
+    before, during = rate(5, fault["start"]), rate(fault["start"] + 1, fault["end"])
+    assert during < 0.75 * before, (before, during)
+    assert run_objects(docker_client, got["run_id"]) == []
