@@ -514,10 +514,11 @@ def test_fault_tolerance_is_unknown_without_a_model_a_threshold_or_a_crash_fault
     pow_run = run(fault_tolerance, tolerant([fault("kill-1", "kill", [3], 20.0, 40.0)], kind="pow"))
     assert pow_run["why"] == "the fault model gives no threshold for pow chains"
     short = [fault("kill-1", "kill", [3], 20.0, 24.0), fault("restart-1", "restart", [1], 30.0, 45.0),
-             fault("delay-1", "delay", [1], 30.0, 45.0)]
+             fault("delay-1", "delay", [1], 30.0, 45.0), fault("wipe-1", "wipe", [3], 50.0, 59.9)]
     result = run(fault_tolerance, tolerant(short))
     assert result["verdict"] == "unknown" and "no crash-like fault" in result["why"]
-    assert result["evidence"]["too_short"] == ["kill-1"]
+    assert result["evidence"]["too_short"] == ["kill-1", "wipe-1"]   # under grace 5 s + window 5 s
+    assert run(fault_tolerance, tolerant(short), min_window=4.0)["evidence"]["too_short"] == ["kill-1"]
 
 
 # ---- the registry ---------------------------------------------------------------------------
