@@ -27,6 +27,14 @@ def run_suite(path, run_dir, timeout=600):
     return done, results(run_dir) if (run_dir / "results.json").exists() else None
 
 
+def run_passing(name, tmp_path):
+    """Run suites/faults/<name>.yaml; it must exit 0. Returns the run folder and results."""
+    run_dir = tmp_path / "run"
+    done, got = run_suite(ROOT / "suites" / "faults" / f"{name}.yaml", run_dir)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return run_dir, got
+
+
 def rejudge(run_dir, checker, **settings):
     stored = history_module.read(run_dir / "history.jsonl")
     return correctness.evaluate(stored, {checker: settings})[0]
@@ -89,9 +97,7 @@ def test_bft_run_is_rejudged_identically_from_its_history(bft_run):
 
 
 def test_crash_restart_suite_catches_up_and_loses_nothing(docker_client, cometbft_image, tmp_path):
-    run_dir = tmp_path / "run"
-    done, got = run_suite(ROOT / "suites" / "faults" / "crash-restart.yaml", run_dir)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_dir, got = run_passing("crash-restart", tmp_path)
     assert verdicts(got) == dict.fromkeys(CHECKERS, "pass")
     evidence = {c["id"]: c["evidence"] for c in got["checkers"]}
     assert set(evidence["durability"]["resynced"]) == {"node2", "node3"}
@@ -109,9 +115,7 @@ def test_crash_restart_suite_catches_up_and_loses_nothing(docker_client, cometbf
 
 
 def test_partition_pow_suite_forks_reorgs_and_converges(docker_client, litecoin_image, tmp_path):
-    run_dir = tmp_path / "run"
-    done, got = run_suite(ROOT / "suites" / "faults" / "partition-pow.yaml", run_dir)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_dir, got = run_passing("partition-pow", tmp_path)
     assert verdicts(got) == dict.fromkeys(["safety", "liveness", "durability", "convergence"], "pass")
     [split] = got["faults"]
     assert split["groups"] == [["node0", "node1"], ["node2", "node3"]]
@@ -204,9 +208,7 @@ def test_checker_settings_errors_name_the_field(tmp_path):
 
 
 def test_slow_links_suite_slows_consensus_and_recovers(docker_client, cometbft_image, tmp_path):
-    run_dir = tmp_path / "run"
-    done, got = run_suite(ROOT / "suites" / "faults" / "slow-links.yaml", run_dir)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_dir, got = run_passing("slow-links", tmp_path)
     assert verdicts(got) == dict.fromkeys(["safety", "liveness", "durability", "convergence"], "pass")
     [fault] = got["faults"]
     assert fault["status"] == "healed" and fault["nodes"] == ["node0", "node1", "node2", "node3"]
