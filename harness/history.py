@@ -2,9 +2,9 @@
 
 It is the single source of truth (DESIGN.md): results.json is computed from this
 file alone, so a stored run can be re-judged later. Format: JSON Lines, first a
-header, then one line per transaction, per block, per fault and per node's final
-chain, last a footer. Times are seconds on the run clock (time.monotonic() minus the
-header's t0), with t0_wall giving the wall-clock time of t0.
+header, then one line per transaction, per block, per fault, per query (the read
+workload) and per node's final chain, last a footer. Times are seconds on the run clock
+(time.monotonic() minus the header's t0), with t0_wall giving the wall-clock time of t0.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT = "bctest-history/1"
+FORMAT = "bctest-history/2"
+# /2 added `query` lines (the read workload). A /1 file is a /2 file without them, so both
+# are read; a /1 reader refuses /2 files rather than silently dropping their queries.
+READABLE = ("bctest-history/1", FORMAT)
 
 
 @dataclass
@@ -31,6 +34,19 @@ class TxRecord:
     acked: float | None
     error: str | None
     commits: list[tuple[int, float, int]]   # (node, seen, block number)
+
+
+@dataclass
+class QueryRecord:
+    """One read of the query phase: asked of `node` for `id` (a tx hash, an account)."""
+
+    i: int
+    id: str
+    node: int
+    scheduled: float
+    submitted: float | None
+    answered: float | None           # when the reply arrived (None: no reply at all)
+    error: str | None                # None: answered with the thing asked for
 
 
 @dataclass
@@ -79,6 +95,7 @@ class History:
     blocks: list[BlockRecord] = field(default_factory=list)
     faults: list[FaultRecord] = field(default_factory=list)
     finals: list[FinalChain] = field(default_factory=list)
+    queries: list[QueryRecord] = field(default_factory=list)
     audit: dict[str, Any] | None = None   # the authenticity audit of one node's chain
     footer: dict[str, Any] = field(default_factory=dict)
 
@@ -127,6 +144,12 @@ def _write_lines(partial: Path, history: History) -> None:
                 "type": "final", "node": final.node, "at": _round(final.at),
                 "chain": [[n, h] for n, h in final.chain], "holds": final.holds,
                 "error": final.error}, separators=(",", ":")) + "\n")
+        for query in history.queries:
+            out.write(json.dumps({
+                "type": "query", "i": query.i, "id": query.id, "node": query.node,
+                "scheduled": _round(query.scheduled), "submitted": _round(query.submitted),
+                "answered": _round(query.answered), "error": query.error},
+                separators=(",", ":")) + "\n")
         if history.audit is not None:
             out.write(json.dumps({"type": "audit", **history.audit}, separators=(",", ":")) + "\n")
         out.write(json.dumps({"type": "footer", **history.footer}) + "\n")
@@ -149,8 +172,9 @@ def read(path: Path) -> History:
     for entry in _lines(path):
         kind = entry.pop("type", None)
         if kind == "header":
-            if entry.get("format") != FORMAT:
-                raise ValueError(f"{path}: format {entry.get('format')!r}, expected {FORMAT}")
+            if entry.get("format") not in READABLE:
+                raise ValueError(f"{path}: format {entry.get('format')!r}, expected one of "
+                                 f"{', '.join(READABLE)}")
             history = History(header=entry)
         elif history is None:
             raise ValueError(f"{path}: the first line must be the header")
@@ -167,6 +191,8 @@ def read(path: Path) -> History:
             history.finals.append(FinalChain(
                 node=entry["node"], at=entry["at"], chain=[tuple(c) for c in entry["chain"]],
                 holds=entry["holds"], error=entry["error"]))
+        elif kind == "query":
+            history.queries.append(QueryRecord(**entry))
         elif kind == "audit":
             history.audit = entry
         elif kind == "footer":

@@ -9,6 +9,13 @@ Definitions (docs/results.md):
   throughput   threshold commits that landed inside the phase window / phase length
   latency      commit time at the threshold share of nodes - submit time, from an
                HDR histogram (microsecond resolution, 3 significant digits)
+
+The query phase (the read workload, after the Hyperledger PSWG's definitions):
+  answered     queries whose reply held the thing asked for
+  throughput   read throughput: answered / the phase's seconds, which run from the first
+               scheduled query to the schedule's end or the last answer, whichever is later
+  latency      read latency: answer time - submit time (the schedule lag, submit - due,
+               is reported apart as on_time_ratio and send_lag_p99_ms)
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from harness.history import History, TxRecord
+from harness.history import History, QueryRecord, TxRecord
 from harness.load.sender import DROPPED
 from harness.tracker import threshold_nodes
 
@@ -101,7 +108,46 @@ def phase_figures(history: History, phase: str, threshold: int) -> dict[str, Any
     }
 
 
-def _top_errors(failed: list[TxRecord], limit: int = 5) -> list[dict[str, Any]]:
+def query_figures(history: History) -> dict[str, Any] | None:
+    """The query phase's figures from its `query` lines; None when the run had none."""
+    window = history.header.get("phases", {}).get("query")
+    settings = history.header.get("query")
+    if window is None or not settings:
+        return None
+    start, end = window
+    queries = history.queries
+    sent = [q for q in queries if q.submitted is not None and q.error != DROPPED]
+    answered = [q for q in sent if not q.error and q.answered is not None]
+    failed = [q for q in sent if q.error or q.answered is None]
+    last = max((q.answered for q in answered), default=end)
+    seconds = max(end, last) - start
+    schedule = max(end - start, 1e-9)
+    target = settings["rate"]
+    send_rate = len(sent) / schedule
+    on_time = sum(1 for q in sent if q.submitted - q.scheduled <= ON_TIME_S)
+    lags = sorted(q.submitted - q.scheduled for q in sent)
+    return {
+        "window": [round(start, 6), round(end, 6)],
+        "seconds": round(seconds, 3),
+        "kind": settings.get("kind", "tx"),
+        "target_rate": target,
+        "scheduled": len(queries),
+        "submitted": len(sent),
+        "answered": len(answered),
+        "failed": len(failed),
+        "dropped": sum(1 for q in queries if q.error == DROPPED),
+        "send_rate": round(send_rate, 3),
+        "send_rate_ratio": round(send_rate / target, 4) if target else None,
+        "on_time_ratio": round(on_time / len(queries), 4) if queries else None,
+        "send_lag_p99_ms": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))] * 1000, 3) if lags else None,
+        "throughput": round(len(answered) / seconds, 3) if seconds > 0 else 0.0,
+        "success_ratio": round(len(answered) / len(sent), 5) if sent else None,
+        "latency": latency_summary([q.answered - q.submitted for q in answered]),
+        "errors": _top_errors(failed),
+    }
+
+
+def _top_errors(failed: list[TxRecord] | list[QueryRecord], limit: int = 5) -> list[dict[str, Any]]:
     counts: dict[str, int] = defaultdict(int)
     for tx in failed:
         counts[tx.error or ""] += 1
@@ -221,6 +267,9 @@ def compute(history: History) -> dict[str, Any]:
     threshold = threshold_nodes(header["load"]["commit_share"], len(header["nodes"]))
     phases = {name: phase_figures(history, name, threshold)
               for name in ("warmup", "measure") if name in header["phases"]}
+    query = query_figures(history)
+    if query is not None:
+        phases["query"] = query
     return {
         "threshold_nodes": threshold,
         "phases": phases,

@@ -17,8 +17,9 @@ import jsonschema
 from harness import audit, metrics, standards
 from harness import history as history_module
 from harness.checks import correctness, thresholds
-from harness.history import BlockRecord, FaultRecord, FinalChain, History, TxRecord
+from harness.history import BlockRecord, FaultRecord, FinalChain, History, QueryRecord, TxRecord
 from harness.phases.load import LoadOutcome
+from harness.phases.query import QueryOutcome
 from harness.validation import schema
 
 RESULTS_FORMAT = "bctest-results/1"
@@ -30,7 +31,8 @@ def _rel(value: float, t0: float) -> float | None:
 
 def build_history(header: dict[str, Any], outcome: LoadOutcome, status: str,
                   reason: str | None, faults: list[FaultRecord] | None = None,
-                  finals: list[FinalChain] | None = None) -> History:
+                  finals: list[FinalChain] | None = None,
+                  query: QueryOutcome | None = None) -> History:
     t0 = outcome.t0
     warmup_end = outcome.phases["warmup"][1]
     rate = header["load"]["rate"]
@@ -67,8 +69,47 @@ def build_history(header: dict[str, Any], outcome: LoadOutcome, status: str,
     }
     phases = {name: [round(a, 6), round(b, 6)] for name, (a, b) in outcome.phases.items()}
     header = {**header, "phases": phases}
+    queries: list[QueryRecord] = []
+    if query is not None:
+        header["query"], queries, window, sender = query_history(query, t0)
+        if window is not None:
+            phases["query"] = window
+        footer["query_sender"] = sender
     return History(header=header, txs=txs, blocks=blocks, faults=list(faults or []),
-                   finals=list(finals or []), footer=footer)
+                   finals=list(finals or []), queries=queries, footer=footer)
+
+
+def query_history(query: QueryOutcome, t0: float) -> tuple[dict[str, Any], list[QueryRecord],
+                                                            list[float] | None, dict[str, Any]]:
+    """The query phase as the History keeps it: settings (header), one record per query due,
+    the scheduled window on the run clock, and the sender's own figures (footer)."""
+    spec = query.spec
+    settings = {"rate": spec.rate, "duration": spec.duration, "kind": spec.kind,
+                "nodes": list(spec.nodes) if spec.nodes is not None else None,
+                "workers": spec.workers, "max_in_flight": spec.max_in_flight,
+                "connections": spec.connections, "submit_timeout": spec.submit_timeout,
+                "subjects": query.subjects, "skipped": query.skipped,
+                "interrupted": query.interrupted}
+    if query.start is None:
+        return settings, [], None, {}
+    start = query.start - t0
+    records = []
+    due = 0
+    for i, prepared in enumerate(query.prepared):
+        record = query.records[i]
+        if record is None:
+            continue            # never due: the phase was stopped early
+        due = i + 1
+        records.append(QueryRecord(
+            i=i, id=prepared.tx_id, node=query.targets[i], scheduled=start + i / spec.rate,
+            submitted=_rel(record.submitted, t0) if record.submitted else None,
+            answered=_rel(record.acked, t0) if record.acked else None, error=record.error))
+    window = [round(start, 6), round(start + (due if query.interrupted else len(query.prepared))
+                                      / spec.rate, 6)]
+    progress = query.progress
+    sender = {"late_sends": progress.late, "dropped": progress.dropped,
+              "max_lag_ms": round(progress.max_lag * 1000, 3), "workers": progress.per_worker}
+    return settings, records, window, sender
 
 
 def fault_entry(fault: FaultRecord) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from harness.faults import netns
 from harness.faults.nemesis import NETWORK_ACTIONS, Nemesis, describe
 from harness.phases.final import read_final_chains
 from harness.phases.load import run_load
+from harness.phases.query import QueryOutcome, run_query
 from harness.phases.setup import start_network, wait_progress
 from harness.progress import Progress
 from harness.report import write_reports
@@ -185,6 +186,16 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
                                   lambda message: console.print(message, highlight=False))
             outcome = await run_load(suite, adapter, nodes, prepared, progress, stop, nemesis,
                                      suite.converge_bound(), ResourceSampler(runtime, nodes))
+            query: QueryOutcome | None = None
+            if suite.query is not None and not outcome.interrupted:
+                # After the settle (and any convergence): the chain holds the run's txs.
+                query = await run_query(suite.query, adapter, nodes, outcome.tracker,
+                                        [p.tx_id for p in prepared], suite.seed, progress, stop)
+                if query.skipped:
+                    console.print(f"[yellow]query phase skipped:[/yellow] {query.skipped}",
+                                  highlight=False)
+        if query is not None and query.interrupted and not outcome.interrupted:
+            outcome.interrupted = query.interrupted
         finals, audited = [], None
         if (suite.checker_config() or suite.audit) and not outcome.interrupted:
             console.print("reading every node's chain back (final read)", highlight=False)
@@ -196,7 +207,7 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
         header["bootstrap"] = bootstrap
         status = "incomplete" if outcome.interrupted else "complete"
         history = build_history(header, outcome, status, outcome.interrupted,
-                                nemesis.history() if nemesis else [], finals)
+                                nemesis.history() if nemesis else [], finals, query)
         history.audit = audited
     finally:
         await adapter.close()
@@ -268,6 +279,14 @@ def summarize(console: Console, results: dict[str, Any], run_dir: Path) -> None:
         f"throughput {measure['throughput']:.1f} tx/s; submitted {measure['submitted']}, "
         f"committed {measure['committed']}, failed {measure['failed']}; latency p50 "
         f"{ms(latency['p50'])} p99 {ms(latency['p99'])} max {ms(latency['max'])}", highlight=False)
+    query = results["phases"].get("query")
+    if query:
+        console.print(
+            f"query ({query['kind']}): target {query['target_rate']:g} q/s, "
+            f"sent {query['send_rate']:.1f} q/s, "
+            f"throughput {query['throughput']:.1f} q/s; submitted {query['submitted']}, answered "
+            f"{query['answered']}, failed {query['failed']}; latency p50 {ms(query['latency']['p50'])} "
+            f"p99 {ms(query['latency']['p99'])} max {ms(query['latency']['max'])}", highlight=False)
     for warning in results["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for check in results["checks"]:

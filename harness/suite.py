@@ -35,6 +35,24 @@ class LoadSpec:
 
 
 @dataclass(frozen=True)
+class QuerySpec:
+    """The read workload (JR/T 0193-2020 §7.2): queries sent open loop after the settle."""
+
+    rate: float
+    duration: float
+    kind: str = "tx"                # tx: the run's committed transactions; balance: its accounts
+    nodes: tuple[int, ...] | None = None   # nodes queried; None: the load's nodes
+    workers: int = 1
+    max_in_flight: int = 4096
+    connections: int = 256
+    submit_timeout: float = 10.0
+
+    @property
+    def count(self) -> int:
+        return max(1, int(round(self.rate * self.duration)))
+
+
+@dataclass(frozen=True)
 class Check:
     id: str
     metric: str
@@ -67,6 +85,7 @@ class Suite:
     standards: list[Catalogue] = field(default_factory=list)
     case: str = ""                 # the catalogue case this suite's runs are evidence for
     audit: bool = False            # run the authenticity audit after the load
+    query: QuerySpec | None = None # the read workload after the settle; None: no query phase
 
 
     def checker_config(self) -> dict[str, dict[str, Any]]:
@@ -112,12 +131,10 @@ def load(path: Path) -> Suite:
         for c in doc.get("checks", [])
     ]
     workload = doc.get("workload", {})
-    load_nodes = None
-    if "nodes" in load_doc:
-        load_nodes = tuple(sorted(int(n.removeprefix("node")) for n in load_doc["nodes"]))
-        if load_nodes[-1] >= nodes:
-            raise InputError(file, "load.nodes", f"nodes of this {nodes}-node network "
-                             f"(node0..node{nodes - 1}), got node{load_nodes[-1]}")
+    load_nodes = _node_list(load_doc, nodes, file, "load.nodes")
+    query = _query(doc.get("query"), nodes, file, load_nodes)
+    if query is not None:
+        _check_query_kind(query, pack, file)
     warmup = float(load_doc.get("warmup", 5))
     faults = schedule.plan(doc.get("faults", []), nodes, pack.fault_tolerance(nodes),
                            doc.get("seed", 1), warmup + float(load_doc["duration"]), file)
@@ -155,7 +172,43 @@ def load(path: Path) -> Suite:
         standards=catalogues,
         case=doc.get("case", doc["name"]),
         audit=doc.get("audit", False),
+        query=query,
     )
+
+
+def _node_list(section: dict[str, Any], nodes: int, file: str, where: str) -> tuple[int, ...] | None:
+    if "nodes" not in section:
+        return None
+    chosen = tuple(sorted(int(n.removeprefix("node")) for n in section["nodes"]))
+    if chosen[-1] >= nodes:
+        raise InputError(file, where, f"nodes of this {nodes}-node network "
+                         f"(node0..node{nodes - 1}), got node{chosen[-1]}")
+    return chosen
+
+
+def _check_query_kind(query: QuerySpec, pack: ChainPack, file: str) -> None:
+    from harness import adapters  # the adapter says which reads its family answers
+    offered = getattr(adapters.adapter_class(pack.family, str(pack.manifest)), "query_kinds", ())
+    if query.kind not in offered:
+        raise InputError(file, "query.kind", f"the '{pack.family}' adapter builds "
+                         f"{', '.join(offered) or 'no'} queries, not {query.kind}")
+
+
+def _query(doc: dict[str, Any] | None, nodes: int, file: str,
+           load_nodes: tuple[int, ...] | None) -> QuerySpec | None:
+    """The suite's `query:` section (the schema checked its shape; here what it cannot)."""
+    if doc is None:
+        return None
+    spec = QuerySpec(
+        rate=float(doc["rate"]), duration=float(doc["duration"]), kind=doc.get("kind", "tx"),
+        nodes=_node_list(doc, nodes, file, "query.nodes") or load_nodes,
+        workers=doc.get("workers", 1), max_in_flight=doc.get("max_in_flight", 4096),
+        connections=doc.get("connections", 256),
+        submit_timeout=float(doc.get("submit_timeout", 10)))
+    if spec.rate * spec.duration < 1:
+        raise InputError(file, "query.duration", f"at least one query (rate × duration ≥ 1), got "
+                         f"{spec.rate:g}/s × {spec.duration:g} s")
+    return spec
 
 
 def resolve_standard(reference: str, folder: Path, file: str, where: str) -> Path:

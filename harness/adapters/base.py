@@ -43,6 +43,15 @@ class Block:
 OnBlock = Callable[[Block], None]
 
 
+@dataclass(frozen=True)
+class Committed:
+    """A transaction of the run that committed: what a read workload can ask for."""
+
+    tx_id: str
+    block: int           # its block number on the node that reported it
+    block_hash: str      # that block's hash (Bitcoin Core needs it without -txindex)
+
+
 class Adapter(Protocol):
     """A chain family. Subclass AdapterBase to get the optional hooks' defaults."""
 
@@ -88,12 +97,27 @@ class Adapter(Protocol):
     def response_error(status: int, body: bytes) -> str | None:
         """None if the submission was accepted, else a short reason (runs in sender processes)."""
 
+    # The read workload (optional): `query_kinds` empty means the family has none.
+    query_kinds: ClassVar[tuple[str, ...]]   # read kinds it can build, default first
+
+    def query_subjects(self, kind: str, committed: list[Committed]) -> list[Any]:
+        """What a query of `kind` may ask for (e.g. the committed txs, the run's accounts)."""
+
+    def query_request(self, kind: str, subject: Any, request_id: int) -> Prepared:
+        """One pre-built read request; `tx_id` names the subject asked for."""
+
+    @staticmethod
+    def query_error(status: int, body: bytes) -> str | None:
+        """None if the reply answers the query (no error AND it holds the thing asked for,
+        e.g. a non-null receipt), else a short reason (runs in sender processes)."""
+
 
 class AdapterBase:
     """Defaults for the optional hooks (nothing to bootstrap, nothing to drive) and one
     HTTP session for readiness probes and control calls (the load has its own)."""
 
     _session: aiohttp.ClientSession | None = None
+    query_kinds: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, pack: ChainPack, params: dict[str, Any], nodes: int, seed: int,
                  accounts: int):
@@ -114,6 +138,11 @@ class AdapterBase:
 
     async def drive(self, nodes: list[Node], stop: asyncio.Event) -> None:
         await stop.wait()
+
+    def query_subjects(self, kind: str, committed: list[Committed]) -> list[Any]:
+        if kind == "tx":
+            return list(committed)
+        raise ValueError(f"the {self.pack.family} adapter has no '{kind}' queries")
 
     async def close(self) -> None:
         if self._session is not None:

@@ -50,7 +50,7 @@ import aiohttp
 
 from harness.adapters import bitcoin_tx as btx
 from harness.adapters import jsonrpc
-from harness.adapters.base import AdapterBase, Block, OnBlock, Prepared
+from harness.adapters.base import AdapterBase, Block, Committed, OnBlock, Prepared
 from harness.chainpack import ChainPack
 from harness.errors import InfraError, InputError
 from harness.runtime.docker import Node
@@ -332,6 +332,27 @@ class BitcoinAdapter(AdapterBase):
         if status != 200:
             return f"http {status}"
         return None
+
+    # -- the read workload ------------------------------------------------------------------
+    # tx: getrawtransaction <txid> false <blockhash>. The nodes run without -txindex
+    # (chains/litecoin/entrypoint.sh), so the block hash the History saw the tx in is given;
+    # no wallet is needed (gettransaction would need one).
+
+    query_kinds: ClassVar[tuple[str, ...]] = ("tx",)
+
+    def query_request(self, kind: str, subject: Committed, request_id: int) -> Prepared:
+        return Prepared(body=jsonrpc.request_body("getrawtransaction",
+                                                  [subject.tx_id, False, subject.block_hash],
+                                                  request_id), tx_id=subject.tx_id)
+
+    @staticmethod
+    def query_error(status: int, body: bytes) -> str | None:
+        """Answered: no RPC error and the raw transaction's hex."""
+        error = BitcoinAdapter.response_error(status, body)
+        if error:
+            return error
+        result = json.loads(body).get("result")
+        return None if isinstance(result, str) and result else "reply has no transaction"
 
     # -- bootstrap: peers, coinbases ------------------------------------------------------
 

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import aiohttp
 from Crypto.PublicKey import ECC
 
-from harness.adapters.base import AdapterBase, Block, OnBlock, Prepared
+from harness.adapters.base import AdapterBase, Block, Committed, OnBlock, Prepared
 from harness.chainpack import ChainPack
 from harness.errors import InputError
 from harness.runtime.docker import Node
@@ -192,6 +192,25 @@ def response_error(status: int, body: bytes) -> str | None:
     return None
 
 
+def tx_query_body(tx_id: str, request_id: int) -> bytes:
+    """JSON-RPC POST of `tx` (read one committed transaction back by hash; needs the node's
+    tx indexer, `indexer: kv`). In JSON-RPC bodies CometBFT takes byte params as base64."""
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tx",
+                       "params": {"hash": base64.b64encode(bytes.fromhex(tx_id)).decode(),
+                                  "prove": False}}, separators=(",", ":")).encode()
+
+
+def query_error(status: int, body: bytes) -> str | None:
+    """A `tx` reply: None only if it carries the transaction (a hash and a height)."""
+    error = response_error(status, body)
+    if error:
+        return error
+    result = json.loads(body)["result"]
+    if not result.get("hash") or not result.get("height"):
+        return "reply has no transaction"
+    return None
+
+
 # ---------------------------------------------------------------------------- adapter
 
 
@@ -273,6 +292,17 @@ class CometbftAdapter(AdapterBase):
     @staticmethod
     def response_error(status: int, body: bytes) -> str | None:
         return response_error(status, body)
+
+    # -- the read workload: `tx` reads a committed transaction back through the tx indexer
+
+    query_kinds: ClassVar[tuple[str, ...]] = ("tx",)
+
+    def query_request(self, kind: str, subject: Committed, request_id: int) -> Prepared:
+        return Prepared(body=tx_query_body(subject.tx_id, request_id), tx_id=subject.tx_id)
+
+    @staticmethod
+    def query_error(status: int, body: bytes) -> str | None:
+        return query_error(status, body)
 
     # -- node queries
 

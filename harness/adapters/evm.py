@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import aiohttp
 
 from harness.adapters import jsonrpc
-from harness.adapters.base import AdapterBase, Block, OnBlock, Prepared
+from harness.adapters.base import AdapterBase, Block, Committed, OnBlock, Prepared
 from harness.adapters.evm_tx import derive_account, public_key_hex, sign_transfer
 from harness.adapters.follow import BlockMissing, ChainFollower
 from harness.chainpack import ChainPack
@@ -53,6 +53,9 @@ class EvmAdapter(AdapterBase):
     workloads: ClassVar[tuple[str, ...]] = ("transfer",)
     submit_path: ClassVar[str] = "/"
     submit_headers: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
+    # tx: eth_getTransactionReceipt of the run's committed txs; balance: eth_getBalance of
+    # the run's sender accounts at "latest".
+    query_kinds: ClassVar[tuple[str, ...]] = ("tx", "balance")
 
     def __init__(self, pack: ChainPack, params: dict[str, Any], nodes: int, seed: int,
                  accounts: int):
@@ -136,6 +139,23 @@ class EvmAdapter(AdapterBase):
     @staticmethod
     def response_error(status: int, body: bytes) -> str | None:
         return jsonrpc.response_error(status, body)
+
+    def query_subjects(self, kind: str, committed: list[Committed]) -> list[Any]:
+        if kind == "balance":
+            return [a.hex_address for a in self.senders(self.accounts)]
+        return super().query_subjects(kind, committed)
+
+    def query_request(self, kind: str, subject: Any, request_id: int) -> Prepared:
+        if kind == "balance":
+            return Prepared(body=jsonrpc.request_body("eth_getBalance", [subject, "latest"], request_id),
+                            tx_id=subject)
+        return Prepared(body=jsonrpc.request_body("eth_getTransactionReceipt", [subject.tx_id],
+                                                  request_id), tx_id=subject.tx_id)
+
+    @staticmethod
+    def query_error(status: int, body: bytes) -> str | None:
+        """Answered: no JSON-RPC error and a non-null result (a receipt, a balance)."""
+        return jsonrpc.result_error(status, body)
 
     async def block_at(self, node: Node, number: int) -> Block:
         return await self._block(self.control_session(), node, number, time.monotonic())

@@ -55,3 +55,17 @@ def response_error(status: int, body: bytes) -> str | None:
         message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
         return message[:200]
     return None
+
+
+def result_error(status: int, body: bytes) -> str | None:
+    """Classify a JSON-RPC read reply: None only if it has no error and a non-null result
+    (a null receipt or transaction means the node does not hold what was asked for)."""
+    error = response_error(status, body)
+    if error:
+        return error
+    reply = json.loads(body)
+    if "result" not in reply:
+        return "reply has no result"
+    if reply["result"] is None or reply["result"] == "":
+        return "not found (null result)"
+    return None

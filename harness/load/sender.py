@@ -33,13 +33,17 @@ class WorkerPlan:
     max_in_flight: int
     submit_timeout: float
     headers: dict[str, str]
-    classifier: str           # "module:Class" with a static response_error(status, body)
+    classifier: str           # "module:Class" (its static response_error(status, body)) or
+                              # "module:Class.method" (e.g. query_error for the read workload)
     connections: int = 256    # open connections per node
 
 
 def _classifier(ref: str):
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr).response_error
+    module, _, path = ref.partition(":")
+    found: Any = importlib.import_module(module)
+    for attr in path.split("."):
+        found = getattr(found, attr)
+    return found.response_error if isinstance(found, type) else found
 
 
 async def _send_all(plan: WorkerPlan, queue: Any, go: Any, start_at: Any, stop: Any) -> list[Any]:

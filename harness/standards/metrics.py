@@ -34,6 +34,19 @@ def _latency(stat: str) -> Callable[[dict[str, Any]], Value]:
     return read
 
 
+def _query(field: str) -> Callable[[dict[str, Any]], Value]:
+    """A figure of the query phase (the read workload); None when the run had none."""
+    def read(results: dict[str, Any]) -> Value:
+        return ((results.get("phases") or {}).get("query") or {}).get(field)
+    return read
+
+
+def _query_latency(stat: str) -> Callable[[dict[str, Any]], Value]:
+    def read(results: dict[str, Any]) -> Value:
+        return ((((results.get("phases") or {}).get("query") or {}).get("latency")) or {}).get(stat)
+    return read
+
+
 def _checker(checker_id: str) -> Callable[[dict[str, Any]], Value]:
     def read(results: dict[str, Any]) -> Value:
         found = next((c for c in results.get("checkers") or [] if c["id"] == checker_id), None)
@@ -97,10 +110,13 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("recovery_ratio", "ratio", "worst post-fault ÷ pre-fault commit rate", _recovery_ratio),
     *[Metric(f"audit_{c}", "verdict", f"authenticity audit: {c.replace('_', ' ')}", _audit(c))
       for c in ("hash_links", "signatures", "replication")],
-    Metric("query_throughput", "queries/s", "read (query) requests answered per second", None,
-           _NOT_MEASURED + " (no read workload)"),
-    Metric("query_latency_p99", "ms", "read request latency p99", None,
-           _NOT_MEASURED + " (no read workload)"),
+    Metric("query_throughput", "queries/s", "read throughput: queries answered (with the thing "
+           "asked for) per second of the query phase", _query("throughput")),
+    Metric("query_success_ratio", "ratio", "queries answered ÷ queries sent", _query("success_ratio")),
+    Metric("query_send_rate_ratio", "ratio", "query send rate ÷ target rate",
+           _query("send_rate_ratio")),
+    *[Metric(f"query_latency_{s}", "ms", f"read latency {s} (submit → answer)", _query_latency(s))
+      for s in ("p50", "p99")],
     Metric("ledger_growth_bytes_per_tx", "bytes", "ledger bytes added per transaction", None,
            _NOT_MEASURED + " (node data size is not sampled)"),
 ]}
@@ -113,5 +129,8 @@ def read(name: str, results: dict[str, Any]) -> tuple[Value, str | None]:
         return None, f"{name}: {metric.missing}"
     value = metric.read(results)
     if value is None:
+        if name.startswith("query_") and not (results.get("phases") or {}).get("query"):
+            return None, (f"{name} was not measured in this run (no query phase: the suite has "
+                          "no `query:` section)")
         return None, f"{name} was not measured in this run"
     return value, None

@@ -78,7 +78,9 @@ def test_verdicts_pass_fail_inconclusive_and_not_applicable():
         requirement(id="ok"),
         requirement(id="slow", threshold={"metric": "latency_p99", "op": "<=", "value": 1000, "unit": "ms"}),
         requirement(id="missing", method={**requirement()["method"], "cases": ["spike-4"]}),
-        requirement(id="unmeasured", threshold={"metric": "query_throughput", "op": ">=", "value": 1}),
+        requirement(id="unmeasured", threshold={"metric": "ledger_growth_bytes_per_tx", "op": "<=",
+                                                "value": 1}),
+        requirement(id="no-query-phase", threshold={"metric": "query_throughput", "op": ">=", "value": 1}),
         requirement(id="pow-only", conditions={"consensus": ["pow"]}),
         requirement(id="sixteen", conditions={"nodes": [16]}),
         requirement(id="checker", threshold={"metric": "checker_safety", "op": "==", "value": "pass"}),
@@ -92,6 +94,9 @@ def test_verdicts_pass_fail_inconclusive_and_not_applicable():
     assert "spike-4 was not run" in judged["missing"]["why"]
     assert judged["unmeasured"]["verdict"] == "inconclusive"
     assert "does not measure it yet" in judged["unmeasured"]["why"]
+    # the read workload is measured, but only by a run with a query phase
+    assert judged["no-query-phase"]["verdict"] == "inconclusive"
+    assert "no query phase" in judged["no-query-phase"]["why"]
     assert judged["pow-only"]["verdict"] == "not-applicable"
     assert "this chain is bft" in judged["pow-only"]["why"]
     assert judged["sixteen"]["verdict"] == "inconclusive" and "ran 4 nodes" in judged["sixteen"]["why"]
