@@ -38,6 +38,7 @@ class ChainPack:
     commit_share: float
     min_nodes: int
     max_nodes: int | None
+    data_dir: str | None = None     # where the node keeps its ledger (the disk fault's target)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     def fault_tolerance(self, nodes: int) -> int:
@@ -110,6 +111,7 @@ def load(folder: Path) -> ChainPack:
         commit_share=consensus.get("commit_share", DEFAULT_COMMIT_SHARE[kind]),
         min_nodes=min_nodes,
         max_nodes=max_nodes,
+        data_dir=doc.get("data_dir"),
         raw=doc,
     )
 

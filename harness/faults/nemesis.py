@@ -22,6 +22,7 @@ from harness.errors import InfraError
 from harness.faults import netns, nfqueue
 from harness.faults.schedule import FaultStep
 from harness.history import FaultRecord
+from harness.runtime import disks as data_disks
 from harness.runtime.docker import DockerRuntime, Node
 
 NETWORK_ACTIONS = ("partition", "loss", "bandwidth", "delay")
@@ -34,10 +35,6 @@ def skip_reason(step: FaultStep) -> str | None:
         return ("clock skew not applied: containers share the host kernel's clock, and "
                 "changing it would skew every node and the harness; needs a chain image with "
                 "libfaketime, which the vendor contract does not provide yet")
-    if step.action == "disk":
-        return ("disk pressure not applied: node data lives in the container's writable layer "
-                "on the host's disk, so filling it would fill the host; needs a size-limited "
-                "data volume in the chain pack, which the vendor contract does not provide yet")
     return None
 
 
@@ -54,6 +51,8 @@ class Nemesis:
         self.queue_of = {step.id: number for number, step in enumerate(steps)}
         self.delay_via: dict[str, str] = {}        # delay step -> "netem" | "nfqueue"
         self.delayers: dict[tuple[str, int], subprocess.Popen[str]] = {}
+        self.filled: dict[tuple[str, int], tuple[int, int]] = {}   # (disk step, node) -> bytes taken, left
+        self.exited: dict[tuple[str, int], int | None] = {}          # (disk step, node) -> exit code
         self.t0 = 0.0
 
     def _now(self) -> float:
@@ -103,6 +102,8 @@ class Nemesis:
         self.records[step.id] = record
         names = ", ".join(self.nodes[i].name for i in step.nodes)
         reason = skip_reason(step)
+        if reason is None and step.action == "disk":
+            reason = self._no_disk(step)
         if reason is None and step.action == "delay":
             reason = await asyncio.to_thread(self._choose_delay, step)
             record.method = _method(step, self.delay_via.get(step.id))
@@ -119,6 +120,9 @@ class Nemesis:
             await asyncio.to_thread(self._undo_quietly, step)
             return
         record.start = begun
+        if step.action == "disk":   # what the nodes were left with, for the report
+            record.params["filled"] = {self.nodes[i].name: {"bytes": taken, "free_after": left}
+                                       for (sid, i), (taken, left) in self.filled.items() if sid == step.id}
         if step.end > step.start:
             self.active[step.id] = step
             record.status = "active"
@@ -136,6 +140,11 @@ class Nemesis:
         except (InfraError, docker.errors.APIError, OSError) as exc:
             record.status, record.reason = "failed", f"heal: {_short(exc)}"
         record.end = self._now()
+        died = {self.nodes[i].name: code for (sid, i), code in self.exited.items() if sid == step.id}
+        if died:
+            record.params["exited_during_fault"] = died
+            self.on_event(f"fault {step.id}: {', '.join(died)} had exited during the fault "
+                          f"(exit codes {', '.join(str(c) for c in died.values())}); started again")
         self.on_event(f"fault {step.id}: healed at {record.end:.1f} s"
                       + (f" ({record.reason})" if record.reason else ""))
 
@@ -144,6 +153,24 @@ class Nemesis:
             self._do(step, False)
         except (InfraError, docker.errors.APIError, OSError):
             pass  # half-applied rules die with the container at teardown
+
+    def _start_if_exited(self, step: FaultStep, index: int) -> None:
+        """A node that died of the full disk is started again once there is room, as its
+        supervisor would; the record says it died and how."""
+        container = self.runtime.container(self.nodes[index])
+        if container.status != "exited":
+            return
+        code = container.attrs.get("State", {}).get("ExitCode")
+        self.exited[(step.id, index)] = code
+        container.start()
+
+    def _no_disk(self, step: FaultStep) -> str | None:
+        without = [self.nodes[i].name for i in step.nodes if self.nodes[i].name not in self.runtime.disks]
+        if not without:
+            return None
+        return (f"disk pressure not applied: {', '.join(without)} has no size-limited data filesystem "
+                "(the chain pack declares no data_dir: the node's data would be the container's "
+                "writable layer on the host's disk, and filling it would fill the host)")
 
     def _choose_delay(self, step: FaultStep) -> str | None:
         """netem where the kernel has it, else the NFQUEUE delayer (or the one `via` asks
@@ -168,6 +195,16 @@ class Nemesis:
     def _do(self, step: FaultStep, apply: bool) -> None:
         """Apply (or heal) one step on every node it names. Blocking: run in a thread."""
         action = step.action
+        if action == "disk":
+            for index in step.nodes:
+                disk = self.runtime.disks[self.nodes[index].name]
+                if apply:
+                    taken = data_disks.fill(disk, data_disks.parse_size(step.settings["size"]))
+                    self.filled[(step.id, index)] = (taken, data_disks.free_bytes(disk))
+                else:
+                    data_disks.unfill(disk)
+                    self._start_if_exited(step, index)
+            return
         if action in NETWORK_ACTIONS:
             for index in step.nodes:
                 self._network(step, self.nodes[index], apply)
@@ -236,6 +273,8 @@ def _method(step: FaultStep, delay_via: str | None = None) -> str:
         "loss": "iptables statistic (random) DROP of node-to-node packets at the targets",
         "bandwidth": "tc tbf on the targets' eth0 egress (all traffic, harness replies too)",
         "delay": "tc netem on the targets' eth0 egress (all traffic, harness replies too)",
+        "disk": ("one preallocated file on the node's own size-limited ext4 data filesystem "
+                 "(loop-mounted at the chain pack's data_dir), deleted at the heal"),
     }.get(step.action, "")
 
 

@@ -22,6 +22,7 @@ import docker.types
 
 from harness.chainpack import ChainPack
 from harness.errors import InfraError
+from harness.runtime import disks as data_disks
 
 RUN_LABEL = "bctest.run"
 PID_LABEL = "bctest.pid"
@@ -121,14 +122,18 @@ class DockerRuntime:
         self._network = None
         self._recipes: dict[str, tuple[dict[str, Any], dict[str, bytes]]] = {}   # node -> create args, files
         self.wipes: dict[str, int] = {}
+        self.disks: dict[str, data_disks.DataDisk] = {}   # nodes with a size-limited data_dir
 
     def log_path(self, node: Node | str) -> Path:
         name = node.name if isinstance(node, Node) else node
         return self.log_dir / f"{name}.log"
 
     def start(self, pack: ChainPack, image: str, count: int, files: dict[int, dict[str, bytes]],
-              params: dict[str, object]) -> list[Node]:
-        """Create the run network and `count` node containers, then start them all."""
+              params: dict[str, object], disks: dict[int, int] | None = None) -> list[Node]:
+        """Create the run network and `count` node containers, then start them all.
+        `disks`: node index -> bytes of a size-limited filesystem at the pack's data_dir."""
+        if disks and pack.data_dir:
+            data_disks.preflight()
         addresses = self._create_network(count)
         names = [f"node{i}" for i in range(count)]
         env_common = {
@@ -167,6 +172,10 @@ class DockerRuntime:
                 pids_limit=resources.get("pids"),
                 detach=True,
             )
+            if pack.data_dir and index in (disks or {}):
+                disk = self.disks[name] = data_disks.create(self.run_id, name, (disks or {})[index])
+                recipe["mounts"] = [docker.types.Mount(target=pack.data_dir, source=str(disk.mountpoint),
+                                                       type="bind")]
             self._recipes[name] = (recipe, files.get(index, {}))
             created.append((name, index, self._create(name)))
         for name, _index, container in created:
@@ -210,6 +219,8 @@ class DockerRuntime:
             data = f"(log unavailable: {exc})\n".encode()
         self.log_dir.joinpath(f"{node.name}.before-wipe-{self.wipes[node.name]}.log").write_bytes(data)
         old.remove(force=True)
+        if node.name in self.disks:
+            data_disks.reformat(self.disks[node.name])
         container = self._create(node.name)
         try:
             container.start()
@@ -316,7 +327,7 @@ def remove_run(client: docker.DockerClient, run_id: str) -> int:
             removed += 1
         except docker.errors.NotFound:
             pass
-    return removed
+    return removed + data_disks.remove_run(run_id)   # after the containers that used them
 
 
 def _pid_alive(pid: int) -> bool:

@@ -244,3 +244,62 @@ def test_wipe_recreates_the_node_with_its_run_files_and_nothing_it_wrote(network
     assert "written by the run for node1" in files and "No such file" in files
     assert (runtime.log_dir / "node1.before-wipe-1.log").is_file()
     assert ping(runtime, nodes[0], ip)      # its peers reach it where it was
+
+
+@pytest.fixture
+def disk_network(docker_client, tmp_path):
+    """Two idle containers; node1 gets a size-limited data filesystem at /data."""
+    from harness.runtime import disks, images
+
+    base = images.base_image(docker_client)
+    pack = dataclasses.replace(chainpack.load(ROOT / "chains" / "anvil"), command=["sleep", "600"],
+                               ports={"rpc": 8545}, capabilities=[], data_dir="/data")
+    run_id = f"disk{int(time.time() * 1000) % 10**8}"
+    runtime = DockerRuntime(docker_client, run_id, tmp_path / "logs")
+    try:
+        nodes = runtime.start(pack, base, 2, {}, {}, {1: disks.CAPACITY})
+        yield runtime, nodes
+    finally:
+        remove_run(docker_client, run_id)
+        assert not (disks.root() / run_id).exists()
+        assert f"/{run_id}/" not in Path("/proc/self/mounts").read_text()
+
+
+def write(runtime, node, path: str) -> str:
+    """Write 64 KiB into `path` inside the node; '' on success, else the shell's error."""
+    done = runtime.container(node).exec_run(["sh", "-c", f"head -c 65536 /dev/zero > {path} && sync"])
+    return "" if done.exit_code == 0 else done.output.decode().strip()
+
+
+def test_disk_fills_the_nodes_own_filesystem_and_heal_frees_it(disk_network):
+    runtime, nodes = disk_network
+    assert write(runtime, nodes[1], "/data/before") == ""
+    size = runtime.container(nodes[1]).exec_run(["df", "-k", "/data"]).output.decode().split()
+    assert 220_000 < int(size[size.index("/data") - 4]) <= 262_144     # 256 MiB less ext4 metadata, not the host disk
+
+    def during():
+        return write(runtime, nodes[1], "/data/during"), write(runtime, nodes[0], "/data-elsewhere")
+    (full, other), [record] = apply_and_heal(runtime, nodes, [
+        {"action": "disk", "target": ["node1"], "size": "1g", "at": 0, "duration": 1}], during)
+    assert "No space left on device" in full
+    assert other == ""                                   # node0 has no such disk: untouched
+    filled = record.params["filled"]["node1"]
+    assert filled["bytes"] > 200 << 20 and filled["free_after"] < 1 << 20, filled
+    assert record.status == "healed" and "ext4" in record.method
+    assert write(runtime, nodes[1], "/data/after") == ""   # healed: room again
+
+
+def test_disk_on_a_node_without_a_data_filesystem_is_skipped_naming_it(disk_network):
+    runtime, nodes = disk_network
+    _, [record] = apply_and_heal(runtime, nodes, [
+        {"action": "disk", "target": ["node0"], "size": "10m", "at": 0, "duration": 1}], lambda: None)
+    assert record.status == "skipped" and "node0 has no size-limited data filesystem" in record.reason
+
+
+def test_wipe_formats_the_data_filesystem_again(disk_network):
+    runtime, nodes = disk_network
+    assert write(runtime, nodes[1], "/data/ledger") == ""
+    apply_and_heal(runtime, nodes, [{"action": "wipe", "target": ["node1"], "at": 0, "duration": 1}],
+                   lambda: None)
+    listing = runtime.container(nodes[1]).exec_run(["ls", "-A", "/data"]).output.decode().split()
+    assert listing == [], listing
