@@ -27,7 +27,7 @@ COMMITTED = "#2e8b57"
 TARGET = "#444444"
 P50 = "#4c72b0"
 P99 = "#c44e52"
-WINDOWS = {"warmup": "#f2c14e", "measure": "#7fb3d5", "settle": "#bbbbbb"}
+WINDOWS = {"warmup": "#f2c14e", "measure": "#7fb3d5", "settle": "#bbbbbb", "query": "#c5b3e6"}
 FAULT = "#d62728"
 MARKS = {"p50": P50, "p90": "#8172b2", "p95": "#dd8452", "p99": P99}
 
@@ -78,7 +78,7 @@ def _render(draw: Any, *, width: float = WIDTH, height: float = HEIGHT, ncols: i
 
 def _windows(phases: dict[str, Any]) -> list[tuple[str, float, float]]:
     out = []
-    for name in ("warmup", "measure", "settle"):
+    for name in ("warmup", "measure", "settle", "query"):
         window = (phases.get(name) or {}).get("window")
         if window and len(window) == 2 and None not in window:
             out.append((name, float(window[0]), float(window[1])))

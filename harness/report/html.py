@@ -42,6 +42,7 @@ ZH = {
     "not-applicable": "不适用", "unknown": "未知", "complete": "完成", "not run": "未运行",
     "healed": "已恢复", "skipped": "已跳过", "failed": "失败", "applied": "已施加",
     "mandatory": "强制", "recommended": "推荐", "warmup": "预热", "measure": "测量", "settle": "收尾",
+    "query": "查询",
     **CATEGORIES,
 }
 VERDICT_CLASS = {"pass": "pass", "fail": "fail", "incomplete": "incomplete",
@@ -137,7 +138,8 @@ def verdict_class(value: Any) -> str:
 
 def _phase_rows(phases: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     names = [n for n in PHASE_ORDER if "submitted" in phases.get(n, {})]
-    names += [n for n, p in phases.items() if n not in names and "submitted" in p]
+    # the query phase (reads, not transactions) is shown in the headline, not in this table
+    names += [n for n, p in phases.items() if n not in names and n != "query" and "submitted" in p]
     get: list[tuple[dict[str, str], str, Callable[[dict[str, Any]], str]]] = [
         (text("Window", "时间窗"), "s",
          lambda p: "{} – {}".format(*(fmt(float(w), 3) for w in p["window"])) if p.get("window") else "-"),
@@ -235,6 +237,22 @@ def _headline(results: dict[str, Any]) -> list[dict[str, Any]]:
          "value": fmt(latency.get("p50"), 1), "unit": "ms"},
         {"label": text("Latency p99", "时延 p99"), "id": "measure-p99",
          "value": fmt(latency.get("p99"), 1), "unit": "ms"},
+    ] + _query_headline((results.get("phases") or {}).get("query"))
+
+
+def _query_headline(query: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The read workload's figures beside the transaction figures (when the run had one)."""
+    if not query:
+        return []
+    latency = query.get("latency") or {}
+    return [
+        {"label": text(f"Query throughput ({query.get('kind')})", f"查询吞吐量（{query.get('kind')}）"),
+         "id": "query-throughput", "value": fmt(query.get("throughput"), 1), "unit": "queries/s"},
+        {"label": text("Queries answered / sent", "查询已应答 / 已发送"), "id": "query-answered",
+         "value": f"{fmt(query.get('answered'))} / {fmt(query.get('submitted'))}",
+         "unit": f"(target {fmt(query.get('target_rate'), 1)}/s)"},
+        {"label": text("Query latency p50 / p99", "查询时延 p50 / p99"), "id": "query-latency",
+         "value": f"{fmt(latency.get('p50'), 1)} / {fmt(latency.get('p99'), 1)}", "unit": "ms"},
     ]
 
 

@@ -56,6 +56,13 @@ def build(results: dict[str, Any]) -> str:
                      f"{_figure(measure.get('throughput'), ' tx/s')}, success "
                      f"{_figure(measure.get('success_ratio'), '', 3)}, latency p50 "
                      f"{_figure(latency.get('p50'), ' ms', 0)} p99 {_figure(latency.get('p99'), ' ms', 0)}")
+        query = results["phases"].get("query")
+        if query:
+            lines.append(f"queries ({query.get('kind')}), target {query.get('target_rate')}/s: answered "
+                         f"{query.get('answered')} of {query.get('submitted')}, throughput "
+                         f"{_figure(query.get('throughput'), ' queries/s')}, latency p50 "
+                         f"{_figure(query['latency'].get('p50'), ' ms', 1)} p99 "
+                         f"{_figure(query['latency'].get('p99'), ' ms', 1)}")
         judged = [(c["id"], c["verdict"], c.get("why")) for c in results.get("checks", [])]
         judged += [(c["id"], c["verdict"], c.get("why")) for c in results.get("checkers", [])]
         if judged:

@@ -431,3 +431,23 @@ def test_every_fixed_label_comes_in_both_languages(certified: dict[str, Any], ru
     for label in ("摘要", "认证等级", "功能", "性能", "安全", "可靠性", "强制", "推荐", "无法判定", "不适用",
                   "出处", "证据", "吞吐量（测量阶段）", "时延 p99", "随机种子", "镜像摘要", "测试工具版本"):
         assert label in zh, label
+
+
+def test_query_phase_figures_appear_beside_the_transaction_figures(sample: dict[str, Any],
+                                                                   run_dir: Path) -> None:
+    from harness.report import summary
+    assert "query-throughput" not in html.render(sample, run_dir)   # no query phase, no card
+    results = copy.deepcopy(sample)
+    results["phases"]["query"] = {
+        "window": [60.0, 65.0], "seconds": 5.0, "kind": "tx", "target_rate": 200, "scheduled": 1000,
+        "submitted": 1000, "answered": 990, "failed": 10, "dropped": 0, "send_rate": 200.0,
+        "send_rate_ratio": 1.0, "on_time_ratio": 1.0, "send_lag_p99_ms": 1.0, "throughput": 198.0,
+        "success_ratio": 0.99, "errors": [],
+        "latency": {"p50": 1.5, "p90": 2.0, "p95": 2.5, "p99": 4.25, "max": 9.0, "min": 0.5,
+                    "mean": 1.6, "stddev": 0.4, "count": 990}}
+    page = english(html.render(results, run_dir))
+    card = re.search(r'id="query-throughput">.*?<div class="value">([^<]*)<', page, re.DOTALL)
+    assert card and card.group(1) == "198.0"
+    card = re.search(r'id="query-latency">.*?<div class="value">([^<]*)<', page, re.DOTALL)
+    assert card and card.group(1) == "1.5 / 4.2"
+    assert "990 of 1000, throughput 198" in summary.build(results)
