@@ -155,6 +155,13 @@ def harness_warnings(figures: dict[str, Any], footer: dict[str, Any],
         warnings.append(f"the harness sent {measure['send_rate']} tx/s against a target of "
                         f"{measure['target_rate']} tx/s ({measure['send_rate_ratio']:.1%}): the "
                         "figures describe the harness's ceiling, not the chain's; add load.workers")
+    query = figures["phases"].get("query")
+    if footer.get("status") == "complete" and query and query.get("on_time_ratio") is not None \
+            and query["on_time_ratio"] < 0.98:
+        warnings.append(f"only {query['on_time_ratio']:.1%} of the queries left within 10 ms of their "
+                        f"schedule (send lag p99 {query['send_lag_p99_ms']} ms): the harness, short of "
+                        "CPU beside the nodes, offered a burstier read load than the target rate; add "
+                        "query.workers or lower query.rate")
     sender = footer.get("sender", {})
     if sender.get("dropped"):
         warnings.append(f"{sender['dropped']} transactions were not sent because "

@@ -186,9 +186,11 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
                                   lambda message: console.print(message, highlight=False))
             outcome = await run_load(suite, adapter, nodes, prepared, progress, stop, nemesis,
                                      suite.converge_bound(), ResourceSampler(runtime, nodes))
-            query: QueryOutcome | None = None
-            if suite.query is not None and not outcome.interrupted:
-                # After the settle (and any convergence): the chain holds the run's txs.
+        query: QueryOutcome | None = None
+        if suite.query is not None and not outcome.interrupted:
+            # After the settle (and any convergence): the chain holds the run's txs. A fresh
+            # progress view, so its live rates do not start from the load's totals.
+            with Progress(console) as progress:
                 query = await run_query(suite.query, adapter, nodes, outcome.tracker,
                                         [p.tx_id for p in prepared], suite.seed, progress, stop)
                 if query.skipped:

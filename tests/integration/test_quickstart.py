@@ -22,6 +22,9 @@ def test_quickstart_meets_its_targets_and_leaves_nothing(docker_client, anvil_im
     assert abs(measure["send_rate"] - measure["target_rate"]) <= 0.02 * measure["target_rate"]
     assert measure["latency"]["count"] == measure["committed"]
     assert 0 < measure["latency"]["p50"] <= measure["latency"]["p99"] <= measure["latency"]["max"]
+    query = got["phases"]["query"]          # 5 s of receipt reads at 200/s after the settle
+    assert query["submitted"] == query["answered"] == 1000, query["errors"]
+    assert 0 < query["latency"]["p50"] <= query["latency"]["p99"] <= query["latency"]["max"]
     assert got["chain"]["image"]["id"] == anvil_image
     assert got["node_count"] == 1 and got["nodes"][0]["commit_method"] == "websocket"
     for artifact in ("history.jsonl", "report.html", "junit.xml", "logs/node0.log"):

@@ -289,3 +289,16 @@ def test_numpy_nan_is_not_committed():
     # committed_txs treats NaN commit times as "never committed" without numpy helpers
     tracker = CommitTracker(["aa"], nodes=1, share=1.0)
     assert np.isnan(tracker.committed_at[0]) and committed_txs(tracker, ["aa"]) == []
+
+
+def test_a_late_read_schedule_is_warned_about():
+    from harness.results import harness_warnings
+    records = [q(i, 100.05 + i / 10, 5) for i in range(10)]     # every query 50 ms late
+    figures = {"phases": {"query": metrics.query_figures(History(header=query_header(100.0, 101.0),
+                                                                 queries=records))}}
+    warnings = harness_warnings(figures, {"status": "complete"})
+    assert any("0.0% of the queries left within 10 ms" in w and "query.workers" in w for w in warnings)
+    on_time = [q(i, 100.0 + i / 10, 5) for i in range(10)]
+    figures["phases"]["query"] = metrics.query_figures(History(header=query_header(100.0, 101.0),
+                                                               queries=on_time))
+    assert not any("queries left" in w for w in harness_warnings(figures, {"status": "complete"}))
