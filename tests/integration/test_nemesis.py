@@ -275,7 +275,8 @@ def test_disk_fills_the_nodes_own_filesystem_and_heal_frees_it(disk_network):
     runtime, nodes = disk_network
     assert write(runtime, nodes[1], "/data/before") == ""
     size = runtime.container(nodes[1]).exec_run(["df", "-k", "/data"]).output.decode().split()
-    assert 220_000 < int(size[size.index("/data") - 4]) <= 262_144     # 256 MiB less ext4 metadata, not the host disk
+    # 256 MiB less ext4 metadata, not the host disk
+    assert 220_000 < int(size[size.index("/data") - 4]) <= 262_144
 
     def during():
         return write(runtime, nodes[1], "/data/during"), write(runtime, nodes[0], "/data-elsewhere")
