@@ -1,8 +1,9 @@
 """Fault tolerance: the chain keeps going with up to f nodes out, and stops with more.
 
 A bft chain of n nodes promises to tolerate f = (n-1)//3 faulty nodes, a cft chain
-f = (n-1)//2. For each crash-like fault (kill, stop, pause, or a partition isolating
-`nodes`) lasting at least `grace` + `min_window` seconds, with k nodes out:
+f = (n-1)//2. For each crash-like fault (kill, stop, pause, wipe, a partition isolating
+`nodes`, or a full disk on at most f nodes) lasting at least `grace` + `min_window`
+seconds, with k nodes out:
   k <= f  expected to continue: the other nodes report at least one new height, with
           transactions in it when the load was running, between start + grace and the heal;
   k > f   expected to halt: no new height in that window (a quorum that should not exist
@@ -27,8 +28,13 @@ KINDS = ("bft", "cft")
 NOTE = "a halt is correct only if the safety checker passes too"
 
 
-def _crash_like(fault: FaultRecord) -> bool:
-    """Takes `nodes` out for a while; a restart is over too fast to judge what the others did."""
+def _crash_like(fault: FaultRecord, f: int) -> bool:
+    """Takes `nodes` out for a while; a restart is over too fast to judge what the others did.
+    A full disk may take its nodes out (CometBFT's consensus stops on ENOSPC): with at most
+    f of them the others must go on; with more, a node that works on without writing is no
+    fault, so no halt can be demanded."""
+    if fault.action == "disk":
+        return len(fault.nodes) <= f
     return fault.action != "restart" and (fault.action in chain.CRASH_ACTIONS or fault.action == "partition")
 
 
@@ -93,7 +99,7 @@ def check(history: History, config: dict[str, Any]) -> dict[str, Any]:
     commits = sorted(chain.commit_times(history).values())
     verdicts = []
     for fault in chain.applied(history):
-        if not _crash_like(fault):
+        if not _crash_like(fault, model["f"]):
             continue
         end = fault.end if fault.end is not None else chain.watched_until(history)
         if end - fault.start < config["grace"] + config["min_window"]:

@@ -154,15 +154,16 @@ class Nemesis:
         except (InfraError, docker.errors.APIError, OSError):
             pass  # half-applied rules die with the container at teardown
 
-    def _start_if_exited(self, step: FaultStep, index: int) -> None:
+    def _start_if_exited(self, step: FaultStep, index: int) -> bool:
         """A node that died of the full disk is started again once there is room, as its
         supervisor would; the record says it died and how."""
         container = self.runtime.container(self.nodes[index])
         if container.status != "exited":
-            return
+            return False
         code = container.attrs.get("State", {}).get("ExitCode")
         self.exited[(step.id, index)] = code
         container.start()
+        return True
 
     def _no_disk(self, step: FaultStep) -> str | None:
         without = [self.nodes[i].name for i in step.nodes if self.nodes[i].name not in self.runtime.disks]
@@ -203,7 +204,9 @@ class Nemesis:
                     self.filled[(step.id, index)] = (taken, data_disks.free_bytes(disk))
                 else:
                     data_disks.unfill(disk)
-                    self._start_if_exited(step, index)
+                    started = self._start_if_exited(step, index)
+                    if step.settings.get("restart_after") and not started:
+                        self.runtime.container(self.nodes[index]).restart(timeout=STOP_TIMEOUT)
             return
         if action in NETWORK_ACTIONS:
             for index in step.nodes:
@@ -259,6 +262,9 @@ class Nemesis:
 
 
 def _method(step: FaultStep, delay_via: str | None = None) -> str:
+    if step.action == "disk" and step.settings.get("restart_after"):
+        return ("one preallocated file on the node's own size-limited ext4 data filesystem "
+                "(loop-mounted at the chain pack's data_dir), deleted at the heal, then docker restart")
     if step.action == "delay" and delay_via == "nfqueue":
         return ("NFQUEUE userspace delayer (harness.faults.nfqueue) holding the targets' packets to "
                 "the other nodes (node-to-node egress; harness traffic undelayed; order kept)")

@@ -21,7 +21,8 @@ LINK_ACTIONS = ("partition", "loss", "bandwidth", "delay")
 INSTANT_ACTIONS = ("restart",)          # applied and done: no duration
 REQUIRED_SETTING = {"loss": "probability", "bandwidth": "rate", "delay": "delay_ms",
                     "skew": "seconds", "disk": "size"}
-SETTINGS = ("shape", "probability", "rate", "delay_ms", "jitter_ms", "via", "seconds", "size")
+SETTINGS = ("shape", "probability", "rate", "delay_ms", "jitter_ms", "via", "seconds", "size",
+            "restart_after")
 
 
 @dataclass(frozen=True)

@@ -223,3 +223,17 @@ def test_slow_links_suite_slows_consensus_and_recovers(docker_client, cometbft_i
     before, during = rate(5, fault["start"]), rate(fault["start"] + 1, fault["end"])
     assert during < 0.75 * before, (before, during)
     assert run_objects(docker_client, got["run_id"]) == []
+
+
+def test_disk_full_suite_recovers_after_the_space_is_freed_and_the_node_restarted(
+        docker_client, cometbft_image, tmp_path):
+    run_dir, got = run_passing("disk-full", tmp_path)
+    assert verdicts(got) == dict.fromkeys(CHECKERS, "pass")
+    [fault] = got["faults"]
+    filled = fault["params"]["filled"]["node3"]
+    assert filled["bytes"] > 100 << 20 and filled["free_after"] < 1 << 20, filled
+    # The full disk stopped node3's consensus: its log says why.
+    assert "no space left on device" in (run_dir / "logs" / "node3.log").read_text()
+    tolerance = next(c for c in got["checkers"] if c["id"] == "fault_tolerance")["evidence"]
+    assert tolerance["faults"][0]["expected"] == "continue" and tolerance["faults"][0]["new_heights"] > 0
+    assert run_objects(docker_client, got["run_id"]) == []

@@ -540,3 +540,14 @@ def test_evaluate_rejects_unknown_checkers_and_settings():
         correctness.evaluate(History(header=header()), {"linearizable": {}})
     with pytest.raises(ValueError, match="liveness: unknown setting"):
         correctness.evaluate(History(header=header()), {"liveness": {"bond": 5}})
+
+
+def test_fault_tolerance_judges_a_full_disk_on_at_most_f_nodes_as_taking_them_out():
+    one = fault("disk-1", "disk", [3], 20.0, 40.0)
+    assert run(fault_tolerance, tolerant([one]))["verdict"] == "pass"
+    stalled = tolerant([one])
+    stalled.blocks = [b for b in stalled.blocks if not 25 <= b.seen <= 40]
+    assert run(fault_tolerance, stalled)["verdict"] == "fail"        # the others must go on
+    two = fault("disk-2", "disk", [2, 3], 20.0, 40.0)                # k > f: no halt demanded
+    result = run(fault_tolerance, tolerant([two]))
+    assert result["verdict"] == "unknown" and result["evidence"]["faults"] == []
