@@ -21,6 +21,8 @@ class Snapshot:
     failed: int
     late: int
     p99_ms: float | None
+    unit: str = "tx"            # "q" in the query phase
+    done: str = "committed"     # "answered" in the query phase
 
 
 RATE_WINDOW = 5.0  # seconds over which the live rates are averaged
@@ -65,8 +67,9 @@ class Progress:
         p99 = f"{snap.p99_ms:.0f} ms" if snap.p99_ms is not None else "-"
         if self.live is not None:
             table = Table(title="bctest run", show_header=True, expand=False)
-            for column in ("phase", "elapsed", "target tx/s", "sent tx/s", "committed tx/s",
-                           "sent", "committed", "failed", "late sends", "p99"):
+            u, done = snap.unit, snap.done
+            for column in ("phase", "elapsed", f"target {u}/s", f"sent {u}/s", f"{done} {u}/s",
+                           "sent", done, "failed", "late sends", "p99"):
                 table.add_column(column, justify="right")
             table.add_row(snap.phase, f"{snap.elapsed:.0f} s", f"{snap.target_rate:g}",
                           f"{send_rate:.0f}", f"{commit_rate:.0f}", str(snap.sent),
@@ -75,7 +78,7 @@ class Progress:
         elif time.monotonic() - self._last_plain >= self.plain_every:
             self._last_plain = time.monotonic()
             self.console.print(
-                f"[{snap.phase} {snap.elapsed:5.0f}s] target {snap.target_rate:g} tx/s, "
-                f"sent {send_rate:.0f} tx/s, committed {commit_rate:.0f} tx/s, "
-                f"total {snap.sent} sent / {snap.committed} committed / {snap.failed} failed, "
+                f"[{snap.phase} {snap.elapsed:5.0f}s] target {snap.target_rate:g} {snap.unit}/s, "
+                f"sent {send_rate:.0f} {snap.unit}/s, {snap.done} {commit_rate:.0f} {snap.unit}/s, "
+                f"total {snap.sent} sent / {snap.committed} {snap.done} / {snap.failed} failed, "
                 f"late {snap.late}, p99 {p99}", highlight=False, markup=False)

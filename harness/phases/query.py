@@ -104,7 +104,7 @@ async def run_query(spec: QuerySpec, adapter: Adapter, nodes: list[Node], tracke
         progress_view.update(Snapshot(
             phase="query", elapsed=max(0.0, time.monotonic() - t), target_rate=spec.rate,
             sent=sends.sent, committed=sends.acked - sends.errors, failed=sends.errors,
-            late=sends.late, p99_ms=None))
+            late=sends.late, p99_ms=None, unit="q", done="answered"))
 
     records, sends = await run_senders(plans, len(prepared), lambda: interrupted() is not None,
                                        on_progress, on_start)
