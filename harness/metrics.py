@@ -84,9 +84,6 @@ def phase_figures(history: History, phase: str, threshold: int) -> dict[str, Any
             landed += 1
     target = history.header["load"]["rate"]
     send_rate = len(sent) / length
-    # send_rate counts a late send as sent; on time = left within 10 ms of its schedule.
-    on_time = sum(1 for tx in sent if tx.submitted - tx.scheduled <= ON_TIME_S)
-    lags = sorted(tx.submitted - tx.scheduled for tx in sent)
     return {
         "window": [round(start, 6), round(end, 6)],
         "seconds": round(length, 3),
@@ -99,8 +96,7 @@ def phase_figures(history: History, phase: str, threshold: int) -> dict[str, Any
         "unconfirmed": len(sent) - len(failed) - committed,
         "send_rate": round(send_rate, 3),
         "send_rate_ratio": round(send_rate / target, 4) if target else None,
-        "on_time_ratio": round(on_time / len(txs), 4) if txs else None,
-        "send_lag_p99_ms": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))] * 1000, 3) if lags else None,
+        **schedule_lag(sent, len(txs)),
         "throughput": round(landed / length, 3),
         "success_ratio": round(committed / len(sent), 5) if sent else None,
         "latency": latency_summary(latencies),
@@ -124,8 +120,6 @@ def query_figures(history: History) -> dict[str, Any] | None:
     schedule = max(end - start, 1e-9)
     target = settings["rate"]
     send_rate = len(sent) / schedule
-    on_time = sum(1 for q in sent if q.submitted - q.scheduled <= ON_TIME_S)
-    lags = sorted(q.submitted - q.scheduled for q in sent)
     return {
         "window": [round(start, 6), round(end, 6)],
         "seconds": round(seconds, 3),
@@ -138,13 +132,22 @@ def query_figures(history: History) -> dict[str, Any] | None:
         "dropped": sum(1 for q in queries if q.error == DROPPED),
         "send_rate": round(send_rate, 3),
         "send_rate_ratio": round(send_rate / target, 4) if target else None,
-        "on_time_ratio": round(on_time / len(queries), 4) if queries else None,
-        "send_lag_p99_ms": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))] * 1000, 3) if lags else None,
+        **schedule_lag(sent, len(queries)),
         "throughput": round(len(answered) / seconds, 3) if seconds > 0 else 0.0,
         "success_ratio": round(len(answered) / len(sent), 5) if sent else None,
         "latency": latency_summary([q.answered - q.submitted for q in answered]),
         "errors": _top_errors(failed),
     }
+
+
+def schedule_lag(sent: list[TxRecord] | list[QueryRecord], scheduled: int) -> dict[str, float | None]:
+    """on_time_ratio: the share of the `scheduled` sends that left within 10 ms of their
+    schedule (send_rate counts a late send as sent); send_lag_p99_ms: how late the p99 was."""
+    on_time = sum(1 for s in sent if s.submitted - s.scheduled <= ON_TIME_S)
+    lags = sorted(s.submitted - s.scheduled for s in sent)
+    return {"on_time_ratio": round(on_time / scheduled, 4) if scheduled else None,
+            "send_lag_p99_ms": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))] * 1000, 3)
+            if lags else None}
 
 
 def _top_errors(failed: list[TxRecord] | list[QueryRecord], limit: int = 5) -> list[dict[str, Any]]:
