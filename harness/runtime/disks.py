@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +138,17 @@ def remove_run(run_id: str) -> int:
         _unmount(point)
     shutil.rmtree(folder, ignore_errors=True)
     return len(points)
+
+
+def orphaned_runs(known: set[str], min_age: float = 60.0) -> list[str]:
+    """Runs with data disks but no object left in the engine (the harness died between
+    removing its containers and unmounting). Young folders are skipped: a starting run
+    makes its disks moments before its containers."""
+    if not root().is_dir():
+        return []
+    now = time.time()
+    return sorted(folder.name for folder in root().iterdir()
+                  if folder.is_dir() and folder.name not in known and now - folder.stat().st_mtime > min_age)
 
 
 def parse_size(text: str) -> int:

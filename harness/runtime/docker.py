@@ -358,4 +358,6 @@ def leftover_runs(client: docker.DockerClient, include_live: bool = False) -> li
         foreign = labels.get(HOST_LABEL) != here or labels.get(PIDNS_LABEL) != pidns
         alive = foreign or not pid.isdigit() or _pid_alive(int(pid))
         runs[run_id] = runs.get(run_id, False) or alive
+    for run_id in data_disks.orphaned_runs(set(runs)):
+        runs[run_id] = False
     return sorted(r for r, alive in runs.items() if include_live or not alive)

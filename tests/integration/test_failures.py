@@ -148,6 +148,21 @@ def test_clean_removes_objects_of_dead_runs_only(docker_client, anvil_image):
                 pass
 
 
+def test_clean_unmounts_the_data_disks_of_a_run_that_died_after_its_containers(tmp_path, monkeypatch):
+    from harness.runtime import disks
+
+    monkeypatch.setenv("BCTEST_DISKS", str(tmp_path / "disks"))
+    disk = disks.create("deadrun0002", "node0", 16 << 20)      # a real loop-mounted ext4
+    old = time.time() - 600
+    os.utime(disk.mountpoint.parent, (old, old))
+    assert str(disk.mountpoint) in Path("/proc/self/mounts").read_text()
+    done = bctest("clean")
+    assert done.returncode == 0, done.stderr
+    assert "deadrun0002" in done.stdout
+    assert str(disk.mountpoint) not in Path("/proc/self/mounts").read_text()
+    assert not disk.mountpoint.parent.exists()
+
+
 def test_campaign_with_a_case_that_never_gets_ready_exits_3_and_judges_the_rest(
         docker_client, anvil_image, tmp_path):
     deaf = make_pack(tmp_path, "deaf", port=9999, timeout=4)
