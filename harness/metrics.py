@@ -140,6 +140,21 @@ def query_figures(history: History) -> dict[str, Any] | None:
     }
 
 
+def ledger_growth(history: History, committed: int) -> dict[str, Any] | None:
+    """Bytes each node wrote from before the warmup to after the settle, per transaction the
+    run committed (JR/T 0193-2020 §7.5 ledger growth). The network's figure is the median
+    node's: one node's compaction or a restart's log should not decide it."""
+    sampled = history.header.get("ledger")
+    if not sampled:
+        return None
+    before, after = sampled.get("before") or {}, sampled.get("after") or {}
+    added = {name: after[name] - before[name] for name in sorted(after)
+             if after.get(name) is not None and before.get(name) is not None}
+    per_tx = sorted(v / committed for v in added.values()) if committed else []
+    return {"method": sampled.get("method"), "bytes_added": added, "committed": committed,
+            "bytes_per_tx": round(per_tx[len(per_tx) // 2], 1) if per_tx else None}
+
+
 def schedule_lag(sent: list[TxRecord] | list[QueryRecord], scheduled: int) -> dict[str, float | None]:
     """on_time_ratio: the share of the `scheduled` sends that left within 10 ms of their
     schedule (send_rate counts a late send as sent); send_lag_p99_ms: how late the p99 was."""

@@ -17,6 +17,7 @@ import jsonschema
 from harness import audit, metrics, standards
 from harness import history as history_module
 from harness.checks import correctness, thresholds
+from harness.checks.chain import commit_times
 from harness.history import BlockRecord, FaultRecord, FinalChain, History, QueryRecord, TxRecord
 from harness.phases.load import LoadOutcome
 from harness.phases.query import QueryOutcome
@@ -224,6 +225,7 @@ def compute(history: History, catalogues: list[dict[str, Any]] | None = None) ->
                       "unavailable": (footer.get("resources") or {}).get("unavailable")
                       if footer.get("resources") else "not sampled in this run"},
         "commit_detection": figures["commit_detection"],
+        "ledger": metrics.ledger_growth(history, len(commit_times(history))),
         "sender": footer.get("sender", {}),
         "faults": faults,
         "checks": checks,

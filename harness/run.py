@@ -180,12 +180,16 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
             return None
         image = {"tag": suite.chain.image_tag, **runtime.image_digest(suite.chain.image_tag)}
         nemesis = None
+        ledger_before = await asyncio.to_thread(runtime.data_bytes)
         with Progress(console) as progress:
             if suite.faults:
                 nemesis = Nemesis(runtime, nodes, suite.faults,
                                   lambda message: console.print(message, highlight=False))
             outcome = await run_load(suite, adapter, nodes, prepared, progress, stop, nemesis,
                                      suite.converge_bound(), ResourceSampler(runtime, nodes))
+        ledger = {"method": "container writable layer (SizeRw) + data filesystem used, before "
+                            "the warmup and after the settle", "before": ledger_before,
+                  "after": await asyncio.to_thread(runtime.data_bytes)}
         query: QueryOutcome | None = None
         if suite.query is not None and not outcome.interrupted:
             # After the settle (and any convergence): the chain holds the run's txs. A fresh
@@ -207,6 +211,7 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
             console.print(audit_summary(audited), highlight=False)
         header = run_header(suite, run_id, image, host, node_info, outcome.t0, workload)
         header["bootstrap"] = bootstrap
+        header["ledger"] = ledger
         status = "incomplete" if outcome.interrupted else "complete"
         history = build_history(header, outcome, status, outcome.interrupted,
                                 nemesis.history() if nemesis else [], finals, query)

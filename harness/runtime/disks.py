@@ -90,6 +90,11 @@ def free_bytes(disk: DataDisk) -> int:
     return stat.f_bavail * stat.f_frsize
 
 
+def used_bytes(disk: DataDisk) -> int:
+    stat = os.statvfs(disk.mountpoint)
+    return (stat.f_blocks - stat.f_bfree) * stat.f_frsize
+
+
 def fill(disk: DataDisk, size: int | None) -> int:
     """Take `size` bytes of the node's free space (all of it when None or more than is
     free) with one preallocated file; return the bytes taken."""

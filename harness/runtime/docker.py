@@ -289,6 +289,23 @@ class DockerRuntime:
                 data = f"(log unavailable: {exc})\n".encode()
             self.log_path(name).write_bytes(data)
 
+    def data_bytes(self) -> dict[str, int | None]:
+        """Bytes each node has written: its container's writable layer (SizeRw), plus its
+        data filesystem's used space when it has one. For the ledger growth figure."""
+        sizes: dict[str, int | None] = {}
+        listed = self.client.api.containers(all=True, size=True,
+                                            filters={"label": f"{RUN_LABEL}={self.run_id}"})
+        for entry in listed:
+            name = (entry.get("Labels") or {}).get("bctest.node")
+            if name is None:
+                continue
+            size = entry.get("SizeRw")
+            disk = self.disks.get(name)
+            if disk is not None and size is not None:
+                size += data_disks.used_bytes(disk)
+            sizes[name] = size
+        return sizes
+
     def image_digest(self, image: str) -> dict[str, object]:
         found = self.client.images.get(image)
         return {"id": found.id, "repo_digests": found.attrs.get("RepoDigests") or [],

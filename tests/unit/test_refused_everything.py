@@ -13,3 +13,4 @@ def test_only_a_phase_where_every_send_failed_counts():
     assert refused_everything(phase(40, 40, [{"error": "nonce too low", "count": 31},
                                              {"error": "timeout", "count": 9}])) == (
         "all 40 transactions sent in the measure phase failed, most often: nonce too low (31×)")
+
