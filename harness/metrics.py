@@ -110,8 +110,10 @@ def query_figures(history: History) -> dict[str, Any] | None:
     settings = history.header.get("query")
     if window is None or not settings:
         return None
-    start, end = window
-    queries = history.queries
+    # The query warmup's reads were sent, and are in the History, but are not measured.
+    start = window[0] + float(settings.get("warmup") or 0)
+    end = window[1]
+    queries = [q for q in history.queries if q.scheduled >= start - 1e-6]
     sent = [q for q in queries if q.submitted is not None and q.error != DROPPED]
     answered = [q for q in sent if not q.error and q.answered is not None]
     failed = [q for q in sent if q.error or q.answered is None]

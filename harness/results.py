@@ -85,7 +85,7 @@ def query_history(query: QueryOutcome, t0: float) -> tuple[dict[str, Any], list[
     """The query phase as the History keeps it: settings (header), one record per query due,
     the scheduled window on the run clock, and the sender's own figures (footer)."""
     spec = query.spec
-    settings = {"rate": spec.rate, "duration": spec.duration, "kind": spec.kind,
+    settings = {"rate": spec.rate, "duration": spec.duration, "warmup": spec.warmup, "kind": spec.kind,
                 "nodes": list(spec.nodes) if spec.nodes is not None else None,
                 "workers": spec.workers, "max_in_flight": spec.max_in_flight,
                 "connections": spec.connections, "submit_timeout": spec.submit_timeout,

@@ -41,6 +41,7 @@ class QuerySpec:
     rate: float
     duration: float
     kind: str = "tx"                # tx: the run's committed transactions; balance: its accounts
+    warmup: float = 0.0             # seconds of queries sent first and left out of the figures
     nodes: tuple[int, ...] | None = None   # nodes queried; None: the load's nodes
     workers: int = 1
     max_in_flight: int = 4096
@@ -49,7 +50,7 @@ class QuerySpec:
 
     @property
     def count(self) -> int:
-        return max(1, int(round(self.rate * self.duration)))
+        return max(1, int(round(self.rate * (self.warmup + self.duration))))
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ def _query(doc: dict[str, Any] | None, nodes: int, file: str,
         return None
     spec = QuerySpec(
         rate=float(doc["rate"]), duration=float(doc["duration"]), kind=doc.get("kind", "tx"),
+        warmup=float(doc.get("warmup", 0)),
         nodes=_node_list(doc, nodes, file, "query.nodes") or load_nodes,
         workers=doc.get("workers", 1), max_in_flight=doc.get("max_in_flight", 4096),
         connections=doc.get("connections", 256),

@@ -218,6 +218,17 @@ def test_late_answers_stretch_the_phase_and_lag_is_reported_apart():
     assert figures["on_time_ratio"] == 0.0 and figures["send_lag_p99_ms"] == 50.0
 
 
+def test_the_query_warmup_is_sent_but_left_out_of_the_figures():
+    # 2 s of warmup at 10/s, slow (the nodes still busy after the load), then 8 s measured
+    records = [q(i, 100.0 + i / 10, 1500 if i < 20 else 3) for i in range(100)]
+    header = query_header()
+    header["query"]["warmup"] = 2.0
+    figures = metrics.query_figures(History(header=header, queries=records))
+    assert figures["window"] == [102.0, 110.0] and figures["scheduled"] == 80
+    assert figures["answered"] == 80 and figures["throughput"] == 10.0
+    assert figures["latency"]["max"] == pytest.approx(3.0, rel=1e-3)
+
+
 def test_no_query_phase_gives_no_figures_and_the_metrics_say_why():
     assert metrics.query_figures(History(header={"phases": {"measure": [0, 1]}})) is None
     value, why = standard_metrics.read("query_throughput", {"phases": {"measure": {}}})
