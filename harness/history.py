@@ -17,75 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.model import (  # noqa: F401  (re-exported: the History's records)
+    BlockRecord,
+    FaultRecord,
+    FinalChain,
+    QueryRecord,
+    TxRecord,
+)
+
 FORMAT = "bctest-history/2"
 # /2 added `query` lines (the read workload). A /1 file is a /2 file without them, so both
 # are read; a /1 reader refuses /2 files rather than silently dropping their queries.
 READABLE = ("bctest-history/1", FORMAT)
-
-
-@dataclass
-class TxRecord:
-    i: int
-    id: str
-    phase: str
-    node: int
-    scheduled: float
-    submitted: float | None
-    acked: float | None
-    error: str | None
-    commits: list[tuple[int, float, int]]   # (node, seen, block number)
-
-
-@dataclass
-class QueryRecord:
-    """One read of the query phase: asked of `node` for `id` (a tx hash, an account)."""
-
-    i: int
-    id: str
-    node: int
-    scheduled: float
-    submitted: float | None
-    answered: float | None           # when the reply arrived (None: no reply at all)
-    error: str | None                # None: answered with the thing asked for
-
-
-@dataclass
-class BlockRecord:
-    node: int
-    number: int
-    hash: str
-    parent: str
-    seen: float
-    fetched: float
-    timestamp: float | None
-    txs: int
-
-
-@dataclass
-class FaultRecord:
-    """One fault as it was applied: which nodes, when it started and when it healed."""
-
-    id: str
-    action: str                      # kill | stop | restart | pause | partition | loss | ...
-    nodes: list[int]                 # the nodes the fault acted on
-    start: float | None              # run clock; None if it was never applied
-    end: float | None                # when it was healed; None if it never healed
-    status: str                      # healed | skipped | failed
-    method: str                      # how it was done, e.g. "iptables DROP in the netns"
-    groups: list[list[int]] | None = None   # partitions: who could still talk to whom
-    params: dict[str, Any] = field(default_factory=dict)
-    reason: str | None = None        # why it was skipped or failed
-
-
-@dataclass
-class FinalChain:
-    """A node's canonical chain read after the run (Jepsen's final read)."""
-
-    node: int
-    at: float                        # run clock of the read
-    chain: list[tuple[int, str]]     # (number, hash) from the first height the run saw to the tip
-    holds: list[int]                 # indexes of the run's transactions in that chain
-    error: str | None = None         # the node could not be read (then chain/holds are partial)
 
 
 @dataclass

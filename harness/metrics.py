@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from harness.history import History, QueryRecord, TxRecord
-from harness.load.sender import DROPPED
-from harness.tracker import threshold_nodes
+from harness.history import History
+from harness.model import DROPPED, QueryRecord, TxRecord, threshold_nodes
 
 MAX_LATENCY_US = 24 * 3600 * 1_000_000
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}

@@ -7,15 +7,9 @@ committed once `threshold` nodes hold it (DESIGN.md: 100% for bft/cft).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from harness.adapters.base import Block
-
-
-def threshold_nodes(share: float, nodes: int) -> int:
-    return max(1, min(nodes, math.ceil(share * nodes - 1e-9)))
+from harness.model import Block, threshold_nodes  # noqa: F401  (threshold_nodes re-exported)
 
 
 class CommitTracker:

@@ -8,14 +8,14 @@ adapter to generate node files, prepare signed transactions and watch blocks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from harness.chainpack import ChainPack
-from harness.runtime.docker import Node
+from harness.model import Block, Node, OnBlock  # noqa: F401  (re-exported for adapters)
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 @dataclass(frozen=True)
@@ -26,21 +26,6 @@ class Prepared:
     tx_id: str
 
 
-@dataclass(frozen=True)
-class Block:
-    """A block as one node reported it, with the moment the harness first saw it."""
-
-    node: int
-    number: int
-    hash: str
-    parent: str
-    seen: float          # harness clock (time.monotonic) when the block was first noticed
-    fetched: float       # when its transaction list arrived (detection delay = fetched - seen)
-    tx_ids: tuple[str, ...]
-    timestamp: float | None = None  # the block's own timestamp (chain clock, unix seconds)
-
-
-OnBlock = Callable[[Block], None]
 
 
 @dataclass(frozen=True)
@@ -129,6 +114,8 @@ class AdapterBase:
         self.accounts = accounts
 
     def control_session(self) -> aiohttp.ClientSession:
+        import aiohttp  # here, not at the top: importing a family's pure parts needs no HTTP stack
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         return self._session

@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.history import BlockRecord, FaultRecord, FinalChain, History
 from harness.metrics import commit_time
-from harness.tracker import threshold_nodes
+from harness.model import threshold_nodes
 
 LIST_CAP = 20
 CRASH_ACTIONS = ("kill", "stop", "pause", "restart", "wipe")

@@ -17,9 +17,10 @@ from typing import Any
 
 import aiohttp
 
+from harness.model import DROPPED  # noqa: F401  (re-exported for the sender's callers)
+
 LATE_AFTER = 0.010        # a send more than 10 ms behind its schedule counts as late
 PROGRESS_EVERY = 0.5      # seconds between progress messages to the main process
-DROPPED = "dropped: harness max_in_flight reached"
 
 
 @dataclass

@@ -12,7 +12,6 @@ import os
 import socket
 import tarfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import docker.types
 
 from harness.chainpack import ChainPack
 from harness.errors import InfraError
+from harness.model import Node  # noqa: F401  (re-exported: runtime callers name it here)
 from harness.runtime import disks as data_disks
 
 RUN_LABEL = "bctest.run"
@@ -47,21 +47,6 @@ def connect() -> docker.DockerClient:
         host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         raise InfraError(f"cannot reach the Docker Engine at {host}: {exc}. Start it "
                          "(e.g. `dockerd &`) or set DOCKER_HOST.") from None
-
-
-@dataclass
-class Node:
-    """A running node as the harness sees it: its name, its ports on 127.0.0.1 and its
-    address on the run network (both fixed for the run, so a restarted node keeps them)."""
-
-    name: str
-    index: int
-    container_id: str
-    host_ports: dict[str, int] = field(default_factory=dict)
-    ip: str = ""
-
-    def url(self, port: str = "rpc", scheme: str = "http") -> str:
-        return f"{scheme}://127.0.0.1:{self.host_ports[port]}"
 
 
 def _tar_files(files: dict[str, bytes]) -> bytes:
