@@ -1,13 +1,13 @@
-"""From a load outcome to the History file, and from a History to results.json.
+"""From a History to results.json.
 
 results.json is a pure function of the History (plus nothing): `bctest report
-RUN_DIR` recomputes it from history.jsonl alone.
+RUN_DIR` recomputes it from history.jsonl alone. (The run's record stage,
+harness/phases/record.py, writes the History.)
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -18,99 +18,11 @@ from harness import audit, metrics, standards
 from harness import history as history_module
 from harness.checks import correctness, thresholds
 from harness.checks.chain import commit_times
-from harness.history import BlockRecord, FaultRecord, FinalChain, History, QueryRecord, TxRecord
-from harness.phases.load import LoadOutcome
-from harness.phases.query import QueryOutcome
+from harness.history import History
+from harness.model import FaultRecord
 from harness.validation import schema
 
 RESULTS_FORMAT = "bctest-results/1"
-
-
-def _rel(value: float, t0: float) -> float | None:
-    return None if value is None or math.isnan(value) else value - t0
-
-
-def build_history(header: dict[str, Any], outcome: LoadOutcome, status: str,
-                  reason: str | None, faults: list[FaultRecord] | None = None,
-                  finals: list[FinalChain] | None = None,
-                  query: QueryOutcome | None = None) -> History:
-    t0 = outcome.t0
-    warmup_end = outcome.phases["warmup"][1]
-    rate = header["load"]["rate"]
-    tracker = outcome.tracker
-    nodes = len(header["nodes"])
-    targets = header["load"].get("nodes") or list(range(nodes))
-    txs = []
-    for i, prepared in enumerate(outcome.prepared):
-        record = outcome.records[i]
-        scheduled = i / rate
-        if record is None and scheduled > outcome.phases["measure"][1]:
-            continue  # never due: the load stopped early
-        commits = [(n, float(tracker.seen[i, n] - t0), int(tracker.block[i, n]))
-                   for n in range(nodes) if not math.isnan(tracker.seen[i, n])]
-        txs.append(TxRecord(
-            i=i, id=prepared.tx_id, phase="warmup" if scheduled < warmup_end else "measure",
-            node=targets[i % len(targets)], scheduled=scheduled,
-            submitted=_rel(record.submitted, t0) if record and record.submitted else None,
-            acked=_rel(record.acked, t0) if record and record.acked else None,
-            error=record.error if record else "not sent: run stopped", commits=commits))
-    blocks = [BlockRecord(node=b.node, number=b.number, hash=b.hash, parent=b.parent,
-                          seen=b.seen - t0, fetched=b.fetched - t0, timestamp=b.timestamp,
-                          txs=len(b.tx_ids)) for b in tracker.blocks]
-    footer = {
-        "status": status, "reason": reason, "watch_methods": outcome.watch_methods,
-        "settle_end": outcome.settle_end,
-        "converged": outcome.converged,
-        "foreign_txs": tracker.foreign,
-        "sender": {"late_sends": outcome.progress.late, "dropped": outcome.progress.dropped,
-                   "max_lag_ms": round(outcome.progress.max_lag * 1000, 3),
-                   "workers": outcome.progress.per_worker},
-        "warnings": outcome.warnings,
-        "resources": outcome.resources,
-    }
-    phases = {name: [round(a, 6), round(b, 6)] for name, (a, b) in outcome.phases.items()}
-    header = {**header, "phases": phases}
-    queries: list[QueryRecord] = []
-    if query is not None:
-        header["query"], queries, window, sender = query_history(query, t0)
-        if window is not None:
-            phases["query"] = window
-        footer["query_sender"] = sender
-    return History(header=header, txs=txs, blocks=blocks, faults=list(faults or []),
-                   finals=list(finals or []), queries=queries, footer=footer)
-
-
-def query_history(query: QueryOutcome, t0: float) -> tuple[dict[str, Any], list[QueryRecord],
-                                                            list[float] | None, dict[str, Any]]:
-    """The query phase as the History keeps it: settings (header), one record per query due,
-    the scheduled window on the run clock, and the sender's own figures (footer)."""
-    spec = query.spec
-    settings = {"rate": spec.rate, "duration": spec.duration, "warmup": spec.warmup, "kind": spec.kind,
-                "nodes": list(spec.nodes) if spec.nodes is not None else None,
-                "workers": spec.workers, "max_in_flight": spec.max_in_flight,
-                "connections": spec.connections, "submit_timeout": spec.submit_timeout,
-                "subjects": query.subjects, "skipped": query.skipped,
-                "interrupted": query.interrupted}
-    if query.start is None:
-        return settings, [], None, {}
-    start = query.start - t0
-    records = []
-    due = 0
-    for i, prepared in enumerate(query.prepared):
-        record = query.records[i]
-        if record is None:
-            continue            # never due: the phase was stopped early
-        due = i + 1
-        records.append(QueryRecord(
-            i=i, id=prepared.tx_id, node=query.targets[i], scheduled=start + i / spec.rate,
-            submitted=_rel(record.submitted, t0) if record.submitted else None,
-            answered=_rel(record.acked, t0) if record.acked else None, error=record.error))
-    window = [round(start, 6), round(start + (due if query.interrupted else len(query.prepared))
-                                      / spec.rate, 6)]
-    progress = query.progress
-    sender = {"late_sends": progress.late, "dropped": progress.dropped,
-              "max_lag_ms": round(progress.max_lag * 1000, 3), "workers": progress.per_worker}
-    return settings, records, window, sender
 
 
 def fault_entry(fault: FaultRecord) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from harness.adapters.base import Prepared
 from harness.errors import InfraError
 from harness.load.sender import WorkerPlan, run_worker
+from harness.model import SendRecord, node_for, scheduled_offset
 
 START_LEAD = 0.3  # seconds between "all senders ready" and the first scheduled send
 
@@ -38,26 +39,21 @@ class SendProgress:
         self.max_lag = max(w["max_lag"] for w in self.per_worker.values())
 
 
-@dataclass
-class SendRecord:
-    submitted: float | None
-    acked: float | None
-    error: str | None
-
-
-def plan_workers(prepared: list[Prepared], urls: list[str], rate: float, workers: int,
-                 max_in_flight: int, submit_timeout: float, headers: dict[str, str],
+def plan_workers(prepared: list[Prepared], targets: list[tuple[int, str]], rate: float,
+                 workers: int, max_in_flight: int, submit_timeout: float, headers: dict[str, str],
                  classifier: str, connections: int = 256) -> list[WorkerPlan]:
-    """Deal transactions round-robin to workers and to nodes (tx i goes to node i mod n)."""
+    """Deal transactions round-robin to workers and to the target nodes, given as (node
+    index, submit url): tx i goes to target node_for(i), due at scheduled_offset(i, rate)."""
+    urls = [url for _, url in targets]
     plans = []
     for w in range(workers):
         indexes = list(range(w, len(prepared), workers))
         plans.append(WorkerPlan(
             worker=w, indexes=indexes, bodies=[prepared[i].body for i in indexes],
-            targets=[i % len(urls) for i in indexes], urls=urls, rate=rate,
+            offsets=[scheduled_offset(i, rate) for i in indexes],
+            targets=[node_for(i, len(urls)) for i in indexes], urls=urls,
             max_in_flight=max_in_flight, submit_timeout=submit_timeout, headers=headers,
-            connections=connections,
-            classifier=classifier))
+            connections=connections, classifier=classifier, node_indexes=[n for n, _ in targets]))
     return plans
 
 
@@ -106,7 +102,9 @@ async def run_senders(plans: list[WorkerPlan], total: int, stop_requested: Calla
                 plan = plans[worker]
                 for k, record in enumerate(message[2]):
                     if record is not None:
-                        records[plan.indexes[k]] = SendRecord(*record)
+                        records[plan.indexes[k]] = SendRecord(
+                            plan.indexes[k], plan.offsets[k], plan.node_indexes[plan.targets[k]],
+                            *record)
                 done.add(worker)
             elif kind == "failed":
                 failures.append(f"sender {worker}: {message[2]}")

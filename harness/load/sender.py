@@ -1,6 +1,7 @@
 """One sender process: fires pre-built submissions at their scheduled instants.
 
-Open loop: transaction i is due at start + i / rate whatever the chain does, so a
+Open loop: transaction i is due at start + its scheduled offset (model.scheduled_offset)
+whatever the chain does, so a
 slow chain never slows the schedule (no coordinated omission). When the harness
 itself falls behind, the lag is counted and reported rather than hidden.
 This module runs in its own process and imports nothing heavy.
@@ -12,7 +13,7 @@ import asyncio
 import importlib
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -28,15 +29,16 @@ class WorkerPlan:
     worker: int
     indexes: list[int]        # global tx indexes this worker sends, ascending
     bodies: list[bytes]
+    offsets: list[float]      # each tx's scheduled offset from the start (seconds)
     targets: list[int]        # index into urls for each tx
     urls: list[str]
-    rate: float
     max_in_flight: int
     submit_timeout: float
     headers: dict[str, str]
     classifier: str           # "module:Class" (its static response_error(status, body)) or
                               # "module:Class.method" (e.g. query_error for the read workload)
     connections: int = 256    # open connections per node
+    node_indexes: list[int] = field(default_factory=list)   # node index of each url
 
 
 def _classifier(ref: str):
@@ -85,7 +87,7 @@ async def _send_all(plan: WorkerPlan, queue: Any, go: Any, start_at: Any, stop: 
         while k < count and not stop.is_set():
             now = time.monotonic()
             while k < count:
-                due = start + plan.indexes[k] / plan.rate
+                due = start + plan.offsets[k]
                 if due > now:
                     break
                 lag = now - due
@@ -106,7 +108,7 @@ async def _send_all(plan: WorkerPlan, queue: Any, go: Any, start_at: Any, stop: 
                 queue.put(("progress", plan.worker, dict(counters), max_lag))
                 next_report = now + PROGRESS_EVERY
             if k < count:
-                due = start + plan.indexes[k] / plan.rate
+                due = start + plan.offsets[k]
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
         if pending:
             await asyncio.wait(pending, timeout=plan.submit_timeout + 1)

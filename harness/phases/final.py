@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
+from harness import audit
 from harness.adapters.base import Adapter
-from harness.history import FinalChain
-from harness.runtime.docker import Node
+from harness.model import FinalChain, Node
+from harness.phases.context import RunContext
+from harness.report.console import audit_summary
 from harness.tracker import CommitTracker
 
 READ_TIMEOUT = 120.0  # seconds for one node's whole final read
@@ -81,3 +84,34 @@ async def _read(adapter: Adapter, node: Node, first: int, tracker: CommitTracker
     except Exception as exc:  # evidence for the checkers (unknown), never a crash of the run
         error = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
     return FinalChain(node=node.index, at=at, chain=chain, holds=sorted(holds), error=error)
+
+
+async def final_read(ctx: RunContext) -> None:
+    """The final read, when a checker or the audit will judge it (not after an interrupt)."""
+    if not (ctx.suite.checker_config() or ctx.suite.audit) or ctx.interrupted:
+        return
+    ctx.say("reading every node's chain back (final read)")
+    ctx.finals = await read_final_chains(ctx.adapter, ctx.nodes, ctx.load.tracker, ctx.load.t0)
+
+
+async def authenticity_audit(ctx: RunContext) -> None:
+    """Recompute one node's chain (hash links, tx roots, signatures) from its raw blocks."""
+    if not ctx.suite.audit or ctx.interrupted:
+        return
+    ctx.audited = await audit_one(ctx.adapter, ctx.nodes, ctx.finals, ctx.load.tracker)
+    ctx.say(audit_summary(ctx.audited))
+
+
+async def audit_one(adapter: Adapter, nodes: list[Node], finals: list[FinalChain],
+                    tracker: CommitTracker) -> dict[str, Any]:
+    source = next((f for f in finals if f.chain and not f.error), None)
+    if source is None:
+        return {"verdict": "unknown", "node": None, "error": "no node's chain could be read back"}
+    node = next(n for n in nodes if n.index == source.node)
+    try:
+        result = await audit.audit(adapter, node, [number for number, _ in source.chain],
+                                   tx_ids=list(tracker.index))
+    except Exception as exc:  # evidence (unknown), not a crash of the run
+        return {"verdict": "unknown", "node": node.name, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {**result.to_dict(), "node": node.name, "error": None,
+            "heights": [source.chain[0][0], source.chain[-1][0]]}

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.adapters.base import Adapter, Committed, Prepared
-from harness.load.driver import SendProgress, SendRecord, plan_workers, run_senders
+from harness.load.driver import SendProgress, plan_workers, run_senders
+from harness.model import Node, SendRecord
+from harness.phases.context import RunContext
 from harness.progress import Progress, Snapshot
-from harness.runtime.docker import Node
 from harness.suite import QuerySpec
 from harness.tracker import CommitTracker
 
@@ -30,8 +31,7 @@ class QueryOutcome:
     spec: QuerySpec
     start: float | None                      # monotonic time of the first scheduled query
     prepared: list[Prepared] = field(default_factory=list)
-    records: list[SendRecord | None] = field(default_factory=list)
-    targets: list[int] = field(default_factory=list)   # node index of each query
+    records: list[SendRecord | None] = field(default_factory=list)   # each with its node
     progress: SendProgress = field(default_factory=SendProgress)
     subjects: int = 0                        # how many distinct things could be asked for
     interrupted: str | None = None
@@ -91,7 +91,7 @@ async def run_query(spec: QuerySpec, adapter: Adapter, nodes: list[Node], tracke
                             "subject (no transaction of the run committed)")
     prepared = build_queries(adapter, spec, subjects, seed)
     chosen = [n for n in nodes if spec.nodes is None or n.index in spec.nodes]
-    plans = plan_workers(prepared, [node.url() + adapter.submit_path for node in chosen], spec.rate,
+    plans = plan_workers(prepared, [(n.index, n.url() + adapter.submit_path) for n in chosen], spec.rate,
                          spec.workers, spec.max_in_flight, spec.submit_timeout,
                          adapter.submit_headers, query_classifier(adapter), spec.connections)
     start: dict[str, float] = {}
@@ -109,6 +109,18 @@ async def run_query(spec: QuerySpec, adapter: Adapter, nodes: list[Node], tracke
     records, sends = await run_senders(plans, len(prepared), lambda: interrupted() is not None,
                                        on_progress, on_start)
     return QueryOutcome(spec=spec, start=start.get("t", time.monotonic()), prepared=prepared,
-                        records=records, targets=[chosen[i % len(chosen)].index
-                                                  for i in range(len(prepared))],
-                        progress=sends, subjects=len(subjects), interrupted=interrupted())
+                        records=records, progress=sends, subjects=len(subjects), interrupted=interrupted())
+
+
+async def query(ctx: RunContext) -> None:
+    """The query stage: after the settle (and any convergence) the chain holds the run's
+    transactions; read them back. A fresh progress view, so its live rates do not start
+    from the load's totals."""
+    if ctx.suite.query is None or ctx.interrupted:
+        return
+    with Progress(ctx.console) as view:
+        ctx.query = await run_query(ctx.suite.query, ctx.adapter, ctx.nodes, ctx.load.tracker,
+                                    [p.tx_id for p in ctx.prepared], ctx.suite.seed, view,
+                                    ctx.stopped)
+    if ctx.query.skipped:
+        ctx.say(f"query phase skipped: {ctx.query.skipped}")

@@ -1,4 +1,6 @@
-"""Setup: start the nodes and wait until each answers its readiness probe."""
+"""The setup stage: clear what dead runs left, build or find the image, start the nodes,
+wait until each answers its readiness probe and the network makes progress; then the
+prepare stage (bootstrap, sign every transaction before the window)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from harness import adapters, hostinfo
 from harness.adapters.base import Adapter
 from harness.errors import InfraError
+from harness.faults import netns
+from harness.faults.nemesis import NETWORK_ACTIONS
+from harness.model import Node
+from harness.phases.context import RunContext
+from harness.runtime import images
 from harness.runtime.disks import CAPACITY as DATA_DISK_BYTES
-from harness.runtime.docker import DockerRuntime, Node
+from harness.runtime.docker import DockerRuntime, connect, leftover_runs, remove_run
 from harness.suite import Suite
 
 
@@ -87,3 +95,59 @@ async def wait_progress(adapter: Adapter, nodes: list[Node], blocks: int, timeou
             raise InfraError(f"the network did not reach height {target} within {timeout:g} s "
                              f"(heights: {reached}); node logs are in the run folder's logs/")
         await asyncio.sleep(0.5)
+
+
+async def setup(ctx: RunContext) -> None:
+    """Everything up to a running network that makes progress; fills ctx.client, runtime,
+    adapter, nodes, node_info, host and image. Raises InfraError/InputError on failure."""
+    suite = ctx.suite
+    ctx.client = await asyncio.to_thread(connect)
+    for dead in await asyncio.to_thread(leftover_runs, ctx.client):
+        removed = await asyncio.to_thread(remove_run, ctx.client, dead)
+        ctx.say(f"removed {removed} objects left by dead run {dead}")
+    if any(step.action in NETWORK_ACTIONS for step in suite.faults):
+        netns.preflight()
+    adapter_cls = adapters.adapter_class(suite.chain.family, str(suite.chain.manifest))
+    ctx.workload = adapters.workload_for(adapter_cls, suite.workload, str(suite.path))
+    ctx.adapter = adapter_cls(suite.chain, suite.params, suite.nodes, suite.seed, suite.accounts)
+    image_id = await asyncio.to_thread(images.ensure, ctx.client, suite.chain, ctx.rebuild,
+                                       lambda message: ctx.say(f"  {message}"))
+    ctx.runtime = DockerRuntime(ctx.client, ctx.run_id, ctx.run_dir / "logs")
+    ctx.host = await asyncio.to_thread(hostinfo.host_facts, ctx.client)
+    ctx.say(f"starting {suite.nodes} × {suite.chain.name} {suite.chain.version} ({image_id[:19]})")
+    interrupted = lambda: ctx.stopped() is not None  # noqa: E731
+    ctx.nodes, ctx.node_info = await start_network(ctx.runtime, suite, ctx.adapter,
+                                                   suite.chain.image_tag, interrupted)
+    ctx.say(f"ready in {max(n['ready_seconds'] for n in ctx.node_info):.1f} s")
+    if suite.chain.progress_blocks:
+        heights = await wait_progress(ctx.adapter, ctx.nodes, suite.chain.progress_blocks,
+                                      suite.ready_timeout, interrupted)
+        ctx.say(f"consensus running: heights {heights}")
+    ctx.image = {"tag": suite.chain.image_tag, **ctx.runtime.image_digest(suite.chain.image_tag)}
+
+
+async def prepare(ctx: RunContext) -> None:
+    """Bootstrap (fund accounts, mine coinbases...) and sign every transaction before the
+    window; record the nodes' written bytes before the load (ledger growth)."""
+    count = int(round(ctx.suite.load.rate * ctx.suite.load.total_seconds))
+    ctx.bootstrap = await ctx.adapter.bootstrap(ctx.nodes, count)
+    ctx.prepared = await asyncio.to_thread(ctx.adapter.prepare, count)
+    ctx.say(f"{count} transactions signed")
+    ctx.ledger_before = await asyncio.to_thread(ctx.runtime.data_bytes)
+
+
+async def measure_ledger(ctx: RunContext) -> None:
+    """The nodes' written bytes after the settle, beside those before the warmup."""
+    ctx.ledger = {"method": "container writable layer (SizeRw) + data filesystem used, before "
+                            "the warmup and after the settle", "before": ctx.ledger_before,
+                  "after": await asyncio.to_thread(ctx.runtime.data_bytes)}
+
+
+async def teardown(ctx: RunContext) -> None:
+    """Close the companions (heal every fault), the adapter's connections, and remove every
+    container, network, volume and disk of the run."""
+    await ctx.hooks.close()
+    if ctx.adapter is not None:
+        await ctx.adapter.close()
+    if ctx.runtime is not None:
+        await asyncio.to_thread(ctx.runtime.teardown)

@@ -19,10 +19,11 @@ from harness.adapters.cometbft import CometbftAdapter, tx_query_body
 from harness.adapters.evm import EvmAdapter
 from harness.errors import InputError
 from harness.history import History, QueryRecord
-from harness.load.driver import SendProgress, SendRecord
+from harness.load.driver import SendProgress
 from harness.load.sender import DROPPED, _classifier
+from harness.model import SendRecord
 from harness.phases.query import QueryOutcome, committed_txs, query_classifier, query_order
-from harness.results import query_history
+from harness.phases.record import query_part
 from harness.standards import metrics as standard_metrics
 from harness.suite import QuerySpec
 from harness.tracker import CommitTracker
@@ -268,12 +269,13 @@ def test_version_1_histories_stay_readable(tmp_path):
 def test_query_outcome_becomes_history_lines_on_the_run_clock():
     spec = QuerySpec(rate=4.0, duration=1.0)
     prepared = [Prepared(body=b"", tx_id=f"t{i}") for i in range(4)]
-    records = [SendRecord(1000.0 + i / 4, 1000.01 + i / 4, None) for i in range(3)]
-    records.append(SendRecord(1000.8, 1000.9, "not found (null result)"))
+    # Each record carries its scheduled offset and its node (the sender's, not rebuilt).
+    records = [SendRecord(i, i / 4, i % 2, 1000.0 + i / 4, 1000.01 + i / 4, None) for i in range(3)]
+    records.append(SendRecord(3, 0.75, 1, 1000.8, 1000.9, "not found (null result)"))
     outcome = QueryOutcome(spec=spec, start=1000.0, prepared=prepared, records=records,
-                           targets=[0, 1, 0, 1], progress=SendProgress(late=1, max_lag=0.05),
+                           progress=SendProgress(late=1, max_lag=0.05),
                            subjects=4)
-    settings, lines, window, sender = query_history(outcome, t0=900.0)
+    settings, lines, window, sender = query_part(outcome, t0=900.0)
     assert window == [100.0, 101.0]
     assert [line.scheduled for line in lines] == [100.0, 100.25, 100.5, 100.75]
     assert lines[1].submitted == pytest.approx(100.25) and lines[1].answered == pytest.approx(100.26)
@@ -284,7 +286,7 @@ def test_query_outcome_becomes_history_lines_on_the_run_clock():
 
 def test_skipped_query_phase_keeps_its_reason_and_has_no_window():
     outcome = QueryOutcome(spec=QuerySpec(rate=1, duration=1), start=None, skipped="nothing to query")
-    settings, lines, window, _ = query_history(outcome, t0=0.0)
+    settings, lines, window, _ = query_part(outcome, t0=0.0)
     assert settings["skipped"] == "nothing to query" and lines == [] and window is None
 
 

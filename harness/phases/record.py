@@ -1,0 +1,133 @@
+"""The record stage: what the run saw, turned into the History (history.jsonl), then
+results.json and the reports computed from the file as written.
+
+The History is the single source of truth: everything the judge needs is copied into it
+here, on the run clock (seconds after t0), so the judge never reads the run's live objects.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from harness import results as results_module
+from harness.history import History
+from harness.model import (
+    BlockRecord,
+    FinalChain,
+    QueryRecord,
+    RunHeader,
+    SendRecord,
+    TxRecord,
+    node_for,
+    scheduled_offset,
+)
+from harness.phases.context import LoadState, RunContext
+from harness.phases.query import QueryOutcome
+from harness.report import write_reports
+
+NOT_SENT = "not sent: run stopped"
+
+
+def _rel(value: float | None, t0: float) -> float | None:
+    return None if value is None or math.isnan(value) else value - t0
+
+
+def tx_records(state: LoadState, nodes: int) -> list[TxRecord]:
+    """Every transaction that came due (and those sent), each with its per-node commits."""
+    t0, tracker = state.t0, state.tracker
+    warmup_end, measure_end = state.phases["warmup"][1], state.phases["measure"][1]
+    out = []
+    for i, prepared in enumerate(state.prepared):
+        record = state.records[i] if i < len(state.records) else None
+        if record is None:
+            scheduled = scheduled_offset(i, state.rate)
+            if scheduled >= measure_end:
+                continue   # never due: the window ends where the schedule stopped
+            # Due, but its sender had stopped: the harness's reason, never silently missing.
+            record = SendRecord(i, scheduled, state.targets[node_for(i, len(state.targets))],
+                                None, None, NOT_SENT)
+        commits = [(n, float(tracker.seen[i, n] - t0), int(tracker.block[i, n]))
+                   for n in range(nodes) if not math.isnan(tracker.seen[i, n])]
+        out.append(TxRecord(
+            i=i, id=prepared.tx_id, phase="warmup" if record.scheduled < warmup_end else "measure",
+            node=record.node, scheduled=record.scheduled,
+            submitted=_rel(record.submitted, t0) if record.submitted else None,
+            acked=_rel(record.acked, t0) if record.acked else None,
+            error=record.error, commits=commits))
+    return out
+
+
+def query_part(query: QueryOutcome, t0: float) -> tuple[dict[str, Any], list[QueryRecord],
+                                                        list[float] | None, dict[str, Any]]:
+    """The query phase as the History keeps it: settings (header), one record per query due,
+    the scheduled window on the run clock, and the sender's own figures (footer)."""
+    spec = query.spec
+    settings = {"rate": spec.rate, "duration": spec.duration, "warmup": spec.warmup, "kind": spec.kind,
+                "nodes": list(spec.nodes) if spec.nodes is not None else None,
+                "workers": spec.workers, "max_in_flight": spec.max_in_flight,
+                "connections": spec.connections, "submit_timeout": spec.submit_timeout,
+                "subjects": query.subjects, "skipped": query.skipped,
+                "interrupted": query.interrupted}
+    if query.start is None:
+        return settings, [], None, {}
+    start = query.start - t0
+    records = []
+    for i, prepared in enumerate(query.prepared):
+        record = query.records[i]
+        if record is None:
+            continue            # never due: the phase was stopped early
+        records.append(QueryRecord(
+            i=i, id=prepared.tx_id, node=record.node, scheduled=start + record.scheduled,
+            submitted=_rel(record.submitted, t0) if record.submitted else None,
+            answered=_rel(record.acked, t0) if record.acked else None, error=record.error))
+    due = max((r.i for r in records), default=-1) + 1
+    window = [round(start, 6), round(start + scheduled_offset(
+        due if query.interrupted else len(query.prepared), spec.rate), 6)]
+    progress = query.progress
+    sender = {"late_sends": progress.late, "dropped": progress.dropped,
+              "max_lag_ms": round(progress.max_lag * 1000, 3), "workers": progress.per_worker}
+    return settings, records, window, sender
+
+
+def build_history(header: RunHeader, state: LoadState, status: str, reason: str | None,
+                  finals: list[FinalChain] | None = None, query: QueryOutcome | None = None,
+                  audited: dict[str, Any] | None = None) -> History:
+    t0, tracker = state.t0, state.tracker
+    nodes = len(header.nodes)
+    blocks = [BlockRecord(node=b.node, number=b.number, hash=b.hash, parent=b.parent,
+                          seen=b.seen - t0, fetched=b.fetched - t0, timestamp=b.timestamp,
+                          txs=len(b.tx_ids)) for b in tracker.blocks]
+    sends = state.sends
+    footer = {
+        "status": status, "reason": reason, "watch_methods": state.watch_methods,
+        "settle_end": state.settle_end,
+        "converged": state.converged,
+        "foreign_txs": tracker.foreign,
+        "sender": {"late_sends": sends.late, "dropped": sends.dropped,
+                   "max_lag_ms": round(sends.max_lag * 1000, 3), "workers": sends.per_worker},
+        "warnings": state.warnings,
+        "resources": state.resources,
+    }
+    header.phases = {name: [round(a, 6), round(b, 6)] for name, (a, b) in state.phases.items()}
+    queries: list[QueryRecord] = []
+    if query is not None:
+        header.query, queries, window, sender = query_part(query, t0)
+        if window is not None:
+            header.phases["query"] = window
+        footer["query_sender"] = sender
+    return History(header=header.to_dict(), txs=tx_records(state, nodes), blocks=blocks,
+                   faults=list(state.faults), finals=list(finals or []), queries=queries,
+                   audit=audited, footer=footer)
+
+
+def record(ctx: RunContext, header: RunHeader) -> dict[str, Any]:
+    """Write history.jsonl, then results.json and the reports judged from it."""
+    state = ctx.load
+    status = "incomplete" if ctx.interrupted else "complete"
+    history = build_history(header, state, status, ctx.interrupted, ctx.finals, ctx.query,
+                            ctx.audited)
+    ctx.results = results_module.write_history_and_results(ctx.run_dir, history)
+    write_reports(ctx.run_dir, ctx.results)
+    return ctx.results
+
