@@ -73,7 +73,16 @@ def threshold_nodes(share: float, nodes: int) -> int:
     return max(1, min(nodes, math.ceil(share * nodes - 1e-9)))
 
 
-# -- what the load did -----------------------------------------------------------------------
+# -- what the load sends and what it did ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One pre-built request (a signed transaction, a query): the body to POST and the id the
+    chain will report (or the thing a query asks for)."""
+
+    body: bytes
+    tx_id: str
 
 
 @dataclass

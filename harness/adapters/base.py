@@ -12,20 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from harness.chainpack import ChainPack
-from harness.model import Block, Node, OnBlock  # noqa: F401  (re-exported for adapters)
+from harness.model import Block, Node, OnBlock, Prepared  # noqa: F401  (re-exported for adapters)
 
 if TYPE_CHECKING:
     import aiohttp
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """One pre-signed transaction: the request body to POST and the id the chain will report."""
-
-    body: bytes
-    tx_id: str
-
-
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from harness.adapters import jsonrpc
 from harness.adapters.base import AdapterBase, Block, Committed, OnBlock, Prepared
 from harness.chainpack import ChainPack
 from harness.errors import InfraError, InputError
-from harness.runtime.docker import Node
+from harness.model import Node
 
 RPC_USER = "bctest"
 COIN = 100_000_000

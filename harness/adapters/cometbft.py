@@ -39,7 +39,7 @@ from Crypto.PublicKey import ECC
 from harness.adapters.base import AdapterBase, Block, Committed, OnBlock, Prepared
 from harness.chainpack import ChainPack
 from harness.errors import InputError
-from harness.runtime.docker import Node
+from harness.model import Node
 
 NEW_BLOCK_QUERY = "tm.event='NewBlock'"
 SUBSCRIPTION_ID = "bctest-new-block"

@@ -27,7 +27,7 @@ from harness.adapters.base import AdapterBase, Block, Committed, OnBlock, Prepar
 from harness.adapters.evm_tx import derive_account, public_key_hex, sign_transfer
 from harness.adapters.follow import BlockMissing, ChainFollower
 from harness.chainpack import ChainPack
-from harness.runtime.docker import Node
+from harness.model import Node
 
 TRANSFER_GAS = 21_000
 PARALLEL_SIGNING_ABOVE = 20_000

@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.adapters.base import Prepared
 from harness.errors import InfraError
 from harness.load.sender import WorkerPlan, run_worker
-from harness.model import SendRecord, node_for, scheduled_offset
+from harness.model import Prepared, SendRecord, node_for, scheduled_offset
 
 START_LEAD = 0.3  # seconds between "all senders ready" and the first scheduled send
 
