@@ -24,6 +24,14 @@ from harness.history import FaultRecord, History
 
 ID = "fault_tolerance"
 DEFAULTS: dict[str, Any] = {"grace": 5.0, "min_window": 5.0, "resume_bound": LIVENESS["bound"]}
+ORDER = 50   # run order among the checkers (harness/checks/correctness.py)
+# JSON Schema of each setting (the suite's checkers.fault_tolerance), merged into the suite schema
+SETTINGS: dict[str, Any] = {
+    "grace": {"type": "number", "minimum": 0},
+    "min_window": {"type": "number", "minimum": 0,
+                   "description": "seconds after the grace a fault must last to be judged"},
+    "resume_bound": {"type": "number", "exclusiveMinimum": 0,
+                     "description": "seconds after the heal a halted chain has to resume"}}
 KINDS = ("bft", "cft")
 NOTE = "a halt is correct only if the safety checker passes too"
 
