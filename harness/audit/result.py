@@ -120,6 +120,19 @@ def not_applicable(rule: str, why: str) -> Check:
     return Check("not-applicable", rule, why=why)
 
 
+@dataclass(frozen=True)
+class RawChain:
+    """What an audit verifies: the blocks as the adapter's `raw_blocks(node, numbers)`
+    returned them (ascending heights), what the harness itself generated for the run and
+    the chain must match (the adapter's `audit_expectations()`: e.g. EVM `signers`, Bitcoin
+    `prevouts`, CometBFT `chain_id` and `validators`), and the run's transaction ids."""
+
+    family: str
+    blocks: list[dict[str, Any]]
+    expected: dict[str, Any] = field(default_factory=dict)
+    tx_ids: frozenset[str] | None = None
+
+
 @dataclass
 class AuditResult:
     family: str

@@ -285,7 +285,7 @@ def single_run(folder: Path) -> Path:
         patched.update(judged({"pressure-4": "history.jsonl", "bft-threshold": "history.jsonl",
                                "crash-restart": None}))
     if patched != results:
-        html.write(folder / "report.html", patched, folder)
+        html.write_run(folder / "report.html", patched, folder)
     return folder / "report.html"
 
 
