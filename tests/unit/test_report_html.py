@@ -451,3 +451,12 @@ def test_query_phase_figures_appear_beside_the_transaction_figures(sample: dict[
     card = re.search(r'id="query-latency">.*?<div class="value">([^<]*)<', page, re.DOTALL)
     assert card and card.group(1) == "1.5 / 4.2"
     assert "990 of 1000, throughput 198" in summary.build(results)
+
+
+def test_an_inconclusive_run_says_so_in_the_banner(sample: dict[str, Any], tmp_path: Path) -> None:
+    undecided = {**sample, "verdict": "inconclusive"}
+    html.write_run(tmp_path / "report.html", undecided, tmp_path)
+    page = english((tmp_path / "report.html").read_text())
+    assert re.search(r'<div class="verdict-banner v-inconclusive" id="verdict">\s*<div class="word">'
+                     r'inconclusive</div>', page)
+    assert "could not be decided (unknown): no pass can be claimed" in page

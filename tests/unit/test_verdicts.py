@@ -66,3 +66,20 @@ def test_the_audit_and_the_certification_count_but_not_applicable_requirements_d
     assert verdicts.run_verdict(_run("pass", certification=undecided)) == "inconclusive"
     assert grade([requirement("inconclusive"), requirement("fail")])["grade"] == "F"
     assert grade([requirement("not-applicable"), requirement("pass")])["grade"] == "A"
+
+
+def test_junit_skips_an_inconclusive_case_and_fails_a_failed_one():
+    import xml.etree.ElementTree as ET
+
+    from harness.report import junit
+
+    campaign = {"format": "bctest-campaign/1", "name": "demo", "started_at": "t", "run_id": "c1",
+                "sha256": "0", "status": "complete", "chain": {},
+                "cases": [{"id": "a", "status": "complete", "verdict": "inconclusive"},
+                          {"id": "b", "status": "complete", "verdict": "fail"},
+                          {"id": "c", "status": "complete", "verdict": "pass"}]}
+    suite = junit.build(campaign).find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
+    outcome = {case.get("name"): [child.tag for child in case] for case in suite.iter("testcase")}
+    assert outcome == {"a": ["skipped"], "b": ["failure"], "c": []}
+    assert ET.tostring(suite)
