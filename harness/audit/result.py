@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.history import History
+from harness.verdicts import worst
 
 MAX_FAILURES = 10   # failures kept per check; `failed` counts them all
 
@@ -142,10 +143,7 @@ class AuditResult:
 
     @property
     def verdict(self) -> str:
-        verdicts = {c.verdict for c in self.checks.values()}
-        if "fail" in verdicts:
-            return "fail"
-        return "unknown" if "unknown" in verdicts else "pass"
+        return worst(c.verdict for c in self.checks.values())   # not-applicable counts for nothing
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "verdict": self.verdict, "blocks": self.blocks, "txs": self.txs,

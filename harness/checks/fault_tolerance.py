@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness import verdicts as merge
 from harness.checks import chain
 from harness.checks.liveness import DEFAULTS as LIVENESS
 from harness.history import FaultRecord, History
@@ -118,11 +119,11 @@ def check(history: History, config: dict[str, Any]) -> dict[str, Any]:
         verdicts.append((verdict, why))
     evidence["fault_count"] = len(verdicts)
     evidence["faults"] = chain.first(evidence["faults"])
-    for wanted in ("fail", "unknown"):
-        whys = [why for verdict, why in verdicts if verdict == wanted]
-        if whys:
-            more = f" ({len(whys) - 1} more faults)" if len(whys) > 1 else ""
-            return chain.result(ID, wanted, whys[0] + more, evidence)
+    worst = merge.worst(verdict for verdict, _ in verdicts)
+    if worst != "pass":
+        whys = [why for verdict, why in verdicts if verdict == worst]
+        more = f" ({len(whys) - 1} more faults)" if len(whys) > 1 else ""
+        return chain.result(ID, worst, whys[0] + more, evidence)
     if not verdicts:
         return chain.result(ID, "unknown", f"no crash-like fault (kill, stop, pause, wipe, partition) "
                             f"lasting the {config['grace']:g} s grace and a {config['min_window']:g} s "
