@@ -16,6 +16,8 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
+from harness.errors import InfraError
+
 GROUP = "bctest.report_writers"
 OWN = "bctest"   # the distribution whose writers are part of the harness
 FIRST = ("json",)  # results.json before the files that render it
@@ -38,7 +40,7 @@ def writers() -> list[Writer]:
         dist = getattr(ep, "dist", None)
         found[ep.name] = Writer(ep.name, ep.value, dist is not None and dist.name == OWN, ep)
     if not any(w.builtin for w in found.values()):
-        raise RuntimeError(f"no report writers are registered in the entry-point group '{GROUP}': "
+        raise InfraError(f"no report writers are registered in the entry-point group '{GROUP}': "
                            "bctest's installed metadata is older than this code; reinstall it "
                            "(pip install -e .)")
     return sorted(found.values(), key=lambda w: (w.name not in FIRST, w.name))
