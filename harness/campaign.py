@@ -18,17 +18,10 @@ from typing import Any
 
 from rich.console import Console
 
-from harness import __version__, results, signing, standards, suite
-from harness.errors import (
-    EXIT_INFRA_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_PASS,
-    EXIT_VERDICT_FAILED,
-    InfraError,
-    InputError,
-)
-from harness.standards import verdicts
+from harness import __version__, results, signing, standards, suite, verdicts
+from harness.errors import EXIT_INFRA_FAILED, EXIT_INTERRUPTED, InfraError, InputError
 from harness.standards.catalogue import Catalogue
+from harness.standards.verdicts import describe
 from harness.validation import load_and_validate
 
 FORMAT = "bctest-campaign/1"
@@ -130,7 +123,7 @@ def execute(campaign: Campaign, out: Path | None, console: Console, rebuild: boo
     if signed:
         console.print(f"signed with key {signed['key_id']}: {out / signing.SIGNATURE}", highlight=False)
     certification = judged["certification"]
-    console.print(f"\ncertification: {verdicts.describe(certification)}; report: "
+    console.print(f"\ncertification: {describe(certification)}; report: "
                   f"{out / 'report.html'}", highlight=False)
     for requirement in judged["requirements"]:
         if requirement["verdict"] in ("fail", "inconclusive") and requirement["obligation"] == "mandatory":
@@ -140,7 +133,7 @@ def execute(campaign: Campaign, out: Path | None, console: Console, rebuild: boo
         return EXIT_INTERRUPTED
     if EXIT_INFRA_FAILED in codes:  # a case could not be run: the campaign certifies nothing
         return EXIT_INFRA_FAILED
-    return EXIT_PASS if judged["verdict"] == "pass" else EXIT_VERDICT_FAILED
+    return verdicts.exit_code(judged)
 
 
 def stored_case_results(run_dir: Path, case_id: str) -> dict[str, Any] | None:
@@ -164,9 +157,9 @@ def judge(run_dir: Path, catalogues: list[dict[str, Any]] | None = None,
                 evidence["history"] = f"cases/{evidence['case']}/{evidence['history']}"
     first = next(iter(ran.values()), {})
     complete = len(ran) == len(planned["cases"]) and all(r["status"] == "complete" for r in ran.values())
-    cases_ok = all(r["verdict"] == "pass" for r in ran.values())
-    verdict = ("incomplete" if not complete else
-               "pass" if cases_ok and judged["certification"]["verdict"] == "pass" else "fail")
+    # Every case's verdict and the certification, merged (pass < inconclusive < fail).
+    verdict = ("incomplete" if not complete else verdicts.outcome(verdicts.worst(
+        [*(r["verdict"] for r in ran.values()), judged["certification"]["verdict"]])))
     return {
         **{k: planned[k] for k in ("format", "run_id", "name", "description", "path", "sha256",
                                    "started_at", "harness")},

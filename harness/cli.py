@@ -10,6 +10,7 @@ from rich.console import Console
 
 from harness import __version__, paths
 from harness.errors import EXIT_INVALID_INPUT, EXIT_PASS, BctestError, InputError
+from harness.verdicts import exit_code
 
 console = Console(stderr=False, highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -144,7 +145,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if computed.get("certification"):
         console.print(f"certification: {verdicts.describe(computed['certification'])}")
     console.print(f"verdict: {computed['verdict']}; report: {args.run_dir / 'report.html'}")
-    return EXIT_PASS if computed["verdict"] == "pass" else 1
+    return exit_code(computed)
 
 
 def _report_campaign(run_dir: Path, catalogues: list | None) -> int:
@@ -168,7 +169,7 @@ def _report_campaign(run_dir: Path, catalogues: list | None) -> int:
     write_campaign_reports(run_dir, judged)
     console.print(f"certification: {verdicts.describe(judged['certification'])}")
     console.print(f"verdict: {judged['verdict']}; report: {run_dir / 'report.html'}")
-    return EXIT_PASS if judged["verdict"] == "pass" else 1
+    return exit_code(judged)
 
 
 def cmd_keys(args: argparse.Namespace) -> int:

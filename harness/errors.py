@@ -1,4 +1,4 @@
-"""The two kinds of failure a run reports to its caller, mapped to exit codes (DESIGN.md)."""
+"""The exit codes a run reports to its caller (DESIGN.md), and the errors that carry them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ EXIT_PASS = 0
 EXIT_VERDICT_FAILED = 1
 EXIT_INVALID_INPUT = 2
 EXIT_INFRA_FAILED = 3
+EXIT_INCONCLUSIVE = 4   # nothing failed, but some verdict was unknown: no pass can be claimed
 EXIT_INTERRUPTED = 130  # Ctrl-C/SIGTERM: results.json is written, marked incomplete
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 
-from harness import audit, metrics, standards
+from harness import audit, metrics, standards, verdicts
 from harness import history as history_module
 from harness.checks import correctness, thresholds
 from harness.checks.chain import commit_times
@@ -45,8 +45,7 @@ def audit_entry(history: History) -> dict[str, Any] | None:
     missing = {"verdict": "unknown", "why": recorded.get("error") or "not audited"}
     checks = {name: (recorded.get("checks") or {}).get(name, missing) for name in AUDIT_CHECKS[:3]}
     checks["replication"] = audit.replication(history).to_dict()
-    verdicts = [c["verdict"] for c in checks.values()]
-    overall = next((v for v in ("fail", "unknown") if v in verdicts), "pass")
+    overall = verdicts.worst(c["verdict"] for c in checks.values())
     return {"family": recorded.get("family"), "node": recorded.get("node"),
             "heights": recorded.get("heights"), "blocks": recorded.get("blocks"),
             "txs": recorded.get("txs"), "error": recorded.get("error"), "verdict": overall, **checks}
@@ -106,18 +105,12 @@ def compute(history: History, catalogues: list[dict[str, Any]] | None = None) ->
                   "why": f"the {f['action']} fault {f['status']}: {f['reason']}", "evidence": {}}
                  for f in faults if f["status"] == "failed"]
     status = footer.get("status", "incomplete")
-    if status != "complete":
-        verdict = "incomplete"
-    elif any(c["verdict"] != "pass" for c in checks + checkers):
-        verdict = "fail"
-    else:
-        verdict = "pass"
     results = {
         "format": RESULTS_FORMAT,
         "run_id": header["run_id"],
         "status": status,
         "status_reason": footer.get("reason"),
-        "verdict": verdict,
+        "verdict": None,  # judged last, over everything below (verdicts.run_verdict)
         "harness": header["harness"],
         "suite": header["suite"],
         "chain": header["chain"],
@@ -148,15 +141,11 @@ def compute(history: History, catalogues: list[dict[str, Any]] | None = None) ->
                       "logs": [n["log"] for n in header["nodes"]]},
     }
     results["audit"] = audit_entry(history)
-    if verdict == "pass" and results["audit"] and "fail" in (
-            results["audit"][c]["verdict"] for c in AUDIT_CHECKS):
-        results["verdict"] = verdict = "fail"  # a chain that does not recompute is not a blockchain
     catalogues = header.get("standards", []) if catalogues is None else catalogues
     case = header["suite"].get("case") or header["suite"]["name"]
     results.update(standards.judge_all(catalogues, {case: results})
                    if catalogues else {"standards": [], "certification": None})
-    if verdict == "pass" and results["certification"] and results["certification"]["verdict"] != "pass":
-        results["verdict"] = "fail"  # a named standard not met: not certified
+    results["verdict"] = verdicts.run_verdict(results)
     return results
 
 

@@ -22,7 +22,11 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 
 @cache
 def schema(name: str) -> dict[str, Any]:
-    return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+    doc = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+    if name == "suite":  # the checkers section follows the checker registry (a new file is enough)
+        from harness.checks import correctness
+        doc["properties"]["checkers"] = correctness.suite_schema()
+    return doc
 
 
 def load_yaml(path: Path) -> Any:

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
 
-from harness.adapters.base import Adapter, Block, Prepared
 from harness.errors import InputError
+
+if TYPE_CHECKING:
+    from harness.adapters.base import Adapter, Block, Prepared
 
 GROUP = "bctest.adapters"
 
@@ -37,6 +40,15 @@ def workload_for(adapter: type[Adapter], requested: str | None, suite_file: str)
         raise InputError(suite_file, "workload.kind", f"the '{adapter.family}' adapter generates "
                          f"{', '.join(offered)}, not {requested}")
     return requested
+
+
+def __getattr__(name: str) -> Any:
+    # Lazily: importing a pure module of this package (bitcoin_tx, evm_tx; the audit does)
+    # must not load base.py's network and engine clients.
+    if name in ("Adapter", "Block", "Prepared"):
+        from harness.adapters import base
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["Adapter", "Block", "Prepared", "adapter_class", "installed", "workload_for"]

@@ -68,6 +68,16 @@ class Adapter(Protocol):
     async def close(self) -> None:
         """Release connections the adapter opened."""
 
+    # The authenticity audit (optional): the adapter fetches, a pure verifier registered for
+    # its family in the entry-point group `bctest.audits` judges (harness/audit/__init__.py).
+    async def raw_blocks(self, node: Node, numbers: list[int]) -> list[dict[str, Any]]:
+        """Blocks `numbers` (ascending) as the family's audit verifier reads them: enough
+        raw data to recompute hashes, roots and signatures."""
+
+    def audit_expectations(self) -> dict[str, Any]:
+        """What the harness generated for this run that the chain must match (e.g. the
+        signing accounts, the validator keys, the chain id), for the audit verifier."""
+
     @staticmethod
     def response_error(status: int, body: bytes) -> str | None:
         """None if the submission was accepted, else a short reason (runs in sender processes)."""
@@ -115,6 +125,13 @@ class AdapterBase:
 
     async def drive(self, nodes: list[Node], stop: asyncio.Event) -> None:
         await stop.wait()
+
+    async def raw_blocks(self, node: Node, numbers: list[int]) -> list[dict[str, Any]]:
+        raise NotImplementedError(f"the {self.pack.family} adapter cannot fetch raw blocks for the "
+                                  "authenticity audit")
+
+    def audit_expectations(self) -> dict[str, Any]:
+        return {}
 
     def query_subjects(self, kind: str, committed: list[Committed]) -> list[Any]:
         if kind == "tx":

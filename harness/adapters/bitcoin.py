@@ -638,6 +638,11 @@ class BitcoinAdapter(AdapterBase):
                     pass
         return "polling"
 
+    def audit_expectations(self) -> dict[str, Any]:
+        """The run's UTXOs, outpoint -> (value, the owning harness key's P2WPKH script), so the
+        audit checks the run's spends are signed by the harness's keys."""
+        return {"prevouts": {(u.txid, u.vout): (u.value, self.keys[u.key].p2wpkh) for u in self.utxos}}
+
     async def raw_blocks(self, node: Node, numbers: list[int]) -> list[dict[str, Any]]:
         """{"height", "hash" (as the node reports it), "raw" (`getblock <hash> 0`: the
         serialized block)} per height, for the authenticity audit (harness/audit/bitcoin.py)."""

@@ -383,6 +383,11 @@ class CometbftAdapter(AdapterBase):
                     pass
             return method
 
+    def audit_expectations(self) -> dict[str, Any]:
+        """The audit checks the commits are signed, on this run's chain id, by the validator
+        keys the harness generated for genesis."""
+        return {"chain_id": self.chain_id, "validators": {key.public for key in self.validator_keys()}}
+
     async def raw_blocks(self, node: Node, numbers: list[int]) -> list[dict[str, Any]]:
         """For the authenticity audit (harness/audit/cometbft.py), per height N: the
         `/block?height=N` result ({"block", "block_id"}) plus "validators", the validator set

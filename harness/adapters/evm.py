@@ -229,6 +229,10 @@ class EvmAdapter(AdapterBase):
                     pass
             return method
 
+    def audit_expectations(self) -> dict[str, Any]:
+        """The audit checks the run's transactions were signed by the harness's accounts."""
+        return {"signers": {a.hex_address for a in self.senders(self.accounts)}}
+
     async def raw_blocks(self, node: Node, numbers: list[int]) -> list[dict[str, Any]]:
         """Blocks with their full transaction objects (`eth_getBlockByNumber <n> true`), for
         the authenticity audit (harness/audit/evm.py)."""

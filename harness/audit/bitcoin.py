@@ -26,7 +26,7 @@ from typing import Any
 from coincurve import PublicKey
 
 from harness.adapters import bitcoin_tx as btx
-from harness.audit.result import AuditResult, Tally, hash_and_link
+from harness.audit.result import AuditResult, RawChain, Tally, hash_and_link
 
 Outpoint = tuple[str, int]                 # (txid display hex, output index)
 Prevouts = Mapping[Outpoint, tuple[int, bytes]]   # -> (value, scriptPubKey)
@@ -174,7 +174,8 @@ def verify_chain(blocks: list[dict[str, Any]], prevouts: Prevouts | None = None)
         "signatures": sigs.check("no input spent an output known to the audit")})
 
 
-def run_prevouts(adapter: Any) -> dict[Outpoint, tuple[int, bytes]]:
-    """The run's UTXOs as the BitcoinAdapter made them: outpoint -> (value, the owning
-    harness key's P2WPKH script). Pass as `prevouts` so the run's spends are checked."""
-    return {(u.txid, u.vout): (u.value, adapter.keys[u.key].p2wpkh) for u in adapter.utxos}
+def verify(raw: RawChain) -> AuditResult:
+    """The audit hook (entry point `bctest.audits`): `expected["prevouts"]`, the run's UTXOs
+    (outpoint -> value and the owning harness key's P2WPKH script), so the run's spends are
+    checked."""
+    return verify_chain(raw.blocks, raw.expected.get("prevouts"))

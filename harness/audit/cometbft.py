@@ -59,7 +59,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from harness.audit.result import AuditResult, Tally, hash_and_link
+from harness.audit.result import AuditResult, RawChain, Tally, hash_and_link
 
 _TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
 PRECOMMIT = 2                                   # SignedMsgType
@@ -359,3 +359,9 @@ def _judge_commit(tally: Tally, following: dict[str, Any] | None, result: dict[s
         tally.fail_all(height, block_hash, problems)
     else:
         tally.ok()
+
+
+def verify(raw: RawChain) -> AuditResult:
+    """The audit hook (entry point `bctest.audits`): `expected["chain_id"]`, the run's chain
+    id, and `expected["validators"]`, the Ed25519 public keys the harness generated."""
+    return verify_chain(raw.blocks, raw.expected.get("chain_id"), raw.expected.get("validators"))

@@ -27,7 +27,7 @@ import coincurve
 import rlp
 from eth_hash.auto import keccak
 
-from harness.audit.result import AuditResult, Tally, hash_and_link
+from harness.audit.result import AuditResult, RawChain, Tally, hash_and_link
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 EMPTY_TRIE_ROOT = keccak(rlp.encode(b""))
@@ -229,6 +229,7 @@ def _check_signature(sigs: Tally, height: int, block_hash: str, tx: dict[str, An
         sigs.ok()
 
 
-def harness_signers(adapter: Any) -> set[str]:
-    """The EvmAdapter's sender accounts (the ones that sign the run's transfers)."""
-    return {a.hex_address for a in adapter.senders(adapter.accounts)}
+def verify(raw: RawChain) -> AuditResult:
+    """The audit hook (entry point `bctest.audits`): `expected["signers"]`, the harness's
+    account addresses, must have signed the run's transactions."""
+    return verify_chain(raw.blocks, raw.expected.get("signers"), raw.tx_ids)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.history import History
+from harness.verdicts import worst
 
 MAX_FAILURES = 10   # failures kept per check; `failed` counts them all
 
@@ -120,6 +121,19 @@ def not_applicable(rule: str, why: str) -> Check:
     return Check("not-applicable", rule, why=why)
 
 
+@dataclass(frozen=True)
+class RawChain:
+    """What an audit verifies: the blocks as the adapter's `raw_blocks(node, numbers)`
+    returned them (ascending heights), what the harness itself generated for the run and
+    the chain must match (the adapter's `audit_expectations()`: e.g. EVM `signers`, Bitcoin
+    `prevouts`, CometBFT `chain_id` and `validators`), and the run's transaction ids."""
+
+    family: str
+    blocks: list[dict[str, Any]]
+    expected: dict[str, Any] = field(default_factory=dict)
+    tx_ids: frozenset[str] | None = None
+
+
 @dataclass
 class AuditResult:
     family: str
@@ -129,10 +143,7 @@ class AuditResult:
 
     @property
     def verdict(self) -> str:
-        verdicts = {c.verdict for c in self.checks.values()}
-        if "fail" in verdicts:
-            return "fail"
-        return "unknown" if "unknown" in verdicts else "pass"
+        return worst(c.verdict for c in self.checks.values())   # not-applicable counts for nothing
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "verdict": self.verdict, "blocks": self.blocks, "txs": self.txs,

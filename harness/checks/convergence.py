@@ -16,6 +16,9 @@ from harness.history import FinalChain, History
 
 ID = "convergence"
 DEFAULTS: dict[str, Any] = {"bound": 30.0}
+ORDER = 40   # run order among the checkers (harness/checks/correctness.py)
+# JSON Schema of each setting (the suite's checkers.convergence), merged into the suite schema
+SETTINGS: dict[str, Any] = {"bound": {"type": "number", "exclusiveMinimum": 0}}
 
 
 def _first_seen(history: History) -> dict[tuple[int, int, str], float]:

@@ -21,6 +21,9 @@ from harness.history import History, TxRecord
 
 ID = "durability"
 DEFAULTS: dict[str, Any] = {"max_reorg_depth": 6}
+ORDER = 30   # run order among the checkers (harness/checks/correctness.py)
+# JSON Schema of each setting (the suite's checkers.durability), merged into the suite schema
+SETTINGS: dict[str, Any] = {"max_reorg_depth": {"type": "integer", "minimum": 0}}
 
 
 def _block(tx: TxRecord) -> int:

@@ -18,12 +18,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness import verdicts as merge
 from harness.checks import chain
 from harness.checks.liveness import DEFAULTS as LIVENESS
 from harness.history import FaultRecord, History
 
 ID = "fault_tolerance"
 DEFAULTS: dict[str, Any] = {"grace": 5.0, "min_window": 5.0, "resume_bound": LIVENESS["bound"]}
+ORDER = 50   # run order among the checkers (harness/checks/correctness.py)
+# JSON Schema of each setting (the suite's checkers.fault_tolerance), merged into the suite schema
+SETTINGS: dict[str, Any] = {
+    "grace": {"type": "number", "minimum": 0},
+    "min_window": {"type": "number", "minimum": 0,
+                   "description": "seconds after the grace a fault must last to be judged"},
+    "resume_bound": {"type": "number", "exclusiveMinimum": 0,
+                     "description": "seconds after the heal a halted chain has to resume"}}
 KINDS = ("bft", "cft")
 NOTE = "a halt is correct only if the safety checker passes too"
 
@@ -110,11 +119,11 @@ def check(history: History, config: dict[str, Any]) -> dict[str, Any]:
         verdicts.append((verdict, why))
     evidence["fault_count"] = len(verdicts)
     evidence["faults"] = chain.first(evidence["faults"])
-    for wanted in ("fail", "unknown"):
-        whys = [why for verdict, why in verdicts if verdict == wanted]
-        if whys:
-            more = f" ({len(whys) - 1} more faults)" if len(whys) > 1 else ""
-            return chain.result(ID, wanted, whys[0] + more, evidence)
+    worst = merge.worst(verdict for verdict, _ in verdicts)
+    if worst != "pass":
+        whys = [why for verdict, why in verdicts if verdict == worst]
+        more = f" ({len(whys) - 1} more faults)" if len(whys) > 1 else ""
+        return chain.result(ID, worst, whys[0] + more, evidence)
     if not verdicts:
         return chain.result(ID, "unknown", f"no crash-like fault (kill, stop, pause, wipe, partition) "
                             f"lasting the {config['grace']:g} s grace and a {config['min_window']:g} s "

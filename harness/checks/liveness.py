@@ -24,6 +24,11 @@ from harness.history import FaultRecord, History
 
 ID = "liveness"
 DEFAULTS: dict[str, Any] = {"bound": 20.0, "recovery_share": 0.8, "window": 10.0}
+ORDER = 20   # run order among the checkers (harness/checks/correctness.py)
+# JSON Schema of each setting (the suite's checkers.liveness), merged into the suite schema
+SETTINGS: dict[str, Any] = {"bound": {"type": "number", "exclusiveMinimum": 0},
+            "recovery_share": {"type": "number", "minimum": 0, "maximum": 1},
+            "window": {"type": "number", "exclusiveMinimum": 0}}
 MIN_PRE_SECONDS = 2.0
 STEP = 0.5
 

@@ -19,6 +19,9 @@ from harness.history import History
 
 ID = "safety"
 DEFAULTS: dict[str, Any] = {"max_reorg_depth": 6}
+ORDER = 10   # run order among the checkers (harness/checks/correctness.py)
+# JSON Schema of each setting (the suite's checkers.safety), merged into the suite schema
+SETTINGS: dict[str, Any] = {"max_reorg_depth": {"type": "integer", "minimum": 0}}
 FINALITY = ("bft", "cft", "single")
 
 

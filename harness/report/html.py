@@ -501,7 +501,15 @@ def _replace(path: Path, document: str) -> None:
     os.replace(partial, path)
 
 
-def write(path: Path, results: dict[str, Any], run_dir: Path) -> None:
+def write(run_dir: Path, results: dict[str, Any]) -> None:
+    """report.html in `run_dir`, of a run or a campaign (the report writer `html`)."""
+    if results.get("format", "").startswith("bctest-campaign"):
+        write_campaign(run_dir / "report.html", results, run_dir)
+    else:
+        write_run(run_dir / "report.html", results, run_dir)
+
+
+def write_run(path: Path, results: dict[str, Any], run_dir: Path) -> None:
     """Render report.html of one run into `path`, atomically."""
     _replace(path, render(results, run_dir))
 

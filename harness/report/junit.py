@@ -23,7 +23,8 @@ def build(results: dict[str, Any]) -> ET.Element:
         ET.SubElement(properties, "property", name=name, value=str(value))
     failures = skipped = 0
     if campaign:
-        cases = [("cases", {"id": c["id"], "verdict": "fail" if c["verdict"] != "pass" else "pass",
+        cases = [("cases", {"id": c["id"],   # an inconclusive case is skipped, not failed
+                            "verdict": c["verdict"] if c["verdict"] in ("pass", "inconclusive") else "fail",
                             "why": f"case {c['id']}: {c['status']}, verdict {c['verdict']}"})
                  for c in results["cases"]]
     else:
@@ -50,7 +51,9 @@ def build(results: dict[str, Any]) -> ET.Element:
     return suites
 
 
-def write(path: Path, results: dict[str, Any]) -> None:
+def write(run_dir: Path, results: dict[str, Any]) -> None:
+    """junit.xml in `run_dir` (the report writer `junit`)."""
+    path = run_dir / "junit.xml"
     tree = ET.ElementTree(build(results))
     ET.indent(tree)
     partial = path.with_suffix(".xml.partial")

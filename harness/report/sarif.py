@@ -40,7 +40,9 @@ def build(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write(path: Path, results: dict[str, Any]) -> None:
+def write(run_dir: Path, results: dict[str, Any]) -> None:
+    """findings.sarif in `run_dir` (the report writer `sarif`)."""
+    path = run_dir / "findings.sarif"
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(build(results), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(partial, path)

@@ -77,7 +77,9 @@ def build(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(path: Path, results: dict[str, Any]) -> None:
+def write(run_dir: Path, results: dict[str, Any]) -> None:
+    """summary.md in `run_dir` (the report writer `markdown`)."""
+    path = run_dir / "summary.md"
     partial = path.with_name(path.name + ".partial")
     partial.write_text(build(results), encoding="utf-8")
     os.replace(partial, path)

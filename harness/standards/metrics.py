@@ -6,9 +6,11 @@ requirement) with the reason; a requirement on it is judged inconclusive, never 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from harness.checks import correctness
 
 Value = float | str | None
 
@@ -81,7 +83,7 @@ def _audit(check: str) -> Callable[[dict[str, Any]], Value]:
     return read
 
 
-METRICS: dict[str, Metric] = {m.name: m for m in [
+_FIXED: list[Metric] = [
     Metric("throughput", "tx/s", "transactions committed (threshold share of nodes) per second "
            "of the measure window", _phase("throughput")),
     Metric("send_rate", "tx/s", "transactions submitted per second of the measure window",
@@ -100,9 +102,6 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("time_to_ready", "s", "from container start until every node is ready",
            lambda r: r.get("time_to_ready_seconds")),
     Metric("node_count", "nodes", "nodes in the network", lambda r: r.get("node_count")),
-    *[Metric(f"checker_{c}", "verdict", f"the {c} checker's verdict (pass / fail / unknown)",
-             _checker(c)) for c in ("safety", "liveness", "durability", "convergence",
-                                    "fault_tolerance")],
     Metric("convergence_seconds", "s", "from the last heal until every node shares a new block",
            _convergence_seconds),
     Metric("recovery_ratio", "ratio", "worst post-fault ÷ pre-fault commit rate", _recovery_ratio),
@@ -117,7 +116,33 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
       for s in ("p50", "p99")],
     Metric("ledger_growth_bytes_per_tx", "bytes", "ledger bytes added per transaction (median node)",
            lambda r: (r.get("ledger") or {}).get("bytes_per_tx")),
-]}
+]
+
+
+def _checker_metrics() -> list[Metric]:
+    """checker_<id>: one per registered checker (harness/checks/correctness.py)."""
+    return [Metric(f"checker_{c}", "verdict", f"the {c} checker's verdict (pass / fail / unknown)",
+                   _checker(c)) for c in correctness.registry()]
+
+
+class _Metrics(Mapping[str, Metric]):
+    """Every metric by name; the checker metrics follow the registry when it changes."""
+
+    def _all(self) -> dict[str, Metric]:
+        return {m.name: m for m in [*_FIXED[:_CHECKERS_AT], *_checker_metrics(), *_FIXED[_CHECKERS_AT:]]}
+
+    def __getitem__(self, name: str) -> Metric:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+_CHECKERS_AT = next(i for i, m in enumerate(_FIXED) if m.name == "convergence_seconds")
+METRICS: Mapping[str, Metric] = _Metrics()
 
 
 def read(name: str, results: dict[str, Any]) -> tuple[Value, str | None]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from harness import verdicts
 from harness.standards import metrics
 from harness.standards.catalogue import thresholds
 
@@ -85,8 +86,7 @@ def judge_requirement(requirement: dict[str, Any], cases: dict[str, dict[str, An
         return {**base, "verdict": "not-applicable", "measured": None, "evidence": [],
                 "why": f"applies to {', '.join(conditions['consensus'])} chains; this chain is {consensus}"}
     judged = [_judge_case(requirement, case, cases.get(case)) for case in requirement["method"]["cases"]]
-    verdicts = [v for v, _, _ in judged]
-    verdict = next((v for v in ("fail", "inconclusive", "pass") if v in verdicts), "not-applicable")
+    verdict = verdicts.outcome(verdicts.worst((v for v, _, _ in judged), default="not-applicable"))
     why = "; ".join(w for v, w, _ in judged if w and v == verdict) or None
     measured = {e["case"]: e.get("figures") for _, _, e in judged}
     return {**base, "verdict": verdict, "why": why, "measured": measured,
@@ -97,13 +97,12 @@ def grade(requirements: list[dict[str, Any]]) -> dict[str, Any]:
     counts = {v: 0 for v in ("pass", "fail", "inconclusive", "not-applicable")}
     for r in requirements:
         counts[r["verdict"]] += 1
-    mandatory = [r["verdict"] for r in requirements if r["obligation"] == "mandatory"]
-    applicable = [r["verdict"] for r in requirements if r["verdict"] != "not-applicable"]
-    if "fail" in mandatory:
+    mandatory = verdicts.worst(r["verdict"] for r in requirements if r["obligation"] == "mandatory")
+    if mandatory == "fail":
         letter, verdict = "F", "fail"
-    elif "inconclusive" in mandatory:
+    elif mandatory == "unknown":
         letter, verdict = "C", "inconclusive"
-    elif all(v == "pass" for v in applicable):
+    elif verdicts.worst(r["verdict"] for r in requirements) == "pass":
         letter, verdict = "A", "pass"
     else:
         letter, verdict = "B", "pass"

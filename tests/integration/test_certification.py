@@ -60,8 +60,10 @@ def campaign_run(docker_client, cometbft_image, tmp_path_factory):
 
 def test_campaign_judges_every_requirement_with_evidence(campaign_run, docker_client):
     done, run_dir, _ = campaign_run
-    # Only one of the catalogues' cases ran: mandatory evidence is missing, so not certified.
-    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    # Only one of the catalogues' cases ran: mandatory evidence is missing, so nothing failed
+    # but no certification can be claimed: inconclusive (exit 4).
+    assert done.returncode == 4, done.stdout[-3000:] + done.stderr[-3000:]
+    assert results(run_dir)["verdict"] == "inconclusive"
     got = results(run_dir)
     assert got["format"] == "bctest-campaign/1" and got["status"] == "complete"
     assert [c["id"] for c in got["cases"]] == ["pressure-4"] and got["cases"][0]["verdict"] == "pass"
@@ -136,7 +138,7 @@ def test_rejudge_with_another_catalogue_needs_no_engine(campaign_run, tmp_path):
     subprocess.run(["cp", "-r", str(run_dir), str(copy)], check=True)
     done = bctest("report", str(copy), "--standard", str(ROOT / "standards" / "reliability.yaml"),
                   env={"DOCKER_HOST": "unix:///nonexistent.sock"}, timeout=120)
-    assert done.returncode == 1, done.stdout + done.stderr   # reliability cases were not run
+    assert done.returncode == 4, done.stdout + done.stderr   # reliability cases were not run
     got = results(copy)
     assert [s["id"] for s in got["standards"]] == ["bctest-reliability"]
     assert {r["standard"] for r in got["requirements"]} == {"bctest-reliability"}

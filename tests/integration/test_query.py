@@ -39,8 +39,9 @@ def test_query_phase_reads_the_runs_transactions_back_and_is_judged(docker_clien
     suite = write_suite(tmp_path, "query", SUITE)
     run_dir = tmp_path / "run"
     done = bctest("run", str(suite), "--out", str(run_dir))
-    # other requirements of the catalogue (spike, 16 nodes ...) lack evidence: exit 1, not 2/3
-    assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
+    # mandatory requirements of the catalogue (spike, 16 nodes ...) lack evidence: inconclusive
+    # (exit 4), or 1 if a mandatory one failed on this busy machine; never 2/3
+    assert done.returncode in (1, 4), done.stdout[-3000:] + done.stderr[-3000:]
     got = results(run_dir)
     jsonschema.validate(got, schema("results"))
     assert got["status"] == "complete"
@@ -77,7 +78,7 @@ def test_query_phase_reads_the_runs_transactions_back_and_is_judged(docker_clien
     # `bctest report` recomputes the same figures from history.jsonl alone.
     before = json.loads((run_dir / "results.json").read_text())
     (run_dir / "results.json").unlink()
-    assert bctest("report", str(run_dir)).returncode in (0, 1)
+    assert bctest("report", str(run_dir)).returncode == done.returncode
     assert results(run_dir)["phases"]["query"] == before["phases"]["query"]
     assert "query-throughput" in (run_dir / "report.html").read_text()
     assert run_objects(docker_client, got["run_id"]) == []

@@ -32,13 +32,20 @@ def test_out_of_tree_adapter_package_is_found_through_its_entry_point(
             .split("image:")[0] + 'image: {tag: "bctest/anvil:1.7.1"}\nports: {rpc: 8545}\n'
             "params: {block_time: 1, gas_limit: 300000000, quiet: true}\n")
         suite = write_suite(tmp_path, "vendor", f"name: vendor\nchain: {pack}\n"
-                            "load: {rate: 20, warmup: 1, duration: 3, settle: 10}\n")
+                            "load: {rate: 20, warmup: 1, duration: 3, settle: 10}\naudit: true\n")
         run_dir = tmp_path / "run"
         done = bctest("run", str(suite), "--out", str(run_dir))
         assert done.returncode == 0, done.stdout + done.stderr
         history_header = json.loads((run_dir / "history.jsonl").open().readline())
         assert history_header["bootstrap"] == {"adapter": "bctest-adapter-example", "nodes": ["node0"]}
-        assert results(run_dir)["chain"]["family"] == "example-evm"
+        got = results(run_dir)
+        assert got["chain"]["family"] == "example-evm"
+        # The package's own audit (entry point bctest.audits) judged the chain it read back,
+        # and its report writer (bctest.report_writers) wrote beside bctest's reports.
+        assert got["audit"]["family"] == "example-evm", got["audit"]
+        assert got["audit"]["signatures"]["verdict"] == "pass", got["audit"]
+        assert got["audit"]["hash_links"]["checked"] > 0
+        assert (run_dir / "verdicts.csv").read_text().startswith("id,verdict\n")
     finally:
         subprocess.run([*pip, "uninstall", "--yes", "bctest-adapter-example"], capture_output=True)
     gone = bctest("validate", str(pack))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import campaign, standards
-from harness.errors import InputError
+from harness import campaign, standards, verdicts
+from harness.errors import EXIT_INCONCLUSIVE, InputError
 from harness.standards import catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,3 +62,28 @@ def test_judge_traces_evidence_to_case_folders_and_marks_missing_cases(tmp_path)
     spike = next(r for r in judged["requirements"] if r["id"] == "PERF-TX-SPIKE-4")
     assert spike["verdict"] == "inconclusive" and spike["why"] == "case spike-4 was not run"
     assert judged["chain"]["name"] == "cometbft" and judged["host"] == {"cpus": 2}
+
+
+def _plan(run_dir: Path, cases: list[str]) -> None:
+    perf = standards.entry(catalogue.load(ROOT / "standards" / "performance.yaml"))
+    (run_dir / campaign.PLAN).write_text(json.dumps({
+        "format": campaign.FORMAT, "run_id": "c1", "name": "demo", "description": "", "path": "x",
+        "sha256": "0" * 64, "started_at": "2026-11-28T00:00:00Z", "harness": {"version": "t"},
+        "standards": [perf], "cases": [{"id": c, "suite": {"name": c}} for c in cases]}))
+
+
+def test_a_campaign_whose_mandatory_evidence_is_missing_is_inconclusive_and_exits_4(tmp_path):
+    # Only pressure-4 ran (and passed): mandatory requirements on other cases cannot be judged.
+    _plan(tmp_path, ["pressure-4"])
+    _case(tmp_path, "pressure-4")
+    judged = campaign.judge(tmp_path)
+    assert judged["certification"]["grade"] == "C"
+    assert judged["status"] == "complete" and judged["verdict"] == "inconclusive"
+    assert verdicts.exit_code(judged) == EXIT_INCONCLUSIVE
+
+
+def test_a_failed_case_fails_the_campaign_over_an_inconclusive_certification(tmp_path):
+    _plan(tmp_path, ["pressure-4"])
+    _case(tmp_path, "pressure-4", verdict="fail")
+    judged = campaign.judge(tmp_path)
+    assert judged["verdict"] == "fail" and verdicts.exit_code(judged) == 1

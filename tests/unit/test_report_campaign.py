@@ -57,7 +57,7 @@ def build_campaign(folder: Path) -> dict[str, Any]:
         case_dir.mkdir(parents=True)
         shutil.copy(SAMPLE / "history.jsonl", case_dir / "history.jsonl")
         (case_dir / "results.json").write_text(json.dumps(results), encoding="utf-8")
-        html.write(case_dir / "report.html", results, case_dir)
+        html.write_run(case_dir / "report.html", results, case_dir)
     campaign = {
         "format": "bctest-campaign/1", "run_id": "c0ffee1234", "name": "certification-anvil",
         "description": "anvil certification: pressure and faults",

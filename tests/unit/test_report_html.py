@@ -104,7 +104,7 @@ def sample_page(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("sample_run")
     shutil.copy(SAMPLE / "history.jsonl", folder / "history.jsonl")
     results = json.loads((SAMPLE / "results.json").read_text(encoding="utf-8"))
-    html.write(folder / "report.html", results, folder)
+    html.write_run(folder / "report.html", results, folder)
     return (folder / "report.html").read_text(encoding="utf-8")
 
 
@@ -201,7 +201,7 @@ def test_rendering_is_deterministic(sample: dict[str, Any], run_dir: Path) -> No
 def test_write_replaces_atomically(sample: dict[str, Any], run_dir: Path) -> None:
     target = run_dir / "report.html"
     target.write_text("old")
-    html.write(target, sample, run_dir)
+    html.write_run(target, sample, run_dir)
     assert target.read_text(encoding="utf-8").startswith("<!doctype html>")
     assert [p.name for p in run_dir.iterdir() if p.name.endswith(".partial")] == []
 
@@ -217,7 +217,7 @@ def test_zero_commits_and_incomplete_still_render(sample: dict[str, Any], tmp_pa
         lines.append(json.dumps(entry))
     (tmp_path / "history.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    html.write(tmp_path / "report.html", zero_commits(sample), tmp_path)
+    html.write_run(tmp_path / "report.html", zero_commits(sample), tmp_path)
     page = english((tmp_path / "report.html").read_text(encoding="utf-8"))
 
     assert re.search(r'class="verdict-banner v-incomplete"', page)
@@ -268,7 +268,7 @@ def test_missing_template_is_an_infra_error(sample: dict[str, Any], tmp_path: Pa
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BCTEST_HOME", str(tmp_path))
     with pytest.raises(InfraError, match=re.escape(str(tmp_path / "reports" / "report.html.j2"))):
-        html.write(tmp_path / "report.html", sample, tmp_path)
+        html.write_run(tmp_path / "report.html", sample, tmp_path)
     assert not (tmp_path / "report.html").exists()
 
 
@@ -451,3 +451,12 @@ def test_query_phase_figures_appear_beside_the_transaction_figures(sample: dict[
     card = re.search(r'id="query-latency">.*?<div class="value">([^<]*)<', page, re.DOTALL)
     assert card and card.group(1) == "1.5 / 4.2"
     assert "990 of 1000, throughput 198" in summary.build(results)
+
+
+def test_an_inconclusive_run_says_so_in_the_banner(sample: dict[str, Any], tmp_path: Path) -> None:
+    undecided = {**sample, "verdict": "inconclusive"}
+    html.write_run(tmp_path / "report.html", undecided, tmp_path)
+    page = english((tmp_path / "report.html").read_text())
+    assert re.search(r'<div class="verdict-banner v-inconclusive" id="verdict">\s*<div class="word">'
+                     r'inconclusive</div>', page)
+    assert "could not be decided (unknown): no pass can be claimed" in page
