@@ -20,12 +20,10 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from harness import __version__, signing, standards
+from harness import __version__, signing, standards, verdicts
 from harness.errors import (
     EXIT_INFRA_FAILED,
     EXIT_INTERRUPTED,
-    EXIT_PASS,
-    EXIT_VERDICT_FAILED,
     InfraError,
     InputError,
 )
@@ -148,7 +146,8 @@ async def _run(ctx: RunContext, stop: _Stop) -> dict[str, Any] | None:
 
 
 def execute(suite: Suite, out: Path | None, console: Console, rebuild: bool = False) -> int:
-    """Run a suite; return the exit code (0 pass, 1 a verdict failed, 3 infrastructure)."""
+    """Run a suite; return the exit code (0 pass, 1 a verdict failed, 3 infrastructure,
+    4 inconclusive: nothing failed but a verdict is unknown, 130 interrupted)."""
     run_id = new_run_id()
     run_dir = prepare_run_dir(out, suite, run_id)
     console.print(f"run {run_id}: {suite.name} → {run_dir}", highlight=False)
@@ -178,7 +177,7 @@ def execute(suite: Suite, out: Path | None, console: Console, rebuild: bool = Fa
         console.print(f"[red]the system under test took no load[/red]: {escape(refused)}; node logs in "
                       f"{run_dir / 'logs'}", highlight=False)
         return EXIT_INFRA_FAILED
-    return EXIT_PASS if results["verdict"] == "pass" else EXIT_VERDICT_FAILED
+    return verdicts.exit_code(results)
 
 
 def refused_everything(results: dict[str, Any]) -> str | None:

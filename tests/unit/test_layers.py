@@ -18,7 +18,8 @@ JUDGE_MODULES = ("harness.model", "harness.history", "harness.metrics", "harness
                  "harness.checks.durability", "harness.checks.convergence",
                  "harness.checks.fault_tolerance", "harness.standards", "harness.audit",
                  "harness.audit.evm", "harness.audit.bitcoin", "harness.audit.cometbft",
-                 "harness.signing", "harness.report", "harness.campaign")
+                 "harness.signing", "harness.report", "harness.campaign", "harness.verdicts",
+                 "harness.suite")
 
 
 def loaded_after(code: str, cwd: Path = ROOT) -> dict:
