@@ -38,6 +38,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -60,6 +61,7 @@ COIN = 100_000_000
 PARALLEL_SIGNING_ABOVE = 100_000   # below, a process pool (spawned) costs more than it saves
 LOAD_TX_VSIZE = 110            # 1 P2WPKH in, 1 P2WPKH out, with the largest low-S signature
 MAX_FANOUT_L1_OUTPUTS = 200
+TXID = re.compile(r"[0-9a-fA-F]{64}")
 SYNC_TIMEOUT = 120.0
 KEEP_HEIGHTS = 1024            # block hashes a watcher remembers per node
 
@@ -313,6 +315,10 @@ class BitcoinAdapter(AdapterBase):
 
     @staticmethod
     def response_error(status: int, body: bytes) -> str | None:
+        return BitcoinAdapter.submit_error(status, body)
+
+    @staticmethod
+    def rpc_error(status: int, body: bytes) -> str | None:
         """Bitcoin Core answers RPC errors with HTTP 500 and a JSON error object."""
         if status == 401:
             return "http 401 (rpc credentials refused)"
@@ -325,13 +331,23 @@ class BitcoinAdapter(AdapterBase):
             return f"http {status}: {text}" if text else f"http {status}"
         error = reply.get("error")
         if error:
-            if isinstance(error, dict):
-                message = str(error.get("message", error))[:200]
-                return f"{message} (code {error['code']})" if "code" in error else message
-            return str(error)[:200]
+            message = error.get("message") if isinstance(error, dict) else None
+            if not isinstance(message, str) or not message:   # never an empty reason
+                return f"error: {json.dumps(error)}"[:200]
+            return f"{message[:200]} (code {error['code']})" if "code" in error else message[:200]
         if status != 200:
             return f"http {status}"
+        if reply.get("result") is None:
+            return "reply has no result"
         return None
+
+    @staticmethod
+    def submit_error(status: int, body: bytes) -> str | None:
+        """A submission is accepted only with a txid as the result (sendrawtransaction)."""
+        error = BitcoinAdapter.rpc_error(status, body)
+        if error is None and not TXID.fullmatch(str(json.loads(body)["result"])):
+            return "reply's result is not a txid"
+        return error
 
     # -- the read workload ------------------------------------------------------------------
     # tx: getrawtransaction <txid> false <blockhash>. The nodes run without -txindex
@@ -348,7 +364,9 @@ class BitcoinAdapter(AdapterBase):
     @staticmethod
     def query_error(status: int, body: bytes) -> str | None:
         """Answered: no RPC error and the raw transaction's hex."""
-        error = BitcoinAdapter.response_error(status, body)
+        error = BitcoinAdapter.rpc_error(status, body)
+        if error == "reply has no result":
+            return "reply has no transaction"
         if error:
             return error
         result = json.loads(body).get("result")

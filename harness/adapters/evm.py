@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, ClassVar
@@ -30,6 +31,8 @@ from harness.chainpack import ChainPack
 from harness.model import Node
 
 TRANSFER_GAS = 21_000
+TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+HEX_QUANTITY = re.compile(r"0x[0-9a-fA-F]{1,64}")
 PARALLEL_SIGNING_ABOVE = 20_000
 
 
@@ -138,7 +141,11 @@ class EvmAdapter(AdapterBase):
 
     @staticmethod
     def response_error(status: int, body: bytes) -> str | None:
-        return jsonrpc.response_error(status, body)
+        """Accepted only with the transaction's hash as the result (eth_sendRawTransaction)."""
+        error = jsonrpc.response_error(status, body)
+        if error is None and not TX_HASH.fullmatch(str(json.loads(body)["result"])):
+            return "reply's result is not a transaction hash"
+        return error
 
     def query_subjects(self, kind: str, committed: list[Committed]) -> list[Any]:
         if kind == "balance":
@@ -154,8 +161,16 @@ class EvmAdapter(AdapterBase):
 
     @staticmethod
     def query_error(status: int, body: bytes) -> str | None:
-        """Answered: no JSON-RPC error and a non-null result (a receipt, a balance)."""
-        return jsonrpc.result_error(status, body)
+        """Answered: no JSON-RPC error and a result that is what was asked for: a receipt of
+        a mined transaction (with its block), or a balance (a hex quantity)."""
+        error = jsonrpc.result_error(status, body)
+        if error is not None:
+            return error
+        result = json.loads(body)["result"]
+        if isinstance(result, dict):
+            return None if isinstance(result.get("blockHash"), str) else "reply is not a mined receipt"
+        return None if isinstance(result, str) and HEX_QUANTITY.fullmatch(result) else \
+            "reply is neither a receipt nor a balance"
 
     async def block_at(self, node: Node, number: int) -> Block:
         return await self._block(self.control_session(), node, number, time.monotonic())

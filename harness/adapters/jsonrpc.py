@@ -41,19 +41,24 @@ async def call(session: aiohttp.ClientSession, url: str, method: str, params: li
 
 
 def response_error(status: int, body: bytes) -> str | None:
-    """Classify a JSON-RPC submission reply: None if accepted, else a short reason."""
+    """Classify a JSON-RPC submission reply: None only for an accepted submission (a JSON
+    object with a non-null `result` and no `error`), else a short reason. Total: any shape
+    a node answers gets a reason, never an exception."""
     if status != 200:
         return f"http {status}"
     try:
         reply = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):   # not JSON, not UTF-8, or nested too deep
         return "reply is not JSON"
     if not isinstance(reply, dict):
         return "reply is not a JSON object"
     error = reply.get("error")
     if error:
-        message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
-        return message[:200]
+        if isinstance(error, dict) and isinstance(error.get("message"), str) and error["message"]:
+            return error["message"][:200]
+        return f"error: {json.dumps(error)}"[:200]
+    if reply.get("result") is None:
+        return "reply has no result"
     return None
 
 
@@ -61,11 +66,10 @@ def result_error(status: int, body: bytes) -> str | None:
     """Classify a JSON-RPC read reply: None only if it has no error and a non-null result
     (a null receipt or transaction means the node does not hold what was asked for)."""
     error = response_error(status, body)
+    if error == "reply has no result":
+        return "not found (null result)"
     if error:
         return error
-    reply = json.loads(body)
-    if "result" not in reply:
-        return "reply has no result"
-    if reply["result"] is None or reply["result"] == "":
+    if json.loads(body)["result"] == "":
         return "not found (null result)"
     return None

@@ -20,6 +20,7 @@ import aiohttp
 
 from harness.model import DROPPED  # noqa: F401  (re-exported for the sender's callers)
 
+MAX_REPLY_BYTES = 1 << 20  # a submission or query reply larger than this is refused unread
 LATE_AFTER = 0.010        # a send more than 10 ms behind its schedule counts as late
 PROGRESS_EVERY = 0.5      # seconds between progress messages to the main process
 
@@ -39,6 +40,24 @@ class WorkerPlan:
                               # "module:Class.method" (e.g. query_error for the read workload)
     connections: int = 256    # open connections per node
     node_indexes: list[int] = field(default_factory=list)   # node index of each url
+
+
+def classify(response_error: Any, status: int, body: bytes) -> str | None:
+    """The adapter's verdict on one reply, made total: a reply the classifier cannot read
+    (an exception, a non-string answer, an empty reason, an oversized body) is a refusal
+    with the reason, so a node can never turn a rejection into a missing record."""
+    if len(body) > MAX_REPLY_BYTES:
+        return f"reply larger than {MAX_REPLY_BYTES} bytes"
+    try:
+        error = response_error(status, body)
+    except BaseException as exc:  # RecursionError on deep JSON, TypeError on odd shapes...
+        if not isinstance(exc, Exception | RecursionError):
+            raise
+        return f"unclassifiable reply ({type(exc).__name__}): {body[:80]!r}"[:200]
+    if error is None:
+        return None
+    text = error if isinstance(error, str) else repr(error)
+    return text[:200] or "refused (empty reason)"
 
 
 def _classifier(ref: str):
@@ -65,17 +84,22 @@ async def _send_all(plan: WorkerPlan, queue: Any, go: Any, start_at: Any, stop: 
     async def send(k: int, session: aiohttp.ClientSession) -> None:
         nonlocal in_flight
         submitted = time.monotonic()
+        error: str | None = "no reply recorded"
         try:
             async with session.post(plan.urls[plan.targets[k]], data=plan.bodies[k],
                                     headers=plan.headers) as response:
-                error = response_error(response.status, await response.read())
+                body = await response.content.read(MAX_REPLY_BYTES + 1)
+                error = classify(response_error, response.status, body)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:200]
-        records[k] = (submitted, time.monotonic(), error)
-        counters["acked"] += 1
-        if error:
-            counters["errors"] += 1
-        in_flight -= 1
+        except Exception as exc:  # whatever the reply did, this send ends refused, never missing
+            error = f"send failed: {type(exc).__name__}: {exc}"[:200]
+        finally:
+            records[k] = (submitted, time.monotonic(), error)
+            counters["acked"] += 1
+            if error:
+                counters["errors"] += 1
+            in_flight -= 1
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         # Everything is set up before we say ready, so the first sends are not late.

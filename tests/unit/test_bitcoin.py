@@ -193,8 +193,10 @@ def test_params_are_checked():
 
 
 def test_response_error_reads_json_rpc_errors_whatever_the_status():
-    ok = BitcoinAdapter.response_error(200, b'{"result":"ab","error":null,"id":1}')
+    ok = BitcoinAdapter.response_error(200, b'{"result":"%s","error":null,"id":1}' % (b"ab" * 32))
     assert ok is None
+    assert BitcoinAdapter.response_error(200, b'{"result":"ab","error":null,"id":1}') == \
+        "reply's result is not a txid"
     rejected = BitcoinAdapter.response_error(
         500, b'{"result":null,"error":{"code":-25,"message":"bad-txns-inputs-missingorspent"},"id":1}')
     assert rejected == "bad-txns-inputs-missingorspent (code -25)"

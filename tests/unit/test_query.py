@@ -124,7 +124,8 @@ def test_evm_queries_read_receipts_and_balances():
     assert request["method"] == "eth_getTransactionReceipt" and request["params"] == ["0xab"]
     request = json.loads(adapter.query_request("balance", "0xdead", 8).body)
     assert request["method"] == "eth_getBalance" and request["params"] == ["0xdead", "latest"]
-    assert EvmAdapter.query_error(200, reply({"status": "0x1"})) is None
+    assert EvmAdapter.query_error(200, reply({"status": "0x1", "blockHash": "0x" + "ab" * 32})) is None
+    assert EvmAdapter.query_error(200, reply({"status": "0x1"})) == "reply is not a mined receipt"
     assert EvmAdapter.query_error(200, reply("0x0")) is None                 # a zero balance is an answer
     assert "not found" in EvmAdapter.query_error(200, reply(None))           # null receipt: not answered
     assert EvmAdapter.query_error(200, reply(None, {"code": -32000, "message": "boom"})) == "boom"

@@ -1,0 +1,129 @@
+"""A node that lies in its replies cannot raise its success ratio.
+
+Before: a reply the sender could not classify (`{"error":{"message":0}}`, deeply nested
+JSON, ...) raised inside the send task, the record stayed empty, the transaction counted
+as "not sent" and the success ratio rose (a stub refusing half the txs this way went from
+0.88 to 1.0). Now every due send ends acknowledged or refused with a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.adapters import jsonrpc
+from harness.adapters.bitcoin import BitcoinAdapter
+from harness.adapters.evm import EvmAdapter
+from harness.adapters.cometbft import query_error as comet_query_error
+from harness.adapters.cometbft import response_error as comet_response_error
+from harness.load.driver import plan_workers, run_senders
+from harness.load.sender import MAX_REPLY_BYTES, classify
+from harness.model import Prepared
+
+CLASSIFIERS = {
+    "evm submit": EvmAdapter.response_error, "evm read": EvmAdapter.query_error,
+    "cometbft submit": comet_response_error, "cometbft read": comet_query_error,
+    "bitcoin submit": BitcoinAdapter.response_error, "bitcoin read": BitcoinAdapter.query_error,
+}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["error", "result", "message", "code", "data", "log", "id", "jsonrpc"])
+        | st.text(max_size=8), inner, max_size=5),
+    max_leaves=20)
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+LIES = [b'{"error":{"message":0}}', DEEP, b"not json at all", b'{"result":null}', b"{}",
+        b'{"jsonrpc":"2.0","id":1}', b'{"error":[1,2]}', b'\xff\xfe', b'{"result":{"code":"x"}}',
+        b'{"error":{"message":""},"result":"0xab"}']
+
+
+def truly_accepted(body: bytes) -> bool:
+    """The stub's own truth for a submission reply: a JSON object with a non-null result
+    and no error (what every family's protocol calls an acceptance)."""
+    try:
+        reply = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(reply, dict) and not reply.get("error") and reply.get("result") is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values, status=st.sampled_from([200, 200, 200, 400, 500]))
+def test_no_reply_shape_makes_a_classifier_raise_or_accept_without_a_result(value, status):
+    body = json.dumps(value).encode()
+    for name, classifier in CLASSIFIERS.items():
+        error = classify(classifier, status, body)
+        assert error is None or (isinstance(error, str) and 0 < len(error) <= 200), (name, error)
+        if error is None:   # accepted: then the reply really said so
+            assert status == 200 and truly_accepted(body), (name, body)
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=st.binary(max_size=200))
+def test_arbitrary_bytes_never_count_as_accepted_unless_they_are_an_acceptance(body):
+    for name, classifier in CLASSIFIERS.items():
+        error = classify(classifier, 200, body)
+        assert error is None or error, name
+        if error is None:
+            assert truly_accepted(body), (name, body)
+
+
+def test_known_lies_are_refusals_with_a_reason():
+    for lie in LIES:
+        for name, classifier in CLASSIFIERS.items():
+            error = classify(classifier, 200, lie)
+            assert error, (name, lie[:40])
+
+
+def test_an_oversized_reply_is_refused_unread():
+    assert classify(jsonrpc.response_error, 200, b" " * (MAX_REPLY_BYTES + 1)).startswith("reply larger")
+
+
+def test_a_classifier_that_raises_or_answers_oddly_still_gives_a_reason():
+    def boom(status, body):
+        raise KeyError("result")
+
+    assert classify(boom, 200, b"{}").startswith("unclassifiable reply (KeyError)")
+    assert classify(lambda s, b: 0, 200, b"{}") == "0"
+    assert classify(lambda s, b: "", 200, b"{}") == "refused (empty reason)"
+
+
+def test_real_senders_against_a_lying_node_count_exactly_the_truth():
+    """Sender processes against a stub node on 127.0.0.1 that accepts even txs properly and
+    answers odd ones with a lie: the success ratio is the truth (1/2), every due send has a
+    record, every refusal a reason."""
+    count = 40
+
+    async def scenario():
+        async def handle(request: web.Request) -> web.Response:
+            i = int((await request.read()).decode())
+            if i % 2 == 0:
+                return web.Response(body=b'{"jsonrpc":"2.0","id":1,"result":"0x%064x"}' % i)
+            return web.Response(body=LIES[i // 2 % len(LIES)])
+
+        app = web.Application()
+        app.router.add_post("/", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            prepared = [Prepared(body=str(i).encode(), tx_id=str(i)) for i in range(count)]
+            plans = plan_workers(prepared, [(0, f"http://127.0.0.1:{port}/")], 100.0, 2, 64, 10.0,
+                                 {}, "harness.adapters.evm:EvmAdapter")
+            return await run_senders(plans, count, lambda: False, lambda p: None, lambda t: None)
+        finally:
+            await runner.cleanup()
+
+    records, progress = asyncio.run(scenario())
+    assert all(r is not None for r in records)
+    accepted = [r for r in records if r.error is None]
+    assert len(accepted) == count // 2 and all(r.i % 2 == 0 for r in accepted)
+    assert all(r.error for r in records if r.i % 2) and progress.errors == count // 2
