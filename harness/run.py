@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness import __version__, adapters, audit, hostinfo, signing, standards
+from harness import __version__, adapters, audit, hostinfo, lifetime, signing, standards
 from harness.errors import (
     EXIT_INFRA_FAILED,
     EXIT_INTERRUPTED,
@@ -227,6 +227,7 @@ async def _run(suite: Suite, run_dir: Path, run_id: str, console: Console, rebui
 def execute(suite: Suite, out: Path | None, console: Console, rebuild: bool = False) -> int:
     """Run a suite; return the exit code (0 pass, 1 a verdict failed, 3 infrastructure)."""
     run_id = new_run_id()
+    lifetime.mark_run(run_id)   # every process the run starts carries it (bctest clean)
     run_dir = prepare_run_dir(out, suite, run_id)
     console.print(f"run {run_id}: {suite.name} → {run_dir}", highlight=False)
     stop = _Stop()
