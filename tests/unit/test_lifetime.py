@@ -236,3 +236,18 @@ def test_leftover_runs_judge_the_owner_by_pid_and_start_time(monkeypatch, tmp_pa
         volumes=FakeObjects([]))
     assert rt.leftover_runs(client) == ["reused"]
     assert rt.leftover_runs(client, include_live=True) == ["foreign", "live", "old-label", "reused"]
+
+
+def test_disk_folders_of_a_gone_owner_are_orphans_at_once_of_a_live_one_never(tmp_path, monkeypatch):
+    from harness.runtime import disks
+
+    monkeypatch.setenv("BCTEST_DISKS", str(tmp_path))
+    me = lifetime.this_process()
+    owners = {"mine": me, "gone": Owner(me.pidns, me.pid, me.start + 1),
+              "elsewhere": Owner("1", me.pid, me.start + 1)}   # another PID namespace: by age
+    for name, owner in owners.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / disks.OWNER).write_text(owner.token())
+    old = time.time() - 600
+    os.utime(tmp_path / "mine", (old, old))
+    assert disks.orphaned_runs(set()) == ["gone"]
