@@ -235,25 +235,39 @@ class Ended:
     how: str        # "SIGTERM", "SIGKILL", "exited" (left by itself), "gone", "failed: ..."
 
 
-def _open(process: RunProcess) -> int | None:
-    """A pidfd for exactly this process, or None when it is gone (or its pid is now a
-    stranger's): the start time is checked after the pidfd pins the process."""
-    try:
-        fd = os.pidfd_open(process.pid)
-    except (ProcessLookupError, OSError):
-        return None
-    if start_time(process.pid) != process.start:
-        os.close(fd)
-        return None
-    return fd
+class _Handle:
+    """Signals exactly one process: through a pidfd opened before its start time is checked
+    again (so a pid reused since the scan is never signalled); by pid where the kernel has
+    no pidfd (Linux < 5.3), checking the start time just before."""
 
+    def __init__(self, process: RunProcess) -> None:
+        self.process, self.fd = process, None
+        try:
+            self.fd = os.pidfd_open(process.pid)
+        except ProcessLookupError:
+            pass
+        except OSError:   # no pidfd here
+            pass
+        self.alive = not _gone(process)
 
-def _signal(fd: int, signum: int) -> bool:
-    try:
-        signal.pidfd_send_signal(fd, signum)
-        return True
-    except ProcessLookupError:
-        return False
+    def send(self, signum: int) -> str | None:
+        """None when sent; else why not ("gone", or the error)."""
+        try:
+            if self.fd is not None:
+                signal.pidfd_send_signal(self.fd, signum)
+            elif _gone(self.process):
+                return "gone"
+            else:
+                os.kill(self.process.pid, signum)
+            return None
+        except ProcessLookupError:
+            return "gone"
+        except OSError as exc:
+            return f"failed: {exc.strerror or exc}"
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
 
 
 def _gone(process: RunProcess) -> bool:
@@ -269,27 +283,26 @@ def _wait(processes: list[RunProcess], timeout: float) -> None:
 def end(processes: list[RunProcess], grace: float = 5.0) -> list[Ended]:
     """SIGTERM every process but the resource trackers, give them `grace` seconds (the
     trackers leave by themselves once the rest is gone), then SIGKILL what is left."""
-    fds = {p.pid: _open(p) for p in processes}
-    ended = {p.pid: Ended(p, "gone") for p in processes}
+    handles = [_Handle(p) for p in processes]
+    ended = [Ended(p, "gone") for p in processes]
     try:
-        for process in processes:
-            fd = fds[process.pid]
-            if fd is None:
+        for handle, outcome in zip(handles, ended, strict=True):
+            if not handle.alive:
                 continue
-            ended[process.pid].how = "exited"
-            if not process.tracker and _signal(fd, signal.SIGTERM):
-                ended[process.pid].how = "SIGTERM"
-        alive = [p for p in processes if fds[p.pid] is not None]
-        _wait(alive, grace)
-        for process in alive:
-            if not _gone(process) and _signal(fds[process.pid], signal.SIGKILL):   # type: ignore[arg-type]
-                ended[process.pid].how = "SIGKILL"
-        _wait(alive, 2.0)
-        for process in alive:
-            if not _gone(process):
-                ended[process.pid].how = "failed: still running after SIGKILL"
+            outcome.how = "exited"
+            if not handle.process.tracker:
+                outcome.how = handle.send(signal.SIGTERM) or "SIGTERM"
+        alive = [h for h in handles if h.alive]
+        _wait([h.process for h in alive], grace)
+        for handle, outcome in zip(handles, ended, strict=True):
+            if handle.alive and not _gone(handle.process):
+                why = handle.send(signal.SIGKILL)
+                outcome.how = "SIGKILL" if why is None else (outcome.how if why == "gone" else why)
+        _wait([h.process for h in alive], 2.0)
+        for handle, outcome in zip(handles, ended, strict=True):
+            if handle.alive and not _gone(handle.process) and not outcome.how.startswith("failed"):
+                outcome.how = "failed: still running after SIGKILL"
     finally:
-        for fd in fds.values():
-            if fd is not None:
-                os.close(fd)
-    return [ended[p.pid] for p in processes]
+        for handle in handles:
+            handle.close()
+    return ended

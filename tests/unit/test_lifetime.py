@@ -146,6 +146,19 @@ def test_end_never_signals_a_pid_whose_start_time_changed():
         stranger.wait()
 
 
+def test_end_works_without_pidfds(monkeypatch):
+    def no_pidfd(_pid):
+        raise OSError(38, "Function not implemented")
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    polite = spawn(POLITE)
+    try:
+        assert [e.how for e in lifetime.end([as_run_process(polite)], grace=0.5)] == ["SIGTERM"]
+        assert polite.wait(5) == -signal.SIGTERM
+    finally:
+        polite.kill()
+        polite.wait()
+
+
 PARENT = """
 import subprocess, sys, time
 child = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]], stdout=subprocess.PIPE, text=True)
