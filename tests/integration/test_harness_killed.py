@@ -63,12 +63,16 @@ checks:
 """
 
 
-def _processes_of(run_id: str, marked_only: bool) -> list[str]:
+STRAY = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+         "print('up', flush=True); time.sleep(120)")
+
+
+def _processes_of(run_id: str, marked_only: bool, but: int = 0) -> list[str]:
     """Processes whose environment names the run (node processes in its containers carry
     BCTEST_RUN_ID too; the harness's own children also carry BCTEST_OWNER)."""
     out = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == but:
             continue
         try:
             env = (entry / "environ").read_bytes().split(b"\0")
@@ -81,6 +85,14 @@ def _processes_of(run_id: str, marked_only: bool) -> list[str]:
             continue
         out.append(f"{entry.name} {command.strip()[:150]}")
     return out
+
+
+def _owner_of(run_id: str) -> str:
+    """The BCTEST_OWNER mark the run's children carry."""
+    for process in lifetime.marked_processes():
+        if process.run_id == run_id:
+            return process.owner.token()
+    raise AssertionError(f"no marked process of run {run_id}")
 
 
 def _mounts_under(folder: Path) -> list[str]:
@@ -127,7 +139,7 @@ def test_sigkilled_harness_leaves_nothing_after_clean(docker_client, cometbft_im
     harness = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(suite), "--out",
                                 str(tmp_path / "run")], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-    run_id = None
+    run_id, stray = None, None
     try:
         output = _read_until(harness, [re.compile(r"fault slow: delay node0, node1 at"),
                                        re.compile(r"fault disk: disk node1 at")],
@@ -146,14 +158,20 @@ def test_sigkilled_harness_leaves_nothing_after_clean(docker_client, cometbft_im
         network = docker_client.networks.get(f"bctest-{run_id}")
         bridge, subnet = f"br-{network.id[:12]}", network.attrs["IPAM"]["Config"][0]["Subnet"]
         assert bridge in _host_rules() or subnet in _host_rules()   # what we look for exists
+        # A process of the run that escaped its parent (as a future child without
+        # die_with_parent would) and ignores SIGTERM: clean must end it all the same.
+        owner = _owner_of(run_id)
+        stray = subprocess.Popen([sys.executable, "-c", STRAY], stdout=subprocess.PIPE, text=True,
+                                 env={**os.environ, lifetime.OWNER_ENV: owner, lifetime.RUN_ENV: run_id})
+        assert stray.stdout.readline().strip() == "up"
         harness.send_signal(signal.SIGKILL)
         harness.wait(10)
 
         # Children die with the run, before anyone cleans.
         deadline = time.monotonic() + 10
-        while _processes_of(run_id, marked_only=True) and time.monotonic() < deadline:
+        while _processes_of(run_id, marked_only=True, but=stray.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _processes_of(run_id, marked_only=True) == [], "outlived the SIGKILLed harness"
+        assert _processes_of(run_id, marked_only=True, but=stray.pid) == [], "outlived the SIGKILLed harness"
 
         # Another run starting on this engine removes dead runs' engine objects too; the
         # data disk lives under our own BCTEST_DISKS, so only this clean can unmount it.
@@ -164,6 +182,8 @@ def test_sigkilled_harness_leaves_nothing_after_clean(docker_client, cometbft_im
             assert f"run {run_id}: removed 2 containers" in cleaned.stdout, cleaned.stdout
         assert f"run {run_id}: removed" in cleaned.stdout and "1 data disks unmounted" in cleaned.stdout, \
             cleaned.stdout
+        assert f"run {run_id}: ended process {stray.pid} (SIGKILL)" in cleaned.stdout, cleaned.stdout
+        assert stray.wait(5) == -signal.SIGKILL
         assert _processes_of(run_id, marked_only=False) == []
         assert run_objects(docker_client, run_id) == []
         assert _mounts_under(disk_root) == [] and _loops_on(disk_root) == []
@@ -174,5 +194,8 @@ def test_sigkilled_harness_leaves_nothing_after_clean(docker_client, cometbft_im
         if harness.poll() is None:
             harness.kill()
             harness.wait()
+        if stray is not None:
+            stray.kill()
+            stray.wait()
         if run_id:   # whatever the assertions found, leave the machine clean
             bctest("clean", timeout=120)
