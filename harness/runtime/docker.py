@@ -339,12 +339,15 @@ class Removed:
         return len(self.containers) + len(self.networks) + len(self.volumes) + self.disks
 
     def describe(self) -> str:
-        parts = [f"{len(names)} {kind} ({', '.join(names)})" for kind, names in
-                 (("containers", self.containers), ("networks", self.networks),
-                  ("volumes", self.volumes)) if names]
+        """E.g. "2 containers (a, b); 1 network (n); 1 data disk (unmounted)"."""
+        def count(n: int, kind: str) -> str:
+            return f"{n} {kind}{'' if n == 1 else 's'}"
+        parts = [f"{count(len(names), kind)} ({', '.join(names)})" for kind, names in
+                 (("container", self.containers), ("network", self.networks),
+                  ("volume", self.volumes)) if names]
         if self.disks:
-            parts.append(f"{self.disks} data disks unmounted")
-        return "; ".join(parts) or "no engine objects or disks"
+            parts.append(f"{count(self.disks, 'data disk')} (unmounted)")
+        return "; ".join(parts) or "nothing (already gone)"
 
 
 def remove_run_objects(client: docker.DockerClient, run_id: str) -> Removed:

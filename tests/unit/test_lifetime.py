@@ -264,3 +264,13 @@ def test_disk_folders_of_a_gone_owner_are_orphans_at_once_of_a_live_one_never(tm
     old = time.time() - 600
     os.utime(tmp_path / "mine", (old, old))
     assert disks.orphaned_runs(set()) == ["gone"]
+
+
+def test_clean_names_what_it_removed():
+    from harness.runtime.docker import Removed
+
+    removed = Removed(containers=["bctest-r-node0", "bctest-r-node1"], networks=["bctest-r"], disks=1)
+    assert removed.count == 4
+    assert removed.describe() == ("2 containers (bctest-r-node0, bctest-r-node1); 1 network (bctest-r); "
+                                  "1 data disk (unmounted)")
+    assert Removed().describe() == "nothing (already gone)"
