@@ -246,7 +246,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
     client = connect()
     # Processes first: a sender still firing at a node or a delayer still holding its
     # packets goes before the node does.
-    ended = lifetime.end(lifetime.orphans(include_live=args.all))
+    ended = [item for item in lifetime.end(lifetime.orphans(include_live=args.all))
+             if item.how != "gone"]   # gone between the scan and the signal: nothing was done
     for item in ended:
         process = item.process
         console.print(f"run {process.run_id}: ended process {process.pid} ({item.how}): "

@@ -232,7 +232,7 @@ def orphans(include_live: bool = False, proc: Path = PROC) -> list[RunProcess]:
 @dataclass
 class Ended:
     process: RunProcess
-    how: str        # "SIGTERM", "SIGKILL", "exited" (left by itself), "gone", "failed: ..."
+    how: str        # "SIGTERM", "SIGKILL", "left by itself" (a tracker), "gone", "failed: ..."
 
 
 class _Handle:
@@ -289,7 +289,7 @@ def end(processes: list[RunProcess], grace: float = 5.0) -> list[Ended]:
         for handle, outcome in zip(handles, ended, strict=True):
             if not handle.alive:
                 continue
-            outcome.how = "exited"
+            outcome.how = "left by itself"
             if not handle.process.tracker:
                 outcome.how = handle.send(signal.SIGTERM) or "SIGTERM"
         alive = [h for h in handles if h.alive]
