@@ -274,3 +274,37 @@ def test_clean_names_what_it_removed():
     assert removed.describe() == ("2 containers (bctest-r-node0, bctest-r-node1); 1 network (bctest-r); "
                                   "1 data disk (unmounted)")
     assert Removed().describe() == "nothing (already gone)"
+
+
+ABANDONING = """
+import multiprocessing, time
+from harness import lifetime
+if __name__ == "__main__":
+    lifetime.mark_run("unit-orphans")
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()              # a named semaphore: the resource tracker has work
+    worker = context.Process(target=time.sleep, args=(60,))   # no die_with_parent
+    worker.start()
+    print(worker.pid, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_clean_ends_an_abandoned_worker_and_the_tracker_then_leaves_by_itself():
+    harness = subprocess.Popen([sys.executable, "-c", ABANDONING], cwd=ROOT, stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        worker = int(harness.stdout.readline())
+        harness.kill()
+        harness.wait()
+        found = [p for p in lifetime.orphans() if p.run_id == "unit-orphans"]
+        assert sorted(p.tracker for p in found) == [False, True] and worker in [p.pid for p in found]
+        ended = {("tracker" if e.process.tracker else "worker"): e.how for e in lifetime.end(found, grace=5)}
+        assert ended == {"worker": "SIGTERM", "tracker": "left by itself"}
+        assert [p for p in lifetime.orphans() if p.run_id == "unit-orphans"] == []
+    finally:
+        harness.kill()
+        harness.wait()
+        for p in lifetime.orphans():
+            if p.run_id == "unit-orphans":
+                os.kill(p.pid, signal.SIGKILL)
