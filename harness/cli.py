@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness import __version__, paths
-from harness.errors import EXIT_INVALID_INPUT, EXIT_PASS, BctestError, InputError
+from harness.errors import EXIT_INVALID_INPUT, EXIT_PASS, BctestError, InfraError, InputError
 from harness.verdicts import exit_code
 
 console = Console(stderr=False, highlight=False, soft_wrap=True)
@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="judge against this requirement catalogue instead of the run's own "
                              "(repeatable); needs no chain")
 
-    clean = sub.add_parser("clean", help="remove containers/networks/volumes left by dead runs")
+    clean = sub.add_parser("clean", help="end the processes and remove the containers, networks, "
+                                          "volumes and data disks left by dead runs")
     clean.add_argument("--all", action="store_true", help="also remove those of runs still alive")
 
     images = sub.add_parser("images", help="build chain images")
@@ -240,14 +241,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from harness.runtime.docker import connect, leftover_runs, remove_run
+    from harness import lifetime
+    from harness.runtime.docker import connect, leftover_runs, remove_run_objects
 
     client = connect()
+    # Processes first: a sender still firing at a node or a delayer still holding its
+    # packets goes before the node does.
+    ended = [item for item in lifetime.end(lifetime.orphans(include_live=args.all))
+             if item.how != "gone"]   # gone between the scan and the signal: nothing was done
+    for item in ended:
+        process = item.process
+        console.print(f"run {process.run_id}: ended process {process.pid} ({item.how}): "
+                      f"{process.command[:160]}", highlight=False, markup=False)
     runs = leftover_runs(client, include_live=args.all)
     for run_id in runs:
-        console.print(f"run {run_id}: removed {remove_run(client, run_id)} objects")
-    if not runs:
+        console.print(f"run {run_id}: removed {remove_run_objects(client, run_id).describe()}",
+                      highlight=False, markup=False)
+    if not runs and not ended:
         console.print("nothing to clean")
+    failed = [item for item in ended if item.how.startswith("failed")]
+    if failed:
+        raise InfraError("could not end " + ", ".join(f"process {i.process.pid} ({i.how})" for i in failed))
     return EXIT_PASS
 
 

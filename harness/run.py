@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from harness import __version__, signing, standards, verdicts
+from harness import __version__, lifetime, signing, standards, verdicts
 from harness.errors import (
     EXIT_INFRA_FAILED,
     EXIT_INTERRUPTED,
@@ -149,6 +149,7 @@ def execute(suite: Suite, out: Path | None, console: Console, rebuild: bool = Fa
     """Run a suite; return the exit code (0 pass, 1 a verdict failed, 3 infrastructure,
     4 inconclusive: nothing failed but a verdict is unknown, 130 interrupted)."""
     run_id = new_run_id()
+    lifetime.mark_run(run_id)   # every process the run starts carries it (bctest clean)
     run_dir = prepare_run_dir(out, suite, run_id)
     console.print(f"run {run_id}: {suite.name} → {run_dir}", highlight=False)
     stop = _Stop()

@@ -49,6 +49,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from harness import lifetime
 from harness.adapters import bitcoin_tx as btx
 from harness.adapters import jsonrpc
 from harness.adapters.base import AdapterBase, Block, Committed, OnBlock, Prepared
@@ -577,7 +578,9 @@ class BitcoinAdapter(AdapterBase):
         size = -(-count // (workers * 4))
         jobs = [(rows[i:i + size], secrets_, self.recipients, self.load_fee)
                 for i in range(0, count, size)]
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=lifetime.die_with_parent,   # die with the harness
+                                 initargs=(os.getpid(),)) as pool:
             return [p for batch in pool.map(sign_load_batch, jobs) for p in batch]
 
     # -- drive: the harness is the miner -------------------------------------------------

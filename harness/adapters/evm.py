@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
+from harness import lifetime
 from harness.adapters import jsonrpc
 from harness.adapters.base import AdapterBase, Block, Committed, OnBlock, Prepared
 from harness.adapters.evm_tx import derive_account, public_key_hex, sign_transfer
@@ -136,7 +137,9 @@ class EvmAdapter(AdapterBase):
         workers = os.cpu_count() or 1
         size = -(-count // (workers * 4))
         jobs = [(rows[i:i + size], self.gas_price, self.chain_id) for i in range(0, count, size)]
-        with ProcessPoolExecutor(workers) as pool:
+        # Workers die with the harness (harness.lifetime): an orphan blocks for ever on its result.
+        with ProcessPoolExecutor(workers, initializer=lifetime.die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             return [p for batch in pool.map(_sign_batch, jobs) for p in batch]
 
     @staticmethod

@@ -10,7 +10,10 @@ Release times never go backwards (a packet waits for the one queued before it), 
 delays packets without reordering them: TCP between nodes sees a slower link, not a
 broken one. The iptables rule carries --queue-bypass: if this process is gone, packets
 pass undelayed instead of being dropped. On SIGTERM or SIGINT every held packet is let
-go at once before the process exits; it also exits when its parent (the run) is gone.
+go at once before the process exits. It does the same within half a second of its parent
+(the run's process, `--parent`) being gone, SIGKILL included: it watches its parent pid
+rather than take a parent-death signal, because the nemesis starts it from a worker thread
+and that signal fires when the starting *thread* ends (harness.lifetime).
 
 The netlink messages are packed and parsed here (no libnetfilter_queue needed); the
 layouts are those of linux/netfilter/nfnetlink_queue.h.
@@ -179,9 +182,14 @@ def _bind(sock: socket.socket, queue: int) -> None:
                 raise OSError(reply.error, f"binding NFQUEUE {queue}: {os.strerror(reply.error)}")
 
 
-def serve(queue: int, delay_ms: float, jitter_ms: float, seed: int) -> int:
+def serve(queue: int, delay_ms: float, jitter_ms: float, seed: int, parent: int | None = None) -> int:
     schedule = Schedule(delay_ms / 1000.0, jitter_ms / 1000.0, seed)
-    parent = os.getppid()
+    # The pid the run gave us, not whoever is our parent by now: if the run died before
+    # this line we were adopted already and must not take the adopter for the run.
+    parent = os.getppid() if parent is None else parent
+    if os.getppid() != parent:
+        print(f"nfqueue {queue}: the run (pid {parent}) is gone; not starting", file=sys.stderr, flush=True)
+        return 1
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     sock.bind((0, 0))
@@ -228,9 +236,11 @@ STOP_TIMEOUT = 5.0
 
 def start(pid: int, queue: int, delay_ms: float, jitter_ms: float, seed: int) -> subprocess.Popen[str]:
     """A delayer bound to `queue` in the network namespace of process `pid`, once it is ready."""
+    # nsenter entering only a network namespace execs without forking: the delayer is our
+    # child, watches our pid, and carries the run's marks (harness.lifetime) for `bctest clean`.
     argv = ["nsenter", "-t", str(pid), "-n", sys.executable, "-m", "harness.faults.nfqueue",
             "--queue", str(queue), "--delay-ms", f"{delay_ms:g}", "--jitter-ms", f"{jitter_ms:g}",
-            "--seed", str(seed)]
+            "--seed", str(seed), "--parent", str(os.getpid())]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -265,9 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay-ms", type=float, required=True)
     parser.add_argument("--jitter-ms", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parent", type=int, default=None,
+                        help="the run's pid: let every packet go and exit when it is gone")
     args = parser.parse_args(argv)
     try:
-        return serve(args.queue, args.delay_ms, args.jitter_ms, args.seed)
+        return serve(args.queue, args.delay_ms, args.jitter_ms, args.seed, args.parent)
     except OSError as exc:
         print(f"nfqueue {args.queue}: {exc}", file=sys.stderr, flush=True)
         return 1

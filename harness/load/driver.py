@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import queue as queue_module
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from harness import lifetime
 from harness.errors import InfraError
 from harness.load.sender import WorkerPlan, run_worker
 from harness.model import Prepared, SendRecord, node_for, scheduled_offset
@@ -64,7 +66,11 @@ async def run_senders(plans: list[WorkerPlan], total: int, stop_requested: Calla
     messages = context.Queue()
     go, stop = context.Event(), context.Event()
     start_at = context.Value("d", 0.0)
-    processes = [context.Process(target=run_worker, args=(plan, messages, go, start_at, stop),
+    # Each sender dies with this process (SIGKILLed harness included): one left behind would
+    # block for ever writing its records to a queue nobody reads. This thread joins them
+    # below, so it outlives them, as the parent-death signal needs.
+    processes = [context.Process(target=lifetime.run_as_child,
+                                 args=(os.getpid(), run_worker, plan, messages, go, start_at, stop),
                                  name=f"bctest-sender-{plan.worker}", daemon=True)
                  for plan in plans]
     for process in processes:

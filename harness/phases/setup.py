@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from harness import adapters, hostinfo
+from harness import adapters, hostinfo, lifetime
 from harness.adapters.base import Adapter
 from harness.errors import InfraError
 from harness.faults import netns
@@ -105,6 +105,10 @@ async def setup(ctx: RunContext) -> None:
     for dead in await asyncio.to_thread(leftover_runs, ctx.client):
         removed = await asyncio.to_thread(remove_run, ctx.client, dead)
         ctx.say(f"removed {removed} objects left by dead run {dead}")
+    stray = await asyncio.to_thread(lifetime.orphans)
+    if stray:    # processes of a harness that was killed: they would compete for the CPU
+        await asyncio.to_thread(lifetime.end, stray)
+        ctx.say(f"ended {len(stray)} processes left by dead runs")
     if any(step.action in NETWORK_ACTIONS for step in suite.faults):
         netns.preflight()
     adapter_cls = adapters.adapter_class(suite.chain.family, str(suite.chain.manifest))

@@ -23,11 +23,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import lifetime
 from harness.errors import InfraError
 
 TOOLS = ("mount", "umount", "mkfs.ext4")
 CAPACITY = 256 << 20   # each data filesystem: room for a test run's ledger, small to fill
 FILLER = ".bctest-disk-fill"
+OWNER = ".bctest-owner"   # the harness process that made the run's disks (harness.lifetime)
 
 
 def root() -> Path:
@@ -74,6 +76,7 @@ def _format_and_mount(disk: DataDisk) -> None:
 def create(run_id: str, node: str, size: int) -> DataDisk:
     folder = root() / run_id
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / OWNER).write_text(lifetime.this_process().token())
     disk = DataDisk(node=node, size=size, image=folder / f"{node}.ext4", mountpoint=folder / node)
     _format_and_mount(disk)
     return disk
@@ -145,15 +148,27 @@ def remove_run(run_id: str) -> int:
     return len(points)
 
 
+def _orphaned(folder: Path, now: float, min_age: float) -> bool:
+    """The run's harness is gone: judged by the owner it wrote (pid and start time, in our
+    PID namespace), else by age, since a starting run makes its disks moments before its
+    containers."""
+    try:
+        owner = lifetime.parse_owner((folder / OWNER).read_text())
+    except OSError:
+        owner = None
+    if owner is not None and owner.pidns == lifetime.pid_namespace():
+        return not lifetime.owner_alive(owner)
+    return now - folder.stat().st_mtime > min_age
+
+
 def orphaned_runs(known: set[str], min_age: float = 60.0) -> list[str]:
     """Runs with data disks but no object left in the engine (the harness died between
-    removing its containers and unmounting). Young folders are skipped: a starting run
-    makes its disks moments before its containers."""
+    removing its containers and unmounting, or something else removed them)."""
     if not root().is_dir():
         return []
     now = time.time()
     return sorted(folder.name for folder in root().iterdir()
-                  if folder.is_dir() and folder.name not in known and now - folder.stat().st_mtime > min_age)
+                  if folder.is_dir() and folder.name not in known and _orphaned(folder, now, min_age))
 
 
 def parse_size(text: str) -> int:

@@ -12,6 +12,7 @@ import os
 import socket
 import tarfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import docker
 import docker.errors
 import docker.types
 
+from harness import lifetime
 from harness.chainpack import ChainPack
 from harness.errors import InfraError
 from harness.model import Node  # noqa: F401  (re-exported: runtime callers name it here)
@@ -28,6 +30,7 @@ RUN_LABEL = "bctest.run"
 PID_LABEL = "bctest.pid"
 HOST_LABEL = "bctest.host"
 PIDNS_LABEL = "bctest.pidns"
+OWNER_LABEL = "bctest.owner"   # pid namespace, pid and start time of the harness (harness.lifetime)
 
 
 def _pid_namespace() -> str:
@@ -101,7 +104,8 @@ class DockerRuntime:
         self.run_id = run_id
         self.log_dir = log_dir
         self.labels = {RUN_LABEL: run_id, PID_LABEL: str(os.getpid()),
-                       HOST_LABEL: socket.gethostname(), PIDNS_LABEL: _pid_namespace()}
+                       HOST_LABEL: socket.gethostname(), PIDNS_LABEL: _pid_namespace(),
+                       OWNER_LABEL: lifetime.this_process().token()}
         self.network_name = f"bctest-{run_id}"
         self.nodes: list[Node] = []
         self._network = None
@@ -307,29 +311,63 @@ class DockerRuntime:
             remove_run(self.client, self.run_id)
 
 
-def remove_run(client: docker.DockerClient, run_id: str) -> int:
-    """Remove every container, network and volume labelled with this run id; return the count."""
+@dataclass
+class Removed:
+    """What remove_run_objects() removed of one run, by name."""
+
+    containers: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    disks: int = 0          # data filesystems unmounted (runtime.disks)
+
+    @property
+    def count(self) -> int:
+        return len(self.containers) + len(self.networks) + len(self.volumes) + self.disks
+
+    def describe(self) -> str:
+        """E.g. "2 containers (a, b); 1 network (n); 1 data disk (unmounted)"."""
+        def count(n: int, kind: str) -> str:
+            return f"{n} {kind}{'' if n == 1 else 's'}"
+        parts = [f"{count(len(names), kind)} ({', '.join(names)})" for kind, names in
+                 (("container", self.containers), ("network", self.networks),
+                  ("volume", self.volumes)) if names]
+        if self.disks:
+            parts.append(f"{count(self.disks, 'data disk')} (unmounted)")
+        return "; ".join(parts) or "nothing (already gone)"
+
+
+def remove_run_objects(client: docker.DockerClient, run_id: str) -> Removed:
+    """Remove every container, network and volume labelled with this run id, then its
+    data disks. Host iptables rules for the run's network and published ports are the
+    engine's and go with the network and containers; fault chains live in the nodes'
+    namespaces and die with them."""
     label = {"label": f"{RUN_LABEL}={run_id}"}
-    removed = 0
+    removed = Removed()
     for container in client.containers.list(all=True, filters=label):
         try:
             container.remove(force=True, v=True)
-            removed += 1
+            removed.containers.append(container.name)
         except docker.errors.NotFound:
             pass
     for network in client.networks.list(filters=label):
         try:
             network.remove()
-            removed += 1
+            removed.networks.append(network.name)
         except docker.errors.NotFound:
             pass
     for volume in client.volumes.list(filters=label):
         try:
             volume.remove(force=True)
-            removed += 1
+            removed.volumes.append(volume.name)
         except docker.errors.NotFound:
             pass
-    return removed + data_disks.remove_run(run_id)   # after the containers that used them
+    removed.disks = data_disks.remove_run(run_id)   # after the containers that used them
+    return removed
+
+
+def remove_run(client: docker.DockerClient, run_id: str) -> int:
+    """remove_run_objects(), counted."""
+    return remove_run_objects(client, run_id).count
 
 
 def _pid_alive(pid: int) -> bool:
@@ -358,7 +396,11 @@ def leftover_runs(client: docker.DockerClient, include_live: bool = False) -> li
         # A run driven from another host, container or PID namespace is never ours to judge:
         # its pid means nothing here.
         foreign = labels.get(HOST_LABEL) != here or labels.get(PIDNS_LABEL) != pidns
-        alive = foreign or not pid.isdigit() or _pid_alive(int(pid))
+        owner = lifetime.parse_owner(labels.get(OWNER_LABEL, ""))
+        if owner is not None and not foreign:   # pid and start time: a reused pid is not the run
+            alive = lifetime.owner_alive(owner)
+        else:
+            alive = foreign or not pid.isdigit() or _pid_alive(int(pid))
         runs[run_id] = runs.get(run_id, False) or alive
     for run_id in data_disks.orphaned_runs(set(runs)):
         runs[run_id] = False

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 
+import pytest
 from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.adapters import jsonrpc
 from harness.adapters.bitcoin import BitcoinAdapter
-from harness.adapters.evm import EvmAdapter
 from harness.adapters.cometbft import query_error as comet_query_error
 from harness.adapters.cometbft import response_error as comet_response_error
+from harness.adapters.evm import EvmAdapter
 from harness.load.driver import plan_workers, run_senders
 from harness.load.sender import MAX_REPLY_BYTES, classify
 from harness.model import Prepared
@@ -41,6 +44,24 @@ DEEP = b"[" * 100_000 + b"]" * 100_000
 LIES = [b'{"error":{"message":0}}', DEEP, b"not json at all", b'{"result":null}', b"{}",
         b'{"jsonrpc":"2.0","id":1}', b'{"error":[1,2]}', b'\xff\xfe', b'{"result":{"code":"x"}}',
         b'{"error":{"message":""},"result":"0xab"}']
+
+
+@pytest.fixture(autouse=True)
+def default_recursion_limit():
+    """The harness runs with Python's default limit (1000), under which json refuses deep
+    nesting with RecursionError. eth-account (a test dependency) raises it to 100000, where
+    DEEP overflows the C stack instead: judge the harness as it runs."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    yield
+    sys.setrecursionlimit(limit)
+
+
+def test_the_harness_keeps_the_default_recursion_limit():
+    code = ("import sys, harness.run, harness.adapters.evm, harness.adapters.bitcoin, "
+            "harness.adapters.cometbft, harness.load.sender; print(sys.getrecursionlimit())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "1000", done.stderr[-500:]
 
 
 def truly_accepted(body: bytes) -> bool:

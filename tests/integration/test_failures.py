@@ -152,9 +152,13 @@ def test_clean_unmounts_the_data_disks_of_a_run_that_died_after_its_containers(t
     from harness.runtime import disks
 
     monkeypatch.setenv("BCTEST_DISKS", str(tmp_path / "disks"))
+    from harness import lifetime
+
     disk = disks.create("deadrun0002", "node0", 16 << 20)      # a real loop-mounted ext4
-    old = time.time() - 600
-    os.utime(disk.mountpoint.parent, (old, old))
+    dead = subprocess.Popen(["true"])                            # its owner: a process now gone
+    dead.wait()
+    gone = lifetime.Owner(lifetime.pid_namespace(), dead.pid, 1)
+    (disk.mountpoint.parent / disks.OWNER).write_text(gone.token())
     assert str(disk.mountpoint) in Path("/proc/self/mounts").read_text()
     done = bctest("clean")
     assert done.returncode == 0, done.stderr
