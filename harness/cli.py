@@ -199,22 +199,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     trusted = signing.load_public(args.key or signing.key_dir() / signing.PUBLIC)
     problems = signing.check_signature(args.run_dir, trusted)
-    stored = json.loads((args.run_dir / "results.json").read_text(encoding="utf-8"))
+    stored = signing.load_json(args.run_dir / "results.json")
+    if not isinstance(stored, dict):
+        raise InputError(str(args.run_dir / "results.json"), None, "a bctest results document")
     catalogues = stored.get("standards") or []
     recomputed_differences: list[str] = []
-    if (args.run_dir / campaign.PLAN).is_file():
-        cases: dict[str, dict | None] = {}
-        for case in sorted((args.run_dir / "cases").glob("*/history.jsonl")):
-            kept = json.loads((case.parent / "results.json").read_text(encoding="utf-8"))
-            recomputed = cases[case.parent.name] = results.compute(history.read(case),
-                                                                  kept.get("standards") or [])
-            recomputed_differences += [f"cases/{case.parent.name}/results.json {d}"
-                                       for d in signing.differences(kept, recomputed)]
-        recomputed_differences += [f"results.json {d}" for d in signing.differences(
-            stored, campaign.judge(args.run_dir, catalogues, cases))]
-    else:
-        recomputed = results.compute(history.read(args.run_dir / "history.jsonl"), catalogues)
-        recomputed_differences += [f"results.json {d}" for d in signing.differences(stored, recomputed)]
+    try:
+        if (args.run_dir / campaign.PLAN).is_file():
+            cases: dict[str, dict | None] = {}
+            for case in sorted((args.run_dir / "cases").glob("*/history.jsonl")):
+                kept = json.loads((case.parent / "results.json").read_text(encoding="utf-8"))
+                recomputed = cases[case.parent.name] = results.compute(history.read(case),
+                                                                      kept.get("standards") or [])
+                recomputed_differences += [f"cases/{case.parent.name}/results.json {d}"
+                                           for d in signing.differences(kept, recomputed)]
+            recomputed_differences += [f"results.json {d}" for d in signing.differences(
+                stored, campaign.judge(args.run_dir, catalogues, cases))]
+        else:
+            recomputed = results.compute(history.read(args.run_dir / "history.jsonl"), catalogues)
+            recomputed_differences += [f"results.json {d}" for d in signing.differences(stored, recomputed)]
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
+        # A history that no longer reads is tampering the signature check names as well.
+        problems.append(f"the verdicts cannot be recomputed from the history "
+                        f"({type(exc).__name__}: {str(exc)[:200]})")
     # The signature already proves nothing changed. A run judged by another harness version
     # may recompute differently (new fields, revised rules): say so, but that is not tampering.
     judged_by = (stored.get("harness") or {}).get("version")
@@ -224,19 +231,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if problems:
         console.print(f"[red]verify failed[/red] for {args.run_dir}:")
         for problem in problems:
-            console.print(f"  {problem}")
+            console.print(f"  {problem}", markup=False)
         return 1
     if recomputed_differences:
         console.print(f"[yellow]note[/yellow]: bctest {judged_by} judged this run; recomputed with bctest "
                       f"{__version__}, {len(recomputed_differences)} figure(s) differ (install bctest "
                       f"{judged_by} to recompute exactly, or pass --strict to fail on them):")
         for difference in recomputed_differences:
-            console.print(f"  {difference}")
+            console.print(f"  {difference}", markup=False)
         console.print(f"verified: signed by {signing.key_id(trusted)}, every file intact "
                       f"({stored['verdict']}); verdicts recomputed by another harness version, see the note")
         return EXIT_PASS
-    console.print(f"verified: signed by {signing.key_id(trusted)}, every file intact, every verdict "
-                  f"recomputed from the history ({stored['verdict']})")
+    scope = ("every file intact" if signing.covers_everything(args.run_dir) else
+             "results and histories intact (an older signature format: reports and logs are not covered)")
+    console.print(f"verified: signed by {signing.key_id(trusted)}, {scope}, every verdict "
+                  f"recomputed from the history ({stored['verdict']})", markup=False)
     return EXIT_PASS
 
 

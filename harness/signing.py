@@ -1,10 +1,13 @@
-"""Signed runs: the test center's Ed25519 key signs a canonical digest of a run's results
-and histories; `bctest verify` checks the signature, the files, and recomputes the
-verdicts from the histories (docs/signing.md).
+"""Signed runs: the test center's Ed25519 key signs a manifest of every file in a run
+folder; `bctest verify` checks the signature, names each changed, missing or unlisted
+file, and recomputes the verdicts from the histories (docs/standards.md).
 
 signature.json = {manifest, public_key, key_id, signature}. The manifest lists the SHA-256
-of each signed file: results.json files in canonical JSON (sorted keys, no spaces), so
-re-serialising does not break them; histories, campaign.json byte for byte.
+of every file in the folder (reports, logs, cases included; symbolic links are refused):
+JSON files in canonical JSON (sorted keys, no spaces), so re-serialising does not break
+them, and a JSON file with a duplicated key is refused (two readers could see two
+different values); every other file byte for byte. Signatures of format /1 covered the
+results and histories only; they still verify, for those files.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from harness.errors import InputError
 
-FORMAT = "bctest-signature/1"
+FORMAT = "bctest-signature/2"
+FORMAT_V1 = "bctest-signature/1"   # results and histories only
 SIGNATURE = "signature.json"
 PRIVATE, PUBLIC = "signing.key", "signing.pub"
 
@@ -80,18 +84,53 @@ def load_public(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def signed_files(run_dir: Path) -> list[str]:
-    """What a signature covers: results and history (and, for a campaign, its plan and
-    every case's results and history)."""
+def v1_signed_files(run_dir: Path) -> list[str]:
+    """What a bctest-signature/1 covered: results and history (and, for a campaign, its
+    plan and every case's results and history)."""
     names = ["results.json", "history.jsonl", "campaign.json"]
     for case in sorted((run_dir / "cases").glob("*")) if (run_dir / "cases").is_dir() else []:
         names += [f"cases/{case.name}/results.json", f"cases/{case.name}/history.jsonl"]
     return [n for n in names if (run_dir / n).is_file()]
 
 
+def signed_files(run_dir: Path) -> tuple[list[str], list[str]]:
+    """Every regular file in the folder but the signature itself, as sorted relative paths,
+    and the paths that are neither a file nor a folder (links, devices): never signed."""
+    files, strange = [], []
+    for folder, dirs, names in os.walk(run_dir, followlinks=False):
+        base = Path(folder)
+        for name in sorted(dirs):
+            if (base / name).is_symlink():
+                strange.append((base / name).relative_to(run_dir).as_posix())
+        for name in names:
+            path = base / name
+            relative = path.relative_to(run_dir).as_posix()
+            if path.is_symlink() or not path.is_file():
+                strange.append(relative)
+            elif relative != SIGNATURE:
+                files.append(relative)
+    return sorted(files), sorted(strange)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    duplicated = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicated:
+        raise ValueError(f"duplicated key {duplicated[0]!r}")
+    return dict(pairs)
+
+
+def load_json(path: Path) -> Any:
+    """A JSON file, refusing duplicated keys (InputError naming the file)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(str(path), None, f"a JSON document ({exc})") from None
+
+
 def file_digest(path: Path) -> str:
     if path.suffix == ".json":
-        return hashlib.sha256(canonical(json.loads(path.read_text(encoding="utf-8")))).hexdigest()
+        return hashlib.sha256(canonical(load_json(path))).hexdigest()
     digest = hashlib.sha256()
     with open(path, "rb") as source:
         for block in iter(lambda: source.read(1 << 20), b""):
@@ -100,7 +139,11 @@ def file_digest(path: Path) -> str:
 
 
 def manifest(run_dir: Path) -> dict[str, Any]:
-    return {"format": FORMAT, "files": {name: file_digest(run_dir / name) for name in signed_files(run_dir)}}
+    files, strange = signed_files(run_dir)
+    if strange:
+        raise InputError(str(run_dir / strange[0]), None,
+                         "a regular file; a run folder holding links or devices is not signed")
+    return {"format": FORMAT, "files": {name: file_digest(run_dir / name) for name in files}}
 
 
 def sign(run_dir: Path, private_path: Path) -> dict[str, Any]:
@@ -141,14 +184,33 @@ def check_signature(run_dir: Path, trusted: Ed25519PublicKey) -> list[str]:
     except InvalidSignature:
         return ["the signature does not match the manifest: signature.json was altered"]
     problems = []
-    for name, expected in signed.get("files", {}).items():
-        if not (run_dir / name).is_file():
+    listed = signed.get("files", {})
+    for name, expected in listed.items():
+        path = run_dir / name
+        if not path.is_file() or path.is_symlink():
             problems.append(f"{name} is missing")
-        elif file_digest(run_dir / name) != expected:
-            problems.append(f"{name} changed since it was signed (SHA-256 differs)")
-    for name in set(signed_files(run_dir)) - set(signed.get("files", {})):
-        problems.append(f"{name} is not covered by the signature")
+            continue
+        try:
+            if file_digest(path) != expected:
+                problems.append(f"{name} changed since it was signed (SHA-256 differs)")
+        except InputError as exc:
+            problems.append(f"{name} changed since it was signed: {exc.expected}")
+    if signed.get("format") == FORMAT_V1:
+        present, strange = v1_signed_files(run_dir), []
+    else:
+        present, strange = signed_files(run_dir)
+    for name in sorted(set(present) - set(listed)):
+        problems.append(f"{name} is not covered by the signature (added after signing)")
+    problems += [f"{name} is a link or a special file, not a signed file" for name in strange]
     return problems
+
+
+def covers_everything(run_dir: Path) -> bool:
+    """Whether the folder's signature is of the format that covers every file."""
+    try:
+        return json.loads((run_dir / SIGNATURE).read_text(encoding="utf-8"))["manifest"]["format"] == FORMAT
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def differences(stored: Any, recomputed: Any, path: str = "", limit: int = 10) -> list[str]:
