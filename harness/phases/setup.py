@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.adapters.base import Adapter
 from harness.errors import InfraError
+from harness.faults import kinds
 from harness.runtime.disks import CAPACITY as DATA_DISK_BYTES
 from harness.runtime.docker import DockerRuntime, Node
 from harness.suite import Suite
@@ -50,8 +51,9 @@ async def start_network(runtime: DockerRuntime, suite: Suite, adapter: Adapter, 
     files = adapter.node_files()
     started = time.monotonic()
     disk_nodes = {i for step in suite.faults if step.action == "disk" for i in step.nodes}
+    extras = kinds.container_options(suite.faults, suite.nodes, runtime.log_dir.parent)
     nodes = await asyncio.to_thread(runtime.start, suite.chain, image, suite.nodes, files,
-                                    suite.params, dict.fromkeys(disk_nodes, DATA_DISK_BYTES))
+                                    suite.params, dict.fromkeys(disk_nodes, DATA_DISK_BYTES), extras)
     ready = await asyncio.gather(*(
         wait_ready(runtime, adapter, node, suite.chain.readiness_probe, suite.ready_timeout,
                    started, interrupted) for node in nodes))
