@@ -174,18 +174,21 @@ def test_step_and_drift_rewrite_the_file_and_the_heal_restores_real_time(tmp_pat
 
 
 def test_the_real_library_follows_the_rewritten_file(tmp_path):
-    """What the fault relies on, with the host's libfaketime and a dynamic python: "+N"
+    """What the fault relies on, with the host's libfaketime, the environment a node gets
+    and a dynamic python: "+N"
     is picked up within ~2 s (the cache second, in whole seconds), and "+0" brings real time back."""
     library = skew.host_library()
     if not library.is_file():
         pytest.skip(f"{library} is missing (apt-get install libfaketime; scripts/setup does)")
-    clock = tmp_path / skew.CLOCK_FILE
-    skew.write_offset(clock, 0)
+    [step] = steps({"action": "skew", "seconds": 1, "target": ["node0"], "at": 1, "duration": 5})
+    options = KIND.container_options([step], 0, tmp_path)
+    [folder] = options.binds
+    clock = Path(folder) / skew.CLOCK_FILE
     probe = ("import time, sys\n"
              "for line in sys.stdin:\n"
              "    print(round(time.time()), flush=True)\n")
-    env = {**os.environ, "LD_PRELOAD": str(library), "FAKETIME_TIMESTAMP_FILE": str(clock),
-           "FAKETIME_CACHE_DURATION": "1"}
+    # The container's environment, with the host folder where the container has MOUNT.
+    env = {**os.environ, **{k: v.replace(skew.MOUNT, folder) for k, v in options.environment.items()}}
     process = subprocess.Popen([sys.executable, "-c", probe], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, env=env)
 

@@ -13,9 +13,11 @@ writes "+0" again. libfaketime re-reads the file at most once a second
 A statically linked node binary (geth and CometBFT are built CGO_ENABLED=0) ignores
 LD_PRELOAD: before applying, the harness looks at the node's processes from the host
 (/proc/<pid>/maps must map the library) and skips a node it did not reach, saying why
-(no ELF interpreter: static). Limits: libfaketime 0.9.10 moves CLOCK_MONOTONIC with the
-offset (its FAKETIME_DONT_FAKE_MONOTONIC breaks absolute monotonic sleeps with EINVAL),
-so a node's timers see the step too; `drift` is a staircase of one-second steps.
+(no ELF interpreter: static). Only the wall clock moves (FAKETIME_DONT_FAKE_MONOTONIC),
+as when NTP steps a clock; with that setting libfaketime 0.9.10 fails absolute
+CLOCK_MONOTONIC sleeps (clock_nanosleep TIMER_ABSTIME, e.g. Python's time.sleep) with
+EINVAL, which C/C++, Rust and Go nodes do not use. `drift` is a staircase of
+one-second steps.
 """
 
 from __future__ import annotations
@@ -163,7 +165,8 @@ class Skew(FaultKind):
         return ContainerOptions(binds={str(folder): MOUNT}, environment={
             "LD_PRELOAD": f"{MOUNT}/{LIBRARY}",
             "FAKETIME_TIMESTAMP_FILE": f"{MOUNT}/{CLOCK_FILE}",
-            "FAKETIME_CACHE_DURATION": "1",   # a rewrite is seen within a second
+            "FAKETIME_CACHE_DURATION": "1",   # a rewrite is seen within ~2 s
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",   # a stepped wall clock, as NTP steps it
             "NO_FAKE_STAT": "1",              # file times stay what the kernel wrote
         })
 
