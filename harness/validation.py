@@ -22,11 +22,14 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 
 @cache
 def schema(name: str) -> dict[str, Any]:
-    doc = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
-    if name == "suite":  # the checkers section follows the checker registry (a new file is enough)
+    loaded = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+    if name == "suite":   # the checkers and fault kinds follow their registries (one file each)
         from harness.checks import correctness
-        doc["properties"]["checkers"] = correctness.suite_schema()
-    return doc
+        from harness.faults import kinds
+        loaded["properties"]["checkers"] = correctness.suite_schema()
+        faults = loaded["properties"]["faults"]
+        faults["items"] = kinds.schema(faults["items"])
+    return loaded
 
 
 def load_yaml(path: Path) -> Any:

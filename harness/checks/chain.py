@@ -13,12 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from harness.faults import kinds
 from harness.history import BlockRecord, FaultRecord, FinalChain, History
 from harness.metrics import commit_time
 from harness.model import threshold_nodes
 
 LIST_CAP = 20
-CRASH_ACTIONS = ("kill", "stop", "pause", "restart", "wipe")
+CRASH_ACTIONS = kinds.crash_kinds()   # the fault kinds that interrupt a node's process
 
 
 def result(check_id: str, verdict: str, why: str | None, evidence: dict[str, Any]) -> dict[str, Any]:

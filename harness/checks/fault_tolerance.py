@@ -21,6 +21,7 @@ from typing import Any
 from harness import verdicts as merge
 from harness.checks import chain
 from harness.checks.liveness import DEFAULTS as LIVENESS
+from harness.faults import kinds
 from harness.history import FaultRecord, History
 
 ID = "fault_tolerance"
@@ -38,13 +39,11 @@ NOTE = "a halt is correct only if the safety checker passes too"
 
 
 def _crash_like(fault: FaultRecord, f: int) -> bool:
-    """Takes `nodes` out for a while; a restart is over too fast to judge what the others did.
-    A full disk may take its nodes out (CometBFT's consensus stops on ENOSPC): with at most
-    f of them the others must go on; with more, a node that works on without writing is no
-    fault, so no halt can be demanded."""
-    if fault.action == "disk":
-        return len(fault.nodes) <= f
-    return fault.action != "restart" and (fault.action in chain.CRASH_ACTIONS or fault.action == "partition")
+    """Takes `nodes` out for a while, as its kind declares (harness/faults/kinds/): a
+    restart is over too fast to judge what the others did; a full disk counts with at most
+    f nodes. An action this version does not know is not judged."""
+    kind = kinds.find(fault.action)
+    return kind is not None and kind.judged_out(len(fault.nodes), f)
 
 
 def _judge(history: History, fault: FaultRecord, f: int, commits: list[float],

@@ -10,32 +10,23 @@ as FaultRecords.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
-import zlib
 from collections.abc import Callable
 from typing import Any
 
 import docker.errors
 
 from harness.errors import InfraError
-from harness.faults import netns, nfqueue
+from harness.faults import kinds
+from harness.faults.kinds.base import STOP_TIMEOUT, FaultContext, FaultKind
 from harness.faults.schedule import FaultStep
-from harness.history import FaultRecord
-from harness.runtime import disks as data_disks
-from harness.runtime.docker import DockerRuntime, Node
+from harness.model import FaultRecord, Node
+from harness.runtime.docker import DockerRuntime
 
-NETWORK_ACTIONS = ("partition", "loss", "bandwidth", "delay")
-STOP_TIMEOUT = 10  # seconds `stop` and `restart` give a node to shut down before SIGKILL
-
-
-def skip_reason(step: FaultStep) -> str | None:
-    """Faults this harness cannot apply to a container: say exactly why."""
-    if step.action == "skew":
-        return ("clock skew not applied: containers share the host kernel's clock, and "
-                "changing it would skew every node and the harness; needs a chain image with "
-                "libfaketime, which the vendor contract does not provide yet")
-    return None
+# Kept for run.py (netns.preflight when any step is one); prefer kinds.needs_preflight(steps).
+NETWORK_ACTIONS = kinds.network_kinds()
+__all__ = ["NETWORK_ACTIONS", "STOP_TIMEOUT", "Nemesis", "describe"]
+_FAILURES = (InfraError, docker.errors.APIError, OSError)
 
 
 class Nemesis:
@@ -47,12 +38,8 @@ class Nemesis:
         self.on_event = on_event
         self.records: dict[str, FaultRecord] = {}
         self.active: dict[str, FaultStep] = {}
-        self.chain_of = {step.id: f"bct-{number}" for number, step in enumerate(steps)}
-        self.queue_of = {step.id: number for number, step in enumerate(steps)}
-        self.delay_via: dict[str, str] = {}        # delay step -> "netem" | "nfqueue"
-        self.delayers: dict[tuple[str, int], subprocess.Popen[str]] = {}
-        self.filled: dict[tuple[str, int], tuple[int, int]] = {}   # (disk step, node) -> bytes taken, left
-        self.exited: dict[tuple[str, int], int | None] = {}          # (disk step, node) -> exit code
+        self.contexts: dict[str, FaultContext] = {}   # step id -> its kind's state, apply to heal
+        self.number = {step.id: number for number, step in enumerate(steps)}
         self.t0 = 0.0
 
     def _now(self) -> float:
@@ -93,36 +80,37 @@ class Nemesis:
                 reason="not reached: the run stopped before its start time"))
         return out
 
-    # -- applying and healing -----------------------------------------------------------
+    # -- applying and healing: the schedule and the record here, the work in the kind ------
 
     async def _apply(self, step: FaultStep) -> None:
+        kind = kinds.get(step.action)
         record = FaultRecord(id=step.id, action=step.action, nodes=list(step.nodes), start=None,
-                             end=None, status="skipped", method=_method(step), groups=_groups(step),
+                             end=None, status="skipped", method="", groups=_groups(step),
                              params=_params(step))
+        ctx = FaultContext(runtime=self.runtime, nodes=self.nodes, step=step,
+                           number=self.number.get(step.id, 0), params=record.params, say=self.on_event)
+        record.method = kind.method(ctx)
         self.records[step.id] = record
+        self.contexts[step.id] = ctx
         names = ", ".join(self.nodes[i].name for i in step.nodes)
-        reason = skip_reason(step)
-        if reason is None and step.action == "disk":
-            reason = self._no_disk(step)
-        if reason is None and step.action == "delay":
-            reason = await asyncio.to_thread(self._choose_delay, step)
-            record.method = _method(step, self.delay_via.get(step.id))
+        try:
+            reason = await asyncio.to_thread(kind.skip_reason, ctx)
+        except _FAILURES as exc:
+            reason = f"{step.action} not applied: {_short(exc)}"
+        record.method = kind.method(ctx)   # the kind may have chosen how (delay: netem or nfqueue)
         if reason is not None:
             record.reason = reason
             self.on_event(f"fault {step.id}: skipped ({reason})")
             return
         begun = self._now()
         try:
-            await asyncio.to_thread(self._do, step, True)
-        except (InfraError, docker.errors.APIError, OSError) as exc:
+            await asyncio.to_thread(kind.apply, ctx)
+        except _FAILURES as exc:
             record.status, record.reason = "failed", f"apply: {_short(exc)}"
             self.on_event(f"fault {step.id}: {step.action} {names} failed: {record.reason}")
-            await asyncio.to_thread(self._undo_quietly, step)
+            await asyncio.to_thread(_heal_quietly, kind, ctx)
             return
         record.start = begun
-        if step.action == "disk":   # what the nodes were left with, for the report
-            record.params["filled"] = {self.nodes[i].name: {"bytes": taken, "free_after": left}
-                                       for (sid, i), (taken, left) in self.filled.items() if sid == step.id}
         if step.end > step.start:
             self.active[step.id] = step
             record.status = "active"
@@ -135,153 +123,20 @@ class Nemesis:
         record = self.records[step.id]
         self.active.pop(step.id, None)
         try:
-            await asyncio.to_thread(self._do, step, False)
+            await asyncio.to_thread(kinds.get(step.action).heal, self.contexts[step.id])
             record.status = "healed"
-        except (InfraError, docker.errors.APIError, OSError) as exc:
+        except _FAILURES as exc:
             record.status, record.reason = "failed", f"heal: {_short(exc)}"
         record.end = self._now()
-        died = {self.nodes[i].name: code for (sid, i), code in self.exited.items() if sid == step.id}
-        if died:
-            record.params["exited_during_fault"] = died
-            self.on_event(f"fault {step.id}: {', '.join(died)} had exited during the fault "
-                          f"(exit codes {', '.join(str(c) for c in died.values())}); started again")
         self.on_event(f"fault {step.id}: healed at {record.end:.1f} s"
                       + (f" ({record.reason})" if record.reason else ""))
 
-    def _undo_quietly(self, step: FaultStep) -> None:
-        try:
-            self._do(step, False)
-        except (InfraError, docker.errors.APIError, OSError):
-            pass  # half-applied rules die with the container at teardown
 
-    def _start_if_exited(self, step: FaultStep, index: int) -> bool:
-        """A node that died of the full disk is started again once there is room, as its
-        supervisor would; the record says it died and how."""
-        container = self.runtime.container(self.nodes[index])
-        if container.status != "exited":
-            return False
-        code = container.attrs.get("State", {}).get("ExitCode")
-        self.exited[(step.id, index)] = code
-        container.start()
-        return True
-
-    def _no_disk(self, step: FaultStep) -> str | None:
-        without = [self.nodes[i].name for i in step.nodes if self.nodes[i].name not in self.runtime.disks]
-        if not without:
-            return None
-        return (f"disk pressure not applied: {', '.join(without)} has no size-limited data filesystem "
-                "(the chain pack declares no data_dir: the node's data would be the container's "
-                "writable layer on the host's disk, and filling it would fill the host)")
-
-    def _choose_delay(self, step: FaultStep) -> str | None:
-        """netem where the kernel has it, else the NFQUEUE delayer (or the one `via` asks
-        for); None when one is chosen, else why neither can be used."""
-        pid = self.runtime.pid(self.nodes[step.nodes[0]])
-        wanted = step.settings.get("via")
-        no_netem = netns.netem_missing(pid) if wanted in (None, "netem") else None
-        if wanted == "netem" or (wanted is None and no_netem is None):
-            if no_netem is None:
-                self.delay_via[step.id] = "netem"
-                return None
-            return (f"delay not applied: this kernel has no netem qdisc (tc said: {no_netem}); "
-                    "the suite asked for via: netem")
-        no_queue = netns.nfqueue_missing(pid)
-        if no_queue is None:
-            self.delay_via[step.id] = "nfqueue"
-            return None
-        netem_part = f"this kernel has no netem qdisc (tc said: {no_netem}), and " if no_netem else ""
-        return (f"delay not applied: {netem_part}iptables cannot queue packets to userspace "
-                f"(NFQUEUE: {no_queue})")
-
-    def _do(self, step: FaultStep, apply: bool) -> None:
-        """Apply (or heal) one step on every node it names. Blocking: run in a thread."""
-        action = step.action
-        if action == "disk":
-            for index in step.nodes:
-                disk = self.runtime.disks[self.nodes[index].name]
-                if apply:
-                    taken = data_disks.fill(disk, data_disks.parse_size(step.settings["size"]))
-                    self.filled[(step.id, index)] = (taken, data_disks.free_bytes(disk))
-                else:
-                    data_disks.unfill(disk)
-                    started = self._start_if_exited(step, index)
-                    if step.settings.get("restart_after") and not started:
-                        self.runtime.container(self.nodes[index]).restart(timeout=STOP_TIMEOUT)
-            return
-        if action in NETWORK_ACTIONS:
-            for index in step.nodes:
-                self._network(step, self.nodes[index], apply)
-            return
-        for index in step.nodes:
-            container = self.runtime.container(self.nodes[index])
-            if action == "kill":
-                container.kill("SIGKILL") if apply else container.start()
-            elif action == "stop":
-                container.stop(timeout=STOP_TIMEOUT) if apply else container.start()
-            elif action == "pause":
-                container.pause() if apply else container.unpause()
-            elif action == "restart" and apply:
-                container.restart(timeout=STOP_TIMEOUT)
-            elif action == "wipe":
-                container.kill("SIGKILL") if apply else self.runtime.recreate(self.nodes[index])
-
-    def _network(self, step: FaultStep, node: Node, apply: bool) -> None:
-        pid = self.runtime.pid(node)
-        chain = self.chain_of[step.id]
-        queued = step.action == "delay" and self.delay_via.get(step.id) == "nfqueue"
-        if not apply:
-            if pid > 0:   # else the container is down: its namespace and rules are gone with it
-                if step.action in ("partition", "loss") or queued:
-                    netns.remove_chain(pid, chain)
-                else:
-                    netns.clear_root_qdisc(pid)
-            delayer = self.delayers.pop((step.id, node.index), None)
-            if delayer is not None:
-                nfqueue.stop(delayer)   # after the rule is gone: nothing new reaches the queue
-            return
-        if step.action == "partition":
-            peers = [self.nodes[b if a == node.index else a].ip for a, b in step.blocked
-                     if node.index in (a, b)]
-            netns.add_drop_chain(pid, chain, peers)
-        elif step.action == "loss":
-            peers = [n.ip for n in self.nodes if n.index != node.index]
-            netns.add_drop_chain(pid, chain, peers, float(step.settings["probability"]))
-        elif step.action == "bandwidth":
-            netns.set_root_qdisc(pid, "tbf", "rate", step.settings["rate"], "burst", "32kbit",
-                                 "latency", "400ms")
-        elif queued:
-            peers = [n.ip for n in self.nodes if n.index != node.index]
-            self.delayers[(step.id, node.index)] = nfqueue.start(
-                pid, self.queue_of[step.id], float(step.settings["delay_ms"]),
-                float(step.settings.get("jitter_ms") or 0), zlib.crc32(f"{step.id}/{node.index}".encode()))
-            netns.add_queue_chain(pid, chain, peers, self.queue_of[step.id])
-        elif step.action == "delay":
-            jitter = step.settings.get("jitter_ms")
-            netns.set_root_qdisc(pid, "netem", "delay", f"{step.settings['delay_ms']}ms",
-                                 *([f"{jitter}ms"] if jitter else []))
-
-
-def _method(step: FaultStep, delay_via: str | None = None) -> str:
-    if step.action == "disk" and step.settings.get("restart_after"):
-        return ("one preallocated file on the node's own size-limited ext4 data filesystem "
-                "(loop-mounted at the chain pack's data_dir), deleted at the heal, then docker restart")
-    if step.action == "delay" and delay_via == "nfqueue":
-        return ("NFQUEUE userspace delayer (harness.faults.nfqueue) holding the targets' packets to "
-                "the other nodes (node-to-node egress; harness traffic undelayed; order kept)")
-    return {
-        "kill": "docker kill (SIGKILL), then docker start",
-        "wipe": ("docker kill (SIGKILL), then the container recreated from the image: same address, "
-                 "ports and run files, empty data directory"),
-        "stop": f"docker stop (SIGTERM, SIGKILL after {STOP_TIMEOUT} s), then docker start",
-        "restart": f"docker restart (SIGTERM, SIGKILL after {STOP_TIMEOUT} s)",
-        "pause": "docker pause (cgroup freezer), then docker unpause",
-        "partition": "iptables DROP between the groups, in each node's network namespace",
-        "loss": "iptables statistic (random) DROP of node-to-node packets at the targets",
-        "bandwidth": "tc tbf on the targets' eth0 egress (all traffic, harness replies too)",
-        "delay": "tc netem on the targets' eth0 egress (all traffic, harness replies too)",
-        "disk": ("one preallocated file on the node's own size-limited ext4 data filesystem "
-                 "(loop-mounted at the chain pack's data_dir), deleted at the heal"),
-    }.get(step.action, "")
+def _heal_quietly(kind: FaultKind, ctx: FaultContext) -> None:
+    try:
+        kind.heal(ctx)
+    except _FAILURES:
+        pass  # half-applied rules die with the container at teardown
 
 
 def _groups(step: FaultStep) -> list[list[int]] | None:

@@ -4,7 +4,8 @@ Pure: which nodes each fault hits, when it starts and heals, and for partitions 
 can still reach whom. The run clock's 0 is the first scheduled send. Count targets
 (one, minority, majority, f, f+1, all) take the highest-numbered nodes, so a suite can
 keep its load on the low ones (`load.nodes`); `random` picks one node per repetition
-with the suite's seed.
+with the suite's seed. What each action needs and how it places its nodes is its kind's
+(harness/faults/kinds/).
 """
 
 from __future__ import annotations
@@ -15,14 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import InputError
-
-CRASH_ACTIONS = ("kill", "stop", "restart", "pause", "wipe")
-LINK_ACTIONS = ("partition", "loss", "bandwidth", "delay")
-INSTANT_ACTIONS = ("restart",)          # applied and done: no duration
-REQUIRED_SETTING = {"loss": "probability", "bandwidth": "rate", "delay": "delay_ms",
-                    "skew": "seconds", "disk": "size"}
-SETTINGS = ("shape", "probability", "rate", "delay_ms", "jitter_ms", "via", "seconds", "size",
-            "restart_after")
+from harness.faults import kinds
 
 
 @dataclass(frozen=True)
@@ -96,46 +90,37 @@ def plan(faults: list[dict[str, Any]], nodes: int, tolerated: int, seed: int, lo
     for number, fault in enumerate(faults):
         where = f"faults[{number}]"
         action = fault["action"]
+        kind = kinds.get(action)   # the schema admitted only registered kinds
         fault_id = fault.get("id", f"{action}-{number}")
-        needed = REQUIRED_SETTING.get(action)
-        if needed and needed not in fault:
-            raise InputError(file, f"{where}.{needed}", f"required for action '{action}'")
-        if action not in INSTANT_ACTIONS and "duration" not in fault and "until" not in fault:
+        for needed in kind.required:
+            if needed not in fault:
+                raise InputError(file, f"{where}.{needed}", f"required for action '{action}'")
+        if not kind.instant and "duration" not in fault and "until" not in fault:
             raise InputError(file, f"{where}.duration", f"'duration' or 'until' for action '{action}'")
         if "duration" in fault and "until" in fault:
             raise InputError(file, f"{where}.until", "either 'duration' or 'until', not both")
         if "until" in fault and fault["until"] <= fault["at"]:
             raise InputError(file, f"{where}.until", f"a time after 'at' ({fault['at']})")
         length = 0.0
-        if action not in INSTANT_ACTIONS:
+        if not kind.instant:
             length = fault.get("duration", fault.get("until", 0) - fault["at"])
         repeat = fault.get("repeat", {"every": 0, "times": 1})
         if repeat["times"] > 1 and repeat["every"] < length:
             raise InputError(file, f"{where}.repeat.every", f"at least the fault's length ({length} s): "
                              "a repetition starts after the previous one healed")
         rng = random.Random(f"{seed}:{number}")
-        shape = fault.get("shape", "isolate")
+        settings = {key: fault[key] for key in kinds.setting_names() if key in fault}
         for k in range(repeat["times"]):
             start = fault["at"] + k * repeat["every"]
             end = start + length
             if end > load_end:
                 raise InputError(file, where, f"a fault that heals by the end of the load "
                                  f"({load_end:g} s on the run clock); repetition {k + 1} heals at {end:g} s")
-            default = "all" if action == "partition" and shape != "isolate" else "one"
-            targets = resolve_target(fault.get("target", default), nodes, tolerated, rng, file,
-                                     f"{where}.target")
-            groups, blocked = None, frozenset()
-            if action == "partition":
-                if nodes < 2 or (shape == "isolate" and len(targets) == nodes):
-                    raise InputError(file, f"{where}.target", "a partition needs nodes on both sides")
-                groups, blocked = partition(shape, targets, nodes)
-                if shape == "halves":
-                    targets = groups[1]   # the side cut off from the (larger or equal) first half
-                elif shape != "isolate":
-                    targets = tuple(sorted({i for pair in blocked for i in pair}))
-            settings = {key: fault[key] for key in SETTINGS if key in fault}
+            targets = resolve_target(fault.get("target", kind.default_target(fault)), nodes, tolerated,
+                                     rng, file, f"{where}.target")
+            targets, groups, blocked = kind.place(fault, targets, nodes, file, where)
             steps.append(FaultStep(
                 id=fault_id if repeat["times"] == 1 else f"{fault_id}#{k + 1}", action=action,
-                nodes=targets, start=float(start), end=float(end), settings=settings,
+                nodes=targets, start=float(start), end=float(end), settings=dict(settings),
                 groups=groups, blocked=blocked))
     return sorted(steps, key=lambda s: (s.start, s.id))

@@ -12,8 +12,7 @@ from typing import Any
 from harness import adapters, hostinfo, lifetime
 from harness.adapters.base import Adapter
 from harness.errors import InfraError
-from harness.faults import netns
-from harness.faults.nemesis import NETWORK_ACTIONS
+from harness.faults import kinds, netns
 from harness.model import Node
 from harness.phases.context import RunContext
 from harness.runtime import images
@@ -58,8 +57,9 @@ async def start_network(runtime: DockerRuntime, suite: Suite, adapter: Adapter, 
     files = adapter.node_files()
     started = time.monotonic()
     disk_nodes = {i for step in suite.faults if step.action == "disk" for i in step.nodes}
+    extras = kinds.container_options(suite.faults, suite.nodes, runtime.log_dir.parent)
     nodes = await asyncio.to_thread(runtime.start, suite.chain, image, suite.nodes, files,
-                                    suite.params, dict.fromkeys(disk_nodes, DATA_DISK_BYTES))
+                                    suite.params, dict.fromkeys(disk_nodes, DATA_DISK_BYTES), extras)
     ready = await asyncio.gather(*(
         wait_ready(runtime, adapter, node, suite.chain.readiness_probe, suite.ready_timeout,
                    started, interrupted) for node in nodes))
@@ -109,7 +109,7 @@ async def setup(ctx: RunContext) -> None:
     if stray:    # processes of a harness that was killed: they would compete for the CPU
         await asyncio.to_thread(lifetime.end, stray)
         ctx.say(f"ended {len(stray)} processes left by dead runs")
-    if any(step.action in NETWORK_ACTIONS for step in suite.faults):
+    if kinds.needs_preflight(suite.faults):
         netns.preflight()
     adapter_cls = adapters.adapter_class(suite.chain.family, str(suite.chain.manifest))
     ctx.workload = adapters.workload_for(adapter_cls, suite.workload, str(suite.path))

@@ -14,7 +14,7 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
@@ -25,6 +25,9 @@ from harness.chainpack import ChainPack
 from harness.errors import InfraError
 from harness.model import Node  # noqa: F401  (re-exported: runtime callers name it here)
 from harness.runtime import disks as data_disks
+
+if TYPE_CHECKING:
+    from harness.faults.kinds.base import ContainerOptions
 
 RUN_LABEL = "bctest.run"
 PID_LABEL = "bctest.pid"
@@ -118,9 +121,11 @@ class DockerRuntime:
         return self.log_dir / f"{name}.log"
 
     def start(self, pack: ChainPack, image: str, count: int, files: dict[int, dict[str, bytes]],
-              params: dict[str, object], disks: dict[int, int] | None = None) -> list[Node]:
+              params: dict[str, object], disks: dict[int, int] | None = None,
+              extras: dict[int, ContainerOptions] | None = None) -> list[Node]:
         """Create the run network and `count` node containers, then start them all.
-        `disks`: node index -> bytes of a size-limited filesystem at the pack's data_dir."""
+        `disks`: node index -> bytes of a size-limited filesystem at the pack's data_dir.
+        `extras`: node index -> read-only binds and variables a fault kind needs from creation."""
         if disks and pack.data_dir:
             data_disks.preflight()
         addresses = self._create_network(count)
@@ -165,6 +170,12 @@ class DockerRuntime:
                 disk = self.disks[name] = data_disks.create(self.run_id, name, (disks or {})[index])
                 recipe["mounts"] = [docker.types.Mount(target=pack.data_dir, source=str(disk.mountpoint),
                                                        type="bind")]
+            extra = (extras or {}).get(index)
+            if extra is not None:   # e.g. the skew fault's libfaketime: preloaded from the start
+                recipe["mounts"] = [*recipe.get("mounts", []), *(
+                    docker.types.Mount(target=inside, source=host, type="bind", read_only=True)
+                    for host, inside in extra.binds.items())]
+                recipe["environment"] = {**recipe["environment"], **extra.environment}
             self._recipes[name] = (recipe, files.get(index, {}))
             created.append((name, index, self._create(name)))
         for name, _index, container in created:
