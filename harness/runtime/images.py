@@ -51,7 +51,12 @@ def pack_hash(pack: ChainPack) -> str:
     digest = hashlib.sha256()
     for file in sorted(entries):
         digest.update(str(file.relative_to(pack.folder)).encode())
-        digest.update(os.readlink(file).encode() if file.is_symlink() else file.read_bytes())
+        if file.is_symlink():
+            digest.update(os.readlink(file).encode())
+            continue
+        with open(file, "rb") as stream:   # in chunks: a pack may hold a large tarball
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -193,7 +198,7 @@ def build(client: docker.DockerClient, pack: ChainPack, log: Log = _quiet) -> st
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(fetched, target)
         log(f"docker build {pack.image_tag} (BASE_IMAGE={base})")
-        buildargs = {"BASE_IMAGE": base, **spec.get("args", {})}
+        buildargs = {**spec.get("args", {}), "BASE_IMAGE": base}   # the base is the center's
         labels = {PACK_HASH_LABEL: pack_hash(pack), "bctest.pack": pack.name}
         lines: list[str] = []
         try:
