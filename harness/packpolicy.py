@@ -222,6 +222,101 @@ def may_pull(tag: str) -> bool:
     return not canonical(tag).startswith(_RESERVED_PULL)
 
 
+# Names the test center owns but whose content a registry user could own: an image the
+# engine lacks under these names must never be pulled by a build's FROM or COPY --from.
+_CENTER_PULL = (f"docker.io/{REFERENCE_NAMESPACE}/", f"docker.io/{VENDOR_NAMESPACE}/")
+_VARIABLE = re.compile(r"\$\{(?P<braced>\w+)(?P<op>:?[-+])?(?P<word>[^}]*)\}|\$(?P<plain>\w+)")
+
+
+def dockerfile_images(text: str, build_args: dict[str, str]) -> list[str]:
+    """The images a Dockerfile's FROM and COPY --from name (stage names left out), with
+    the global ARGs substituted as the classic builder does."""
+    lines = text.splitlines()
+    escape = "\\"
+    for line in lines:   # parser directives come first: `# escape=``
+        directive = re.fullmatch(r"#\s*([A-Za-z]+)\s*=\s*(\S+)\s*", line.strip())
+        if directive is None:
+            break
+        if directive.group(1).lower() == "escape":
+            escape = directive.group(2)[0]
+    instructions, current = [], ""
+    for line in lines:
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith(escape):
+            current += stripped[:-1] + " "
+            continue
+        instructions.append(current + stripped)
+        current = ""
+    if current:
+        instructions.append(current)
+    values: dict[str, str] = {}
+    stages: set[str] = set()
+    found: list[str] = []
+    seen_from = False
+
+    def substitute(word: str) -> str:
+        def one(match: re.Match) -> str:
+            name = match.group("braced") or match.group("plain")
+            value, op = values.get(name), match.group("op")
+            if op is None:
+                return value or ""
+            if op.startswith(":") and value == "":
+                value = None
+            if op.endswith("-"):
+                return match.group("word") if value is None else value
+            return "" if value is None else match.group("word")
+        return _VARIABLE.sub(one, word)
+
+    for instruction in instructions:
+        words = instruction.split()
+        op = words[0].upper()
+        if op == "ARG" and not seen_from:
+            for word in words[1:]:
+                name, equals, default = word.partition("=")
+                value = build_args.get(name, default.strip("\"'") if equals else None)
+                if value is not None:
+                    values[name] = value
+        elif op == "FROM":
+            seen_from = True
+            rest = [word for word in words[1:] if not word.startswith("--")]
+            image = substitute(rest[0]) if rest else ""
+            if image.lower() not in stages and image != "scratch":
+                found.append(image)
+            if len(rest) >= 3 and rest[1].lower() == "as":
+                stages.add(rest[2].lower())
+        elif op in ("COPY", "ADD"):
+            for word in words[1:]:
+                if word.lower().startswith("--from="):
+                    source = substitute(word.split("=", 1)[1])
+                    if source.lower() not in stages and not source.isdigit():
+                        found.append(source)
+    return found
+
+
+def check_build_images(dockerfile: Path, build_args: dict[str, str], present: Any, file: str) -> None:
+    """Refuse a build whose FROM / COPY --from would make the engine pull an image into the
+    test center's names (bctest/, bctest-vendor/): a registry user could own that content.
+    `present(ref)` says whether the engine has the image (then nothing is pulled)."""
+    field = "image.build.dockerfile"
+    try:
+        text = dockerfile.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(file, field, f"{dockerfile} cannot be read as UTF-8 text ({exc})") from None
+    for image in dockerfile_images(text, build_args):
+        name = image.split("@", 1)[0]
+        if _split(name) is None:
+            raise InputError(file, field, f"{dockerfile} builds from {image!r}, which is not an "
+                             "image name bctest can check")
+        if "@" in image or present(image):
+            continue
+        if canonical(name).startswith(_CENTER_PULL):
+            raise InputError(file, field, f"{dockerfile} builds from {image}, which is not present; "
+                             "the engine would pull it from a registry into the test center's "
+                             f"namespace ({REFERENCE_NAMESPACE}/, {VENDOR_NAMESPACE}/)")
+
+
 def check_tarball(tarball: Path, tag: str, file: str) -> None:
     """Read the `docker save` tarball's naming files before `docker load` may act on them:
     one image, named exactly `tag`, and nothing else named anywhere."""

@@ -199,6 +199,8 @@ def build(client: docker.DockerClient, pack: ChainPack, log: Log = _quiet) -> st
             shutil.copy2(fetched, target)
         log(f"docker build {pack.image_tag} (BASE_IMAGE={base})")
         buildargs = {**spec.get("args", {}), "BASE_IMAGE": base}   # the base is the center's
+        packpolicy.check_build_images(context / dockerfile, buildargs,
+                                      lambda ref: _has_image(client, ref), file)
         labels = {PACK_HASH_LABEL: pack_hash(pack), "bctest.pack": pack.name}
         lines: list[str] = []
         try:

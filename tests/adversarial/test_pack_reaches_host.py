@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import chainpack
+from harness import chainpack, packpolicy
 from harness.errors import InputError
 from harness.runtime import images
 
@@ -338,6 +338,26 @@ def test_no_pull_into_the_center_s_namespaces(tmp_path, tag):
     assert client.pulled == []
 
 
+def test_dockerfile_images_are_read_as_the_builder_reads_them():
+    text = ("# escape=\\\nARG TOOLS=golang:1.22\nARG BASE_IMAGE=debian:bookworm-slim\n"
+            "FROM --platform=linux/amd64 ${TOOLS} AS build\nFROM ${BASE_IMAGE}\n"
+            "COPY --from=build /a /a\nCOPY --from=bctest/harness:9 /b /b\n"
+            "FROM ${MISSING:-bctest-vendor/other:1} \\\n  AS last\nFROM last\nFROM scratch\n")
+    assert packpolicy.dockerfile_images(text, {"BASE_IMAGE": "bctest/base:bookworm"}) == [
+        "golang:1.22", "bctest/base:bookworm", "bctest/harness:9", "bctest-vendor/other:1"]
+
+
+@pytest.mark.parametrize("source", ["FROM bctest/harness:no-such-version",
+                                    "FROM ${BASE_IMAGE}\nCOPY --from=bctest/anvil:0.0.0 /x /x",
+                                    "FROM bctest-vendor/someone-else:1", "FROM $UNSET"])
+def test_a_build_never_pulls_into_the_center_s_namespaces(tmp_path, source):
+    pack = chainpack.load(write_pack(tmp_path / "pack", {"tag": "bctest-vendor/evil:1", "build": {}}))
+    (pack.folder / "Dockerfile").write_text(f"ARG BASE_IMAGE=debian:bookworm-slim\n{source}\n")
+    with pytest.raises(InputError, match="image.build.dockerfile"):
+        packpolicy.check_build_images(pack.folder / "Dockerfile", {"BASE_IMAGE": "bctest/base:bookworm"},
+                                      lambda ref: ref == "bctest/base:bookworm", str(pack.manifest))
+
+
 # ------------------------------------------------------------ 3. against the real engine
 
 
@@ -352,6 +372,15 @@ def docker_client():
         if os.environ.get("BCTEST_REQUIRE_DOCKER") == "1":
             pytest.fail(f"BCTEST_REQUIRE_DOCKER=1 but {exc}")
         pytest.skip(f"no Docker Engine: {exc}")
+
+
+def test_the_engine_builds_nothing_that_would_pull_a_center_name(docker_client, tmp_path):
+    """FROM an absent bctest/ image: refused before the engine pulls (before the fix the
+    engine tried Docker Hub's `bctest` user, whoever owns it)."""
+    pack = write_pack(tmp_path / "pack", {"tag": "bctest-vendor/evil:from", "build": {}})
+    (pack / "Dockerfile").write_text("FROM bctest/harness:adversarial-absent\n")
+    refused(bctest("images", "build", str(pack)), "image.build.dockerfile",
+            "bctest/harness:adversarial-absent")
 
 
 def test_docker_load_never_runs_for_a_tarball_with_a_foreign_tag(docker_client, tmp_path):
