@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import paths
+from harness import packpolicy, paths
 from harness.errors import InputError
 from harness.validation import load_and_validate
 
@@ -39,6 +39,7 @@ class ChainPack:
     min_nodes: int
     max_nodes: int | None
     data_dir: str | None = None     # where the node keeps its ledger (the disk fault's target)
+    reference: bool = False         # one of the test center's own packs (chains/ of this checkout)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     def fault_tolerance(self, nodes: int) -> int:
@@ -78,9 +79,15 @@ def load(folder: Path) -> ChainPack:
     consensus = doc["consensus"]
     image = doc["image"]
     try:
+        packpolicy.check_tree(folder, folder, str(manifest))
         tarball, build = _image_sources(folder, manifest, image)
     except (OSError, ValueError) as exc:  # a path the OS cannot even look up
         raise InputError(str(manifest), "image", f"not a usable path ({exc})") from None
+    reference = is_reference(folder)
+    packpolicy.check_tag(image["tag"], doc["name"], reference,
+                         creates=tarball is not None or build is not None, file=str(manifest))
+    if tarball is not None:
+        packpolicy.check_tarball(tarball, image["tag"], str(manifest))
     min_nodes = consensus.get("min_nodes", 1)
     max_nodes = consensus.get("max_nodes", 1 if consensus["kind"] == "single" else None)
     if max_nodes is not None and min_nodes > max_nodes:
@@ -112,23 +119,41 @@ def load(folder: Path) -> ChainPack:
         min_nodes=min_nodes,
         max_nodes=max_nodes,
         data_dir=doc.get("data_dir"),
+        reference=reference,
         raw=doc,
     )
 
 
+def is_reference(folder: Path) -> bool:
+    """The test center's own packs are the folders of this checkout's chains/ (links resolved):
+    only they may name images in the bctest/ namespace."""
+    try:
+        return folder.resolve().parent == (paths.home() / "chains").resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
 def _image_sources(folder: Path, manifest: Path, image: dict[str, Any]) -> tuple[Path | None, dict | None]:
-    """The tarball path and build spec of a pack, each checked to exist."""
+    """The tarball path and build spec of a pack, each checked to exist inside the pack."""
+    file = str(manifest)
     tarball = None
     if "tarball" in image:
-        tarball = (folder / image["tarball"]).resolve()
+        tarball = packpolicy.resolve_inside(folder, image["tarball"], file, "image.tarball")
         if not tarball.is_file():
-            raise InputError(str(manifest), "image.tarball", f"file {tarball} does not exist")
+            raise InputError(file, "image.tarball", f"file {tarball} does not exist")
     build = image.get("build")
     if build is not None:
-        context = (folder / build.get("context", ".")).resolve()
+        context = packpolicy.resolve_inside(folder, build.get("context", "."), file, "image.build.context")
         if not context.is_dir():
-            raise InputError(str(manifest), "image.build.context", f"folder {context} does not exist")
-        dockerfile = context / build.get("dockerfile", "Dockerfile")
+            raise InputError(file, "image.build.context", f"folder {context} does not exist")
+        # Inside the context, not only the pack: docker-py reads a Dockerfile outside the
+        # context from the host and sends it along.
+        dockerfile = packpolicy.resolve_inside(context, build.get("dockerfile", "Dockerfile"), file,
+                                               "image.build.dockerfile")
         if not dockerfile.is_file():
-            raise InputError(str(manifest), "image.build.dockerfile", f"file {dockerfile} does not exist")
+            raise InputError(file, "image.build.dockerfile", f"file {dockerfile} does not exist")
+        for index, artifact in enumerate(build.get("artifacts", [])):
+            field = f"image.build.artifacts[{index}]"
+            packpolicy.check_artifact(artifact, file, field)
+            packpolicy.resolve_inside(context, artifact["dest"], file, f"{field}.dest")
     return tarball, build

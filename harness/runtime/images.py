@@ -4,6 +4,10 @@ Builds run offline-capable: artifacts (npm packages, Go binaries) are fetched on
 the host into a temporary build context, and the Dockerfile's BASE_IMAGE build
 argument points at a local Debian base, imported from debootstrap when no
 registry is reachable.
+
+Every step that acts on the host re-checks the pack's rules (harness/packpolicy.py)
+right before it acts: registry specs only, no pack-chosen environment beyond an
+allow-list, no path or link out of the pack, no image name the pack does not own.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from harness import paths
+from harness import packpolicy, paths
 from harness.chainpack import ChainPack
-from harness.errors import InfraError
+from harness.errors import InfraError, InputError
 
 BASE_CANDIDATES = ("debian:bookworm-slim", "bctest/base:bookworm")
 OFFLINE_BASE = "bctest/base:bookworm"
@@ -36,11 +40,23 @@ def _quiet(_: str) -> None:
 
 
 def pack_hash(pack: ChainPack) -> str:
-    """Digest of every file in the pack folder: an image is rebuilt when its pack changes."""
+    """Digest of every file in the pack folder: an image is rebuilt when its pack changes.
+    Links are hashed as links (their target text), never followed out of the pack."""
+    entries = []
+    for current, dirs, files in os.walk(pack.folder, followlinks=False):
+        for name in dirs + files:
+            entry = Path(current, name)
+            if entry.is_symlink() or entry.is_file():
+                entries.append(entry)
     digest = hashlib.sha256()
-    for file in sorted(p for p in pack.folder.rglob("*") if p.is_file()):
+    for file in sorted(entries):
         digest.update(str(file.relative_to(pack.folder)).encode())
-        digest.update(file.read_bytes())
+        if file.is_symlink():
+            digest.update(os.readlink(file).encode())
+            continue
+        with open(file, "rb") as stream:   # in chunks: a pack may hold a large tarball
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -97,9 +113,12 @@ def base_image(client: docker.DockerClient, log: Log = _quiet) -> str:
 
 
 def _fetch_npm(spec: str, dest: Path) -> None:
+    # A registry tarball, scripts off: npm runs no lifecycle script of the package. The
+    # environment is the test center's (its registry, proxy); the pack sets none of it.
     with tempfile.TemporaryDirectory(prefix="bctest-npm-") as tmp:
-        result = subprocess.run(["npm", "pack", spec, "--silent"], cwd=tmp,
-                                capture_output=True, text=True)
+        result = subprocess.run(["npm", "pack", "--ignore-scripts", "--silent", spec], cwd=tmp,
+                                capture_output=True, text=True,
+                                env={**os.environ, "npm_config_ignore_scripts": "true"})
         if result.returncode != 0:
             raise InfraError(f"npm pack {spec} failed: {result.stderr.strip()[-500:]}")
         produced = list(Path(tmp).glob("*.tgz"))
@@ -109,13 +128,18 @@ def _fetch_npm(spec: str, dest: Path) -> None:
 
 
 def _fetch_go(spec: str, dest: Path, env: dict[str, str], ldflags: str | None) -> None:
-    with tempfile.TemporaryDirectory(prefix="bctest-go-") as gobin:
+    # The host's Go settings (GOPROXY, GOPATH, GOCACHE, GOFLAGS: the test center's) plus
+    # only the allow-listed keys of the pack (packpolicy.GO_ENV); run from an empty folder
+    # so no go.mod/go.work around the harness takes part. `pkg@version` ignores replaces.
+    allowed = {key: value for key, value in env.items() if key in packpolicy.GO_ENV}
+    with tempfile.TemporaryDirectory(prefix="bctest-go-") as gobin, \
+            tempfile.TemporaryDirectory(prefix="bctest-go-cwd-") as cwd:
         command = ["go", "install"]
         if ldflags:
             command.append(f"-ldflags={ldflags}")
         command.append(spec)
-        result = subprocess.run(command, capture_output=True, text=True,
-                                env={**os.environ, **env, "GOBIN": gobin})
+        result = subprocess.run(command, capture_output=True, text=True, cwd=cwd,
+                                env={**os.environ, **allowed, "GOBIN": gobin})
         if result.returncode != 0:
             raise InfraError(f"go install {spec} failed: {result.stderr.strip()[-800:]}")
         binaries = list(Path(gobin).iterdir())
@@ -124,8 +148,11 @@ def _fetch_go(spec: str, dest: Path, env: dict[str, str], ldflags: str | None) -
         shutil.move(str(binaries[0]), dest)
 
 
-def fetch_artifact(artifact: dict, log: Log = _quiet) -> Path:
-    """Fetch one artifact into the cache (keyed by its spec) and return the cached file."""
+def fetch_artifact(artifact: dict, log: Log = _quiet, file: str = "chain pack",
+                   field: str = "image.build.artifacts") -> Path:
+    """Fetch one artifact into the cache (keyed by its spec) and return the cached file.
+    Refuses (InputError) an artifact the pack rules forbid before anything runs."""
+    packpolicy.check_artifact(artifact, file, field)
     key = hashlib.sha256(json.dumps(artifact, sort_keys=True).encode()).hexdigest()[:16]
     cached = paths.cache_dir() / "artifacts" / key / Path(artifact["dest"]).name
     if cached.is_file():
@@ -149,20 +176,35 @@ def fetch_artifact(artifact: dict, log: Log = _quiet) -> Path:
 def build(client: docker.DockerClient, pack: ChainPack, log: Log = _quiet) -> str:
     """Build the pack's image in a temporary context holding its artifacts; return the image id."""
     spec = pack.build or {}
+    file = str(pack.manifest)
+    packpolicy.check_tag(pack.image_tag, pack.name, pack.reference, creates=True, file=file)
+    source = packpolicy.resolve_inside(pack.folder, spec.get("context", "."), file, "image.build.context")
+    dockerfile = spec.get("dockerfile", "Dockerfile")
+    packpolicy.resolve_inside(source, dockerfile, file, "image.build.dockerfile")
+    packpolicy.check_tree(source, pack.folder, file)   # again: the folder may have changed
     base = base_image(client, log)
     with tempfile.TemporaryDirectory(prefix=f"bctest-build-{pack.name}-") as tmp:
         context = Path(tmp) / "context"
-        shutil.copytree(pack.folder / spec.get("context", "."), context)
-        for artifact in spec.get("artifacts", []):
-            target = context / artifact["dest"]
+        # Links are copied as links (checked above to stay inside the pack), never followed.
+        shutil.copytree(source, context, symlinks=True)
+        for index, artifact in enumerate(spec.get("artifacts", [])):
+            field = f"image.build.artifacts[{index}]"
+            fetched = fetch_artifact(artifact, log, file, field)
+            # Resolved in the copy: a link in the context cannot carry the write elsewhere.
+            target = packpolicy.resolve_inside(context, artifact["dest"], file, f"{field}.dest")
+            if target.is_dir():
+                raise InputError(file, f"{field}.dest", f"{artifact['dest']!r} is a folder in the "
+                                 "build context, expected a file path")
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(fetch_artifact(artifact, log), target)
+            shutil.copy2(fetched, target)
         log(f"docker build {pack.image_tag} (BASE_IMAGE={base})")
-        buildargs = {"BASE_IMAGE": base, **spec.get("args", {})}
+        buildargs = {**spec.get("args", {}), "BASE_IMAGE": base}   # the base is the center's
+        packpolicy.check_build_images(context / dockerfile, buildargs,
+                                      lambda ref: _has_image(client, ref), file)
         labels = {PACK_HASH_LABEL: pack_hash(pack), "bctest.pack": pack.name}
         lines: list[str] = []
         try:
-            stream = client.api.build(path=str(context), dockerfile=spec.get("dockerfile", "Dockerfile"),
+            stream = client.api.build(path=str(context), dockerfile=dockerfile,
                                       tag=pack.image_tag, buildargs=buildargs, labels=labels,
                                       rm=True, forcerm=True, decode=True)
             for chunk in stream:
@@ -178,9 +220,17 @@ def build(client: docker.DockerClient, pack: ChainPack, log: Log = _quiet) -> st
 
 
 def load_tarball(client: docker.DockerClient, pack: ChainPack, log: Log = _quiet) -> str:
-    log(f"docker load {pack.tarball}")
+    """`docker load` the pack's tarball once its naming files say it holds one image, named
+    the pack's own tag: a tarball cannot name (and so replace) any other image."""
+    file = str(pack.manifest)
+    packpolicy.check_tag(pack.image_tag, pack.name, pack.reference, creates=True, file=file)
+    tarball = pack.tarball
+    if tarball is None or not packpolicy.inside(tarball, pack.folder):
+        raise InputError(file, "image.tarball", f"{tarball} is not inside the pack folder {pack.folder}")
+    packpolicy.check_tarball(tarball, pack.image_tag, file)
+    log(f"docker load {tarball}")
     try:
-        with open(pack.tarball, "rb") as stream:
+        with open(tarball, "rb") as stream:
             loaded = client.images.load(stream)
     except docker.errors.APIError as exc:
         raise InfraError(f"docker load {pack.tarball} failed: {exc}") from None
@@ -206,6 +256,11 @@ def ensure(client: docker.DockerClient, pack: ChainPack, rebuild: bool = False,
         return build(client, pack, log)
     if _has_image(client, pack.image_tag):
         return client.images.get(pack.image_tag).id
+    if not packpolicy.may_pull(pack.image_tag):
+        raise InputError(str(pack.manifest), "image.tag", f"image {pack.image_tag} is not present, "
+                         "and bctest pulls nothing into the test center's namespaces (Docker Hub "
+                         f"official images, {packpolicy.REFERENCE_NAMESPACE}/, "
+                         f"{packpolicy.VENDOR_NAMESPACE}/): build or load it, or name your registry")
     try:
         log(f"docker pull {pack.image_tag}")
         return client.images.pull(pack.image_tag).id

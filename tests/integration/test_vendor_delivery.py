@@ -54,18 +54,20 @@ def test_out_of_tree_adapter_package_is_found_through_its_entry_point(
 
 
 def test_image_delivered_as_a_docker_save_tarball(docker_client, anvil_image, tmp_path):
-    tag = "bctest/vendor-anvil:tarball-test"
+    tag = "bctest-vendor/vendor:tarball-test"   # a vendor pack's images live in its own namespace
     # A distinct image (its own top layer), so removing it really removes it.
     base = docker_client.containers.create(anvil_image, entrypoint=["true"])
     try:
         base.put_archive("/tmp", _one_file_tar(b"delivered by tarball\n"))
         original = docker_client.images.get(anvil_image).attrs["Config"]
-        image = base.commit(repository="bctest/vendor-anvil", tag="tarball-test",
+        image = base.commit(repository="bctest-vendor/vendor", tag="tarball-test",
                             conf={"Entrypoint": original["Entrypoint"], "Cmd": original["Cmd"],
                                   "User": original["User"]})
     finally:
         base.remove(force=True)
-    tarball = tmp_path / "vendor-anvil.tar"
+    pack = tmp_path / "vendor"
+    pack.mkdir()
+    tarball = pack / "vendor-anvil.tar"   # inside the pack folder, as every pack path must be
     with open(tarball, "wb") as out:
         for chunk in docker_client.images.get(tag).save(named=True):
             out.write(chunk)
@@ -75,11 +77,9 @@ def test_image_delivered_as_a_docker_save_tarball(docker_client, anvil_image, tm
         raise AssertionError("the image should be gone before the run")
     except docker.errors.ImageNotFound:
         pass
-    pack = tmp_path / "vendor"
-    pack.mkdir()
     (pack / "chain.yaml").write_text(
         "name: vendor\nversion: '1'\nfamily: evm\nconsensus: {kind: single}\nchain_id: 31337\n"
-        f"image: {{tag: '{tag}', tarball: ../vendor-anvil.tar}}\nports: {{rpc: 8545}}\n"
+        f"image: {{tag: '{tag}', tarball: vendor-anvil.tar}}\nports: {{rpc: 8545}}\n"
         "params: {block_time: 1, gas_limit: 300000000, quiet: true}\n")
     suite = write_suite(tmp_path, "tarball", f"name: tarball\nchain: {pack}\n"
                         "load: {rate: 20, warmup: 1, duration: 3, settle: 10}\n")

@@ -20,7 +20,7 @@ VALID_PACK: dict[str, Any] = {
     "family": "evm",
     "consensus": {"kind": "bft", "min_nodes": 1, "max_nodes": 8},
     "chain_id": 4242,
-    "image": {"tag": "bctest/demo:1.0", "build": {"dockerfile": "Dockerfile"}},
+    "image": {"tag": "bctest-vendor/demo:1.0", "build": {"dockerfile": "Dockerfile"}},
     "ports": {"rpc": 8545},
     "readiness": {"probe": "adapter", "timeout": 30},
     "params": {"block_time": 1, "quiet": True},

@@ -4,7 +4,10 @@ InputError naming the file, the field path inside it and what was expected (exit
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -97,7 +100,7 @@ def test_chain_pack_loads_fields(tmp_path, inputs):
     pack = chainpack.load(inputs.make_pack(tmp_path / "p"))
     assert pack.name == "demo" and pack.version == "1.0" and pack.family == "evm"
     assert pack.consensus == "bft"
-    assert pack.image_tag == "bctest/demo:1.0"
+    assert pack.image_tag == "bctest-vendor/demo:1.0"
     assert pack.build == {"dockerfile": "Dockerfile"}
     assert pack.tarball is None
     assert pack.ports == {"rpc": 8545}
@@ -130,9 +133,13 @@ def test_fault_tolerance_follows_consensus_fault_model(tmp_path, inputs, kind, n
 
 def test_chain_pack_tarball_image_resolves_relative_to_pack(tmp_path, inputs):
     doc = inputs.pack()
-    doc["image"] = {"tag": "demo:1", "tarball": "image.tar"}
+    doc["image"] = {"tag": "bctest-vendor/demo:1", "tarball": "image.tar"}
     folder = inputs.make_pack(tmp_path / "p", doc, dockerfile=False)
-    (folder / "image.tar").write_bytes(b"tar")
+    manifest = json.dumps([{"Config": "c.json", "RepoTags": ["bctest-vendor/demo:1"], "Layers": []}])
+    with tarfile.open(folder / "image.tar", "w") as tar:   # the naming file of a `docker save`
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest.encode()))
     pack = chainpack.load(folder)
     assert pack.tarball == (folder / "image.tar").resolve()
     assert pack.build is None
@@ -300,7 +307,7 @@ def test_chain_pack_missing_build_context_rejected(tmp_path, inputs):
 
 def test_chain_pack_missing_tarball_rejected(tmp_path, inputs):
     doc = inputs.pack()
-    doc["image"] = {"tag": "demo:1", "tarball": "image.tar"}
+    doc["image"] = {"tag": "bctest-vendor/demo:1", "tarball": "image.tar"}
     _pack_error(inputs.make_pack(tmp_path / "p", doc), "image.tarball", "image.tar", "does not exist")
 
 
@@ -468,8 +475,8 @@ def test_non_string_keys_in_chain_pack_rejected(tmp_path, inputs):
 
 
 @pytest.mark.parametrize("image", [
-    {"tag": "demo:1", "tarball": "a\x00b"},
-    {"tag": "demo:1", "tarball": "a" * 300},
+    {"tag": "bctest-vendor/demo:1", "tarball": "a\x00b"},
+    {"tag": "bctest-vendor/demo:1", "tarball": "a" * 300},
     {"tag": "demo:1", "build": {"context": "a" * 300}},
 ], ids=["tarball-nul", "tarball-long", "context-long"])
 def test_unusable_image_paths_rejected(tmp_path, inputs, image):
