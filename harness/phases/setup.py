@@ -120,14 +120,15 @@ async def setup(ctx: RunContext) -> None:
     ctx.host = await asyncio.to_thread(hostinfo.host_facts, ctx.client)
     ctx.say(f"starting {suite.nodes} × {suite.chain.name} {suite.chain.version} ({image_id[:19]})")
     interrupted = lambda: ctx.stopped() is not None  # noqa: E731
-    ctx.nodes, ctx.node_info = await start_network(ctx.runtime, suite, ctx.adapter,
-                                                   suite.chain.image_tag, interrupted)
+    # Pinned to the image id: a tag re-pointed during the run cannot swap the nodes' image.
+    ctx.nodes, ctx.node_info = await start_network(ctx.runtime, suite, ctx.adapter, image_id,
+                                                   interrupted)
     ctx.say(f"ready in {max(n['ready_seconds'] for n in ctx.node_info):.1f} s")
     if suite.chain.progress_blocks:
         heights = await wait_progress(ctx.adapter, ctx.nodes, suite.chain.progress_blocks,
                                       suite.ready_timeout, interrupted)
         ctx.say(f"consensus running: heights {heights}")
-    ctx.image = {"tag": suite.chain.image_tag, **ctx.runtime.image_digest(suite.chain.image_tag)}
+    ctx.image = {"tag": suite.chain.image_tag, **ctx.runtime.image_digest(image_id)}
 
 
 async def prepare(ctx: RunContext) -> None:
