@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from harness import __version__, results, signing, standards, suite, verdicts
 from harness.errors import EXIT_INFRA_FAILED, EXIT_INTERRUPTED, InfraError, InputError
@@ -105,13 +106,13 @@ def execute(campaign: Campaign, out: Path | None, console: Console, rebuild: boo
     console.print(f"campaign {run_id}: {campaign.name}, {len(campaign.cases)} cases → {out}", highlight=False)
     codes = []
     for number, case in enumerate(campaign.cases, 1):
-        console.print(f"\n[bold]case {number}/{len(campaign.cases)}: {case.id}[/bold] "
-                      f"({case.suite.path.name})", highlight=False)
+        console.print(Text.assemble("\n", (f"case {number}/{len(campaign.cases)}: {case.id}", "bold"),
+                                    f" ({case.suite.path.name})"), highlight=False)
         try:
             code = run.execute(case.suite, out / "cases" / case.id, console,
                                rebuild=rebuild and number == 1)
         except InfraError as exc:  # one case's infrastructure failure does not end the campaign
-            console.print(f"[red]case {case.id} failed:[/red] {exc}", highlight=False)
+            console.print(Text.assemble((f"case {case.id} failed:", "red"), f" {exc}"), highlight=False)
             code = EXIT_INFRA_FAILED
         codes.append(code)
         if code == EXIT_INTERRUPTED:

@@ -11,6 +11,9 @@ from harness import packpolicy, paths
 from harness.errors import InputError
 from harness.validation import load_and_validate
 
+# The share of nodes that must hold a transaction before it counts as committed. The test
+# center's by consensus kind: a pack may raise it (a stricter claim), never lower it (a
+# vendor could otherwise count a tx as committed when one node of many held it).
 DEFAULT_COMMIT_SHARE = {"single": 1.0, "bft": 1.0, "cft": 1.0, "pow": 0.5}
 
 
@@ -115,7 +118,7 @@ def load(folder: Path) -> ChainPack:
         command=doc.get("command"),
         params=doc.get("params", {}),
         options=doc.get("options", {}),
-        commit_share=consensus.get("commit_share", DEFAULT_COMMIT_SHARE[kind]),
+        commit_share=commit_share(consensus, kind, manifest),
         min_nodes=min_nodes,
         max_nodes=max_nodes,
         data_dir=doc.get("data_dir"),
@@ -157,3 +160,13 @@ def _image_sources(folder: Path, manifest: Path, image: dict[str, Any]) -> tuple
             packpolicy.check_artifact(artifact, file, field)
             packpolicy.resolve_inside(context, artifact["dest"], file, f"{field}.dest")
     return tarball, build
+
+
+def commit_share(consensus: dict, kind: str, manifest: Path) -> float:
+    floor = DEFAULT_COMMIT_SHARE[kind]
+    share = consensus.get("commit_share", floor)
+    if share < floor:
+        raise InputError(str(manifest), "consensus.commit_share",
+                         f"at least {floor:g} for a {kind} chain (the test center's commit threshold; "
+                         f"a pack may only raise it), got {share:g}")
+    return float(share)

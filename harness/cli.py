@@ -7,13 +7,16 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from harness import __version__, paths
 from harness.errors import EXIT_INVALID_INPUT, EXIT_PASS, BctestError, InfraError, InputError
 from harness.verdicts import exit_code
 
-console = Console(stderr=False, highlight=False, soft_wrap=True)
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup=False: names, versions and answers from packs and nodes are printed, never read as
+# markup ("[/]" in a pack once made a traceback); colour goes through Text styles.
+console = Console(stderr=False, highlight=False, soft_wrap=True, markup=False)
+errors = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -229,14 +232,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not other_version:
         problems += recomputed_differences
     if problems:
-        console.print(f"[red]verify failed[/red] for {args.run_dir}:")
+        console.print(Text.assemble(("verify failed", "red"), f" for {args.run_dir}:"))
         for problem in problems:
             console.print(f"  {problem}", markup=False)
         return 1
     if recomputed_differences:
-        console.print(f"[yellow]note[/yellow]: bctest {judged_by} judged this run; recomputed with bctest "
-                      f"{__version__}, {len(recomputed_differences)} figure(s) differ (install bctest "
-                      f"{judged_by} to recompute exactly, or pass --strict to fail on them):")
+        console.print(Text.assemble(
+            ("note", "yellow"), f": bctest {judged_by} judged this run; recomputed with bctest "
+            f"{__version__}, {len(recomputed_differences)} figure(s) differ (install bctest "
+            f"{judged_by} to recompute exactly, or pass --strict to fail on them):"))
         for difference in recomputed_differences:
             console.print(f"  {difference}", markup=False)
         console.print(f"verified: signed by {signing.key_id(trusted)}, every file intact "
@@ -320,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except BctestError as exc:
-        errors.print(f"[red]error:[/red] {exc}")
+        errors.print(Text.assemble(("error:", "red"), f" {exc}"))
         return exc.exit_code
     except KeyboardInterrupt:
         errors.print("interrupted")

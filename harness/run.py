@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from harness import __version__, lifetime, signing, standards, verdicts
 from harness.errors import (
@@ -160,7 +160,7 @@ def execute(suite: Suite, out: Path | None, console: Console, rebuild: bool = Fa
         results = asyncio.run(_run(ctx, stop))
     except KeyboardInterrupt:
         results = None
-        console.print("[red]aborted by a second interrupt[/red]")
+        console.print(Text("aborted by a second interrupt", style="red"))
     finally:
         _last_resort_cleanup(run_id)
     if results is None:
@@ -175,8 +175,8 @@ def execute(suite: Suite, out: Path | None, console: Console, rebuild: bool = Fa
         return EXIT_INTERRUPTED
     refused = refused_everything(results)
     if refused:
-        console.print(f"[red]the system under test took no load[/red]: {escape(refused)}; node logs in "
-                      f"{run_dir / 'logs'}", highlight=False)
+        console.print(Text.assemble(("the system under test took no load", "red"), f": {refused}; node "
+                                    f"logs in {run_dir / 'logs'}"), highlight=False)
         return EXIT_INFRA_FAILED
     return verdicts.exit_code(results)
 

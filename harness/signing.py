@@ -53,12 +53,22 @@ def init_keys(folder: Path, force: bool = False) -> tuple[Path, str]:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(pem)
-    public_path.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                          serialization.PublicFormat.SubjectPublicKeyInfo))
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    _write_new(private_path, pem, 0o600)
+    _write_new(public_path, public, 0o644)
     return public_path, key_id(key.public_key())
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """A fresh file with exactly `mode`: whatever was there (an old key with a looser mode, a
+    link planted to make us write elsewhere) is removed first, never followed."""
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(descriptor, "wb") as out:
+        os.fchmod(out.fileno(), mode)   # whatever the umask
+        out.write(data)
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:

@@ -32,6 +32,43 @@ def schema(name: str) -> dict[str, Any]:
     return loaded
 
 
+MAX_EXPANDED_NODES = 1_000_000   # what a document may unfold to once its aliases are expanded
+
+
+def expanded_size(node: yaml.Node, sizes: dict[int, int] | None = None) -> int:
+    """How many nodes the document has with every alias expanded, counted in linear time
+    (an alias is the same node object twice, so a size is computed once per object)."""
+    sizes = {} if sizes is None else sizes
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = 1   # a cycle (an alias inside its own anchor) counts once
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(expanded_size(k, sizes) + expanded_size(v, sizes) for k, v in node.value)
+    else:
+        size = 1
+    sizes[id(node)] = size
+    return size
+
+
+def _bounded_load(text: str, path: Path) -> Any:
+    """yaml.safe_load, refusing an alias bomb (a few KB that unfold to billions of nodes)
+    before anything walks the unfolded document."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = expanded_size(node)
+        if size > MAX_EXPANDED_NODES:
+            raise InputError(str(path), None, f"a document of at most {MAX_EXPANDED_NODES} values once "
+                             f"its YAML aliases are expanded; this one unfolds to {size}")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_yaml(path: Path) -> Any:
     if not path.exists():
         raise InputError(str(path), None, "file does not exist")
@@ -42,7 +79,7 @@ def load_yaml(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(str(path), None, f"cannot be read as UTF-8 text ({exc})") from None
     try:
-        return yaml.safe_load(text)
+        return _bounded_load(text, path)
     except RecursionError:
         raise InputError(str(path), None, "nested too deeply to be a bctest file") from None
     except ValueError as exc:  # PyYAML's own constructors, e.g. an impossible date 2020-13-45

@@ -57,10 +57,10 @@ def summarize(console: Console, results: dict[str, Any], run_dir: Path) -> None:
               f"{query['answered']}, failed {query['failed']}; latency p50 {_ms(query['latency']['p50'])} "
               f"p99 {_ms(query['latency']['p99'])} max {_ms(query['latency']['max'])}")
     for warning in results["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, markup=True)
     for check in results["checks"]:
         console.print(f"{_verdict(check['verdict'])} {escape(str(check['id']))} "
-                      f"(measured {escape(str(check['measured']))})", highlight=False)
+                      f"(measured {escape(str(check['measured']))})", highlight=False, markup=True)
     for fault in results.get("faults", []):
         when = "-" if fault["start"] is None else f"{fault['start']:.1f}–" + (
             "?" if fault["end"] is None else f"{fault['end']:.1f} s")
@@ -68,5 +68,6 @@ def summarize(console: Console, results: dict[str, Any], run_dir: Path) -> None:
               f"{fault['status']}" + (f" ({fault['reason']})" if fault["reason"] else ""))
     for checker in results.get("checkers", []):
         console.print(f"{_verdict(checker['verdict'])} {escape(str(checker['id']))}"
-                      + (f": {escape(str(checker['why']))}" if checker["why"] else ""), highlight=False)
+                      + (f": {escape(str(checker['why']))}" if checker["why"] else ""), highlight=False,
+                      markup=True)
     plain(f"verdict: {results['verdict']} ({results['status']}); report: {run_dir / 'report.html'}")

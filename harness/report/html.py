@@ -98,14 +98,16 @@ def plain(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+# A file of the run folder: plain path characters only. No colon (no scheme, however it is
+# disguised: " javascript:", "java\tscript:"), no leading slash, no backslash, no "..".
+_LOCAL_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+@=-]*(/[A-Za-z0-9_.+@=-]+)*")
 
 
 def local_href(value: Any) -> str | None:
     """A relative link inside the run folder, or None (absolute paths, URLs, '..' are not linked)."""
-    if not isinstance(value, str) or not value or _SCHEME.match(value):
+    if not isinstance(value, str) or not _LOCAL_PATH.fullmatch(value):
         return None
-    if value.startswith(("/", "\\")) or ".." in Path(value).parts:
+    if ".." in Path(value).parts:
         return None
     return value
 

@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from harness.report.text import xml
+
 
 def build(results: dict[str, Any]) -> ET.Element:
     campaign = results.get("format", "").startswith("bctest-campaign")
@@ -48,6 +50,9 @@ def build(results: dict[str, Any]) -> ET.Element:
     suite.set("failures", str(failures))
     suite.set("skipped", str(skipped))
     suite.set("errors", "0")
+    for element in suites.iter():   # pack and node strings may hold what XML 1.0 cannot
+        for key, value in element.attrib.items():
+            element.set(key, xml(value))
     return suites
 
 

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from harness.report.text import md
+
 ICON = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "unknown": "❔", "not-applicable": "➖",
         "incomplete": "⚠️"}
 
@@ -25,12 +27,12 @@ def _requirement_lines(results: dict[str, Any]) -> list[str]:
     counts = ", ".join(f"{n} {v}" for v, n in certification["counts"].items() if n)
     lines = ["", f"**Certification:** {ICON.get(certification['verdict'], '')} {certification['verdict']}, "
                  f"grade **{certification['grade']}** ({counts}) against "
-                 + ", ".join(f"{s['id']} {s['version']}" for s in results.get("standards", [])), ""]
+                 + ", ".join(f"{md(s['id'])} {md(s['version'])}" for s in results.get("standards", [])), ""]
     lines += ["| requirement | obligation | verdict | why |", "|---|---|---|---|"]
     order = {"fail": 0, "inconclusive": 1, "pass": 2, "not-applicable": 3}
     for r in sorted(results.get("requirements", []), key=lambda r: (order[r["verdict"]], r["id"])):
-        why = (r.get("why") or "").replace("|", "\\|")
-        lines.append(f"| {r['id']} | {r['obligation']} | {ICON[r['verdict']]} {r['verdict']} | {why} |")
+        lines.append(f"| {md(r['id'])} | {md(r['obligation'])} | {ICON[r['verdict']]} {r['verdict']} | "
+                     f"{md(r.get('why'))} |")
     return lines
 
 
@@ -38,13 +40,13 @@ def build(results: dict[str, Any]) -> str:
     chain = results.get("chain") or {}
     verdict = results["verdict"]
     title = results.get("name") or results["suite"]["name"]
-    lines = [f"### bctest {ICON.get(verdict, '')} {verdict}: {title} on {chain.get('name', '?')} "
-             f"{chain.get('version', '')}", ""]
+    lines = [f"### bctest {ICON.get(verdict, '')} {verdict}: {md(title)} on {md(chain.get('name', '?'))} "
+             f"{md(chain.get('version', ''))}", ""]
     if results.get("format", "").startswith("bctest-campaign"):
         lines += ["| case | status | verdict | throughput | success | p99 |", "|---|---|---|---|---|---|"]
         for case in results["cases"]:
             head = case.get("headline") or {}
-            lines.append(f"| {case['id']} | {case['status']} | {ICON.get(case['verdict'] or '', '')} "
+            lines.append(f"| {md(case['id'])} | {md(case['status'])} | {ICON.get(case['verdict'] or '', '')} "
                          f"{case['verdict'] or '-'} | {_figure(head.get('throughput'), ' tx/s')} | "
                          f"{_figure(head.get('success_ratio'), '', 3)} | "
                          f"{_figure(head.get('latency_p99'), ' ms', 0)} |")
@@ -58,7 +60,7 @@ def build(results: dict[str, Any]) -> str:
                      f"{_figure(latency.get('p50'), ' ms', 0)} p99 {_figure(latency.get('p99'), ' ms', 0)}")
         query = results["phases"].get("query")
         if query:
-            lines.append(f"queries ({query.get('kind')}), target {query.get('target_rate')}/s: answered "
+            lines.append(f"queries ({md(query.get('kind'))}), target {query.get('target_rate')}/s: answered "
                          f"{query.get('answered')} of {query.get('submitted')}, throughput "
                          f"{_figure(query.get('throughput'), ' queries/s')}, latency p50 "
                          f"{_figure(query['latency'].get('p50'), ' ms', 1)} p99 "
@@ -67,12 +69,11 @@ def build(results: dict[str, Any]) -> str:
         judged += [(c["id"], c["verdict"], c.get("why")) for c in results.get("checkers", [])]
         if judged:
             lines += ["", "| check | verdict | why |", "|---|---|---|"]
-            lines += [f"| {i} | {ICON.get(v, '')} {v} | {(w or '').replace('|', '/')} |"
-                      for i, v, w in judged]
+            lines += [f"| {md(i)} | {ICON.get(v, '')} {v} | {md(w)} |" for i, v, w in judged]
         for warning in results.get("warnings", []):
-            lines.append(f"\n> ⚠️ {warning}")
+            lines.append(f"\n> ⚠️ {md(warning)}")
     lines += _requirement_lines(results)
-    lines += ["", f"run `{results['run_id']}` · bctest {results['harness']['version']} · full report: "
+    lines += ["", f"run {md(results['run_id'])} · bctest {md(results['harness']['version'])} · full report: "
                   "report.html"]
     return "\n".join(lines) + "\n"
 

@@ -99,6 +99,32 @@ def _memory_bytes(text: str) -> int:
     return int(text)
 
 
+# The test center's ceilings for one node, whatever the pack asks (and its defaults when the
+# pack asks nothing): a vendor image never gets the host's whole CPU, memory or pid space.
+NODE_CEILING = {"cpus": float(os.cpu_count() or 1), "memory": 8 * 1024**3, "pids": 4096}
+NODE_DEFAULT = {"cpus": 1.0, "memory": 2 * 1024**3, "pids": 1024}
+
+
+def node_limits(resources: dict[str, Any]) -> dict[str, int]:
+    """The container's cgroup limits: the pack's resources, defaulted, capped at the ceiling."""
+    cpus = min(float(resources.get("cpus", NODE_DEFAULT["cpus"])), NODE_CEILING["cpus"])
+    memory = min(_memory_bytes(resources["memory"]) if "memory" in resources else NODE_DEFAULT["memory"],
+                 NODE_CEILING["memory"])
+    pids = min(int(resources.get("pids", NODE_DEFAULT["pids"])), NODE_CEILING["pids"])
+    return {"nano_cpus": int(cpus * 1e9), "mem_limit": memory, "pids_limit": pids}
+
+
+def _save_log(container: Any, path: Path) -> None:
+    """Stream a node's log to `path` (never whole into memory; the engine caps its size)."""
+    try:
+        with open(path, "wb") as out:
+            for chunk in container.logs(stdout=True, stderr=True, timestamps=True, stream=True,
+                                        follow=False):
+                out.write(chunk)
+    except docker.errors.APIError as exc:
+        path.write_bytes(f"(log unavailable: {exc})\n".encode())
+
+
 class DockerRuntime:
     """Starts, inspects and removes the containers of one run."""
 
@@ -161,9 +187,10 @@ class DockerRuntime:
                 cap_drop=["ALL"],
                 cap_add=pack.capabilities or None,
                 security_opt=["no-new-privileges"],
-                nano_cpus=int(resources["cpus"] * 1e9) if "cpus" in resources else None,
-                mem_limit=_memory_bytes(resources["memory"]) if "memory" in resources else None,
-                pids_limit=resources.get("pids"),
+                **node_limits(resources),
+                # Capped logs: a node cannot fill the host's disk (or our memory) by logging.
+                log_config=docker.types.LogConfig(type="json-file",
+                                                  config={"max-size": "64m", "max-file": "2"}),
                 detach=True,
             )
             if pack.data_dir and index in (disks or {}):
@@ -213,12 +240,8 @@ class DockerRuntime:
         old = self.container(node)
         self.wipes[node.name] = self.wipes.get(node.name, 0) + 1
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            data = old.logs(stdout=True, stderr=True, timestamps=True)
-        except docker.errors.APIError as exc:
-            data = f"(log unavailable: {exc})\n".encode()
-        self.log_dir.joinpath(f"{node.name}.before-wipe-{self.wipes[node.name]}.log").write_bytes(data)
-        old.remove(force=True)
+        _save_log(old, self.log_dir / f"{node.name}.before-wipe-{self.wipes[node.name]}.log")
+        old.remove(force=True, v=True)   # with its anonymous volumes: nothing of the old node stays
         if node.name in self.disks:
             data_disks.reformat(self.disks[node.name])
         container = self._create(node.name)
@@ -282,12 +305,7 @@ class DockerRuntime:
     def save_logs(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for container in self._containers():
-            name = container.labels.get("bctest.node", container.name)
-            try:
-                data = container.logs(stdout=True, stderr=True, timestamps=True)
-            except docker.errors.APIError as exc:
-                data = f"(log unavailable: {exc})\n".encode()
-            self.log_path(name).write_bytes(data)
+            _save_log(container, self.log_path(container.labels.get("bctest.node", container.name)))
 
     def data_bytes(self) -> dict[str, int | None]:
         """Bytes each node has written: its container's writable layer (SizeRw), plus its
