@@ -16,8 +16,10 @@ unmounted and deleted at teardown, and by `bctest clean` for dead runs.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat as stat_module
 import subprocess
 import time
 from dataclasses import dataclass
@@ -98,11 +100,47 @@ def used_bytes(disk: DataDisk) -> int:
     return (stat.f_blocks - stat.f_bfree) * stat.f_frsize
 
 
+def _open_filler(mountpoint: Path) -> int:
+    """The filler file, opened as root on the host without ever following what the node
+    planted: relative to a handle on the mount root, no links (O_NOFOLLOW), never blocking
+    on a FIFO, and only a regular file on the node's own filesystem. Anything else at that
+    name is removed (it is the node's, on its own disk) and the file made afresh."""
+    root = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        device = os.fstat(root).st_dev
+        for _ in range(3):
+            try:
+                fd = os.open(FILLER, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600,
+                             dir_fd=root)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+                    raise
+                _remove_planted(root)
+                continue
+            info = os.fstat(fd)
+            if stat_module.S_ISREG(info.st_mode) and info.st_dev == device and info.st_nlink == 1:
+                os.set_blocking(fd, True)
+                return fd
+            os.close(fd)
+            _remove_planted(root)
+        raise OSError(errno.EEXIST, f"{mountpoint / FILLER} keeps being replaced; disk not filled")
+    finally:
+        os.close(root)
+
+
+def _remove_planted(root: int) -> None:
+    try:
+        os.unlink(FILLER, dir_fd=root)
+    except IsADirectoryError:
+        shutil.rmtree(FILLER, dir_fd=root)
+    except FileNotFoundError:
+        pass
+
+
 def fill(disk: DataDisk, size: int | None) -> int:
     """Take `size` bytes of the node's free space (all of it when None or more than is
     free) with one preallocated file; return the bytes taken."""
-    path = disk.mountpoint / FILLER
-    with open(path, "ab") as filler:
+    with os.fdopen(_open_filler(disk.mountpoint), "ab") as filler:
         os.fchmod(filler.fileno(), 0o600)
         want = free_bytes(disk) if size is None else min(size, free_bytes(disk))
         # ext4's metadata for the file itself comes out of the same free space: step down
@@ -117,7 +155,11 @@ def fill(disk: DataDisk, size: int | None) -> int:
 
 
 def unfill(disk: DataDisk) -> None:
-    (disk.mountpoint / FILLER).unlink(missing_ok=True)
+    root = os.open(disk.mountpoint, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        _remove_planted(root)    # unlink removes a link itself, never its target
+    finally:
+        os.close(root)
 
 
 def _mounted_under(folder: Path) -> list[str]:
