@@ -17,6 +17,8 @@ from harness.standards import catalogue
 from harness.standards.catalogue import Catalogue
 from harness.validation import load_and_validate
 
+FINALITY = ("bft", "cft", "single")   # consensus kinds that claim finality (checks/safety.py)
+
 
 @dataclass(frozen=True)
 class LoadSpec:
@@ -91,12 +93,18 @@ class Suite:
 
     def checker_config(self) -> dict[str, dict[str, Any]]:
         """The correctness checkers to run: as the suite says, or all of them (with their
-        defaults) when it injects faults and names none: a fault run must be judged."""
+        defaults) when it injects faults and names none: a fault run must be judged; and
+        safety always, on a chain that claims finality."""
         if self.checkers or not self.faults:
-            return self.checkers
-        # Only BFT and CFT fault models say how many faulty nodes must be tolerated.
-        return {name: {} for name in correctness.ORDER
-                if name != "fault_tolerance" or self.chain.consensus in ("bft", "cft")}
+            config = dict(self.checkers)
+        else:   # only BFT and CFT fault models say how many faulty nodes must be tolerated
+            config = {name: {} for name in correctness.ORDER
+                      if name != "fault_tolerance" or self.chain.consensus in ("bft", "cft")}
+        if self.chain.consensus in FINALITY and "safety" not in config:
+            # A chain that claims finality is always held to it: a node cannot earn credit
+            # for blocks that later vanish, whatever the suite forgot to ask.
+            config = {"safety": {}, **config}
+        return config
 
     def converge_bound(self) -> float:
         """How long the run waits after the faults for the nodes to agree on one tip."""

@@ -13,6 +13,12 @@ from harness.model import Block, threshold_nodes  # noqa: F401  (threshold_nodes
 
 
 class CommitTracker:
+    """Credit follows the block that stays: when a node reports another block at a height it
+    had reported before (a reorganisation, or a block announced early and then replaced),
+    the transactions of the abandoned blocks lose that node's sighting and are credited
+    again only when they appear on the branch the node kept. A node cannot lower latency by
+    announcing blocks that do not last."""
+
     def __init__(self, tx_ids: list[str], nodes: int, share: float):
         self.index = {tx_id.lower(): i for i, tx_id in enumerate(tx_ids)}
         self.nodes = nodes
@@ -25,23 +31,56 @@ class CommitTracker:
         self.commit_order: list[int] = []  # tx indexes in the order they reached the threshold
         self.blocks: list[Block] = []
         self.foreign = 0  # transactions in blocks that this run did not send
+        self.withdrawn = 0  # sightings taken back because their block was replaced
+        # per node: height -> (hash, the run's tx indexes credited from that block)
+        self.views: list[dict[int, tuple[str, list[int]]]] = [{} for _ in range(nodes)]
 
     def on_block(self, block: Block) -> None:
         self.blocks.append(block)
+        view = self.views[block.node]
+        known = view.get(block.number)
+        if known is not None and known[0] != block.hash:
+            for number in [n for n in view if n >= block.number]:
+                for i in view.pop(number)[1]:
+                    self._withdraw(i, block.node)
+        credited = []
         for tx_id in block.tx_ids:
             i = self.index.get(tx_id.lower())
             if i is None:
-                self.foreign += 1
+                if known is None or known[0] != block.hash:
+                    self.foreign += 1
                 continue
             if not np.isnan(self.seen[i, block.node]):
                 continue  # already held by this node (a re-reported block)
             self.seen[i, block.node] = block.seen
             self.block[i, block.node] = block.number
             self.holders[i] += 1
+            credited.append(i)
             if self.holders[i] == self.threshold:
                 self.committed_at[i] = block.seen
                 self.committed += 1
                 self.commit_order.append(i)
+        if known is None or known[0] != block.hash:
+            view[block.number] = (block.hash, credited)
+        else:
+            known[1].extend(credited)
+
+    def _withdraw(self, i: int, node: int) -> None:
+        """Node `node` no longer holds tx i (its block was replaced)."""
+        if np.isnan(self.seen[i, node]):
+            return
+        self.seen[i, node] = np.nan
+        self.block[i, node] = -1
+        self.holders[i] -= 1
+        self.withdrawn += 1
+        if np.isnan(self.committed_at[i]):
+            return
+        if self.holders[i] < self.threshold:
+            self.committed_at[i] = np.nan
+            self.committed -= 1
+            self.commit_order.remove(i)
+        else:   # still committed: at the threshold-th of the sightings that remain
+            self.committed_at[i] = np.sort(self.seen[i][~np.isnan(self.seen[i])])[self.threshold - 1]
 
     def pending(self, upto: int) -> int:
         """Transactions among the first `upto` that have not reached the threshold."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import suite as suite_module
 from harness.errors import InputError
 from harness.faults.schedule import partition, plan, resolve_target, target_count
 
@@ -115,3 +116,13 @@ def test_pow_fault_suite_without_checkers_gets_no_threshold_checker(tmp_path: Pa
     loaded = suite.load(path)
     assert "fault_tolerance" not in loaded.checker_config()
     assert "safety" in loaded.checker_config()
+
+
+def test_safety_runs_on_every_chain_that_claims_finality(tmp_path, inputs):
+    """Whatever the suite names (here: no checkers, no faults), a bft/cft/single chain is
+    held to its finality; a proof-of-work chain forks by design and is judged only if asked."""
+    for kind, expected in (("bft", True), ("cft", True), ("single", True), ("pow", False)):
+        pack = inputs.pack()
+        pack["consensus"] = {"kind": kind, "min_nodes": 1, "max_nodes": 8}
+        loaded = suite_module.load(inputs.make_suite(tmp_path / kind, pack_doc=pack))
+        assert ("safety" in loaded.checker_config()) is expected, kind
