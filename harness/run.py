@@ -76,6 +76,8 @@ def run_header(ctx: RunContext) -> RunHeader:
               "workload": ctx.workload, "max_in_flight": spec.max_in_flight,
               "connections": spec.connections,
               "commit_share": suite.commit_share, "seed": suite.seed,
+              # revealed only now, after the run: with the seed it rebuilds every key and tx
+              "key_secret": ctx.key_secret,
               "nodes": list(suite.load_nodes) if suite.load_nodes is not None
               else list(range(len(nodes)))},
         checks=[{"id": c.id, "metric": c.metric, "op": c.op, "value": c.value,

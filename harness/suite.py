@@ -104,6 +104,8 @@ class Suite:
             # A chain that claims finality is always held to it: a node cannot earn credit
             # for blocks that later vanish, whatever the suite forgot to ask.
             config = {"safety": {}, **config}
+        if "causality" not in config:   # a commit before its submit fails any run
+            config = {"causality": {}, **config}
         return config
 
     def converge_bound(self) -> float:

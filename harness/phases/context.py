@@ -48,6 +48,7 @@ class RunContext:
     stopped: Callable[[], str | None]           # why the run was asked to stop, or None
     rebuild: bool = False
     say: Callable[[str], None] = print          # one console line, never markup
+    key_secret: str | None = None               # mixed into the workload's seed (phases/setup.py)
     # setup
     client: Any = None                          # the Docker client
     runtime: Any = None                         # harness.runtime.docker.DockerRuntime

@@ -5,6 +5,8 @@ prepare stage (bootstrap, sign every transaction before the window)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -97,6 +99,12 @@ async def wait_progress(adapter: Adapter, nodes: list[Node], blocks: int, timeou
         await asyncio.sleep(0.5)
 
 
+def workload_seed(suite_seed: int, secret: str) -> int:
+    """The seed the adapter derives keys and transactions from (64 bits)."""
+    digest = hashlib.sha256(f"bctest/workload/{suite_seed}/{secret}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
 async def setup(ctx: RunContext) -> None:
     """Everything up to a running network that makes progress; fills ctx.client, runtime,
     adapter, nodes, node_info, host and image. Raises InfraError/InputError on failure."""
@@ -113,7 +121,12 @@ async def setup(ctx: RunContext) -> None:
         netns.preflight()
     adapter_cls = adapters.adapter_class(suite.chain.family, str(suite.chain.manifest))
     ctx.workload = adapters.workload_for(adapter_cls, suite.workload, str(suite.path))
-    ctx.adapter = adapter_cls(suite.chain, suite.params, suite.nodes, suite.seed, suite.accounts)
+    # Keys and transactions derive from the suite's seed AND a secret drawn for this run: a
+    # node that knows the suite cannot precompute the workload (the secret is recorded in
+    # the History after the run, so the run can be reproduced).
+    ctx.key_secret = ctx.key_secret or secrets.token_hex(16)
+    ctx.adapter = adapter_cls(suite.chain, suite.params, suite.nodes,
+                              workload_seed(suite.seed, ctx.key_secret), suite.accounts)
     image_id = await asyncio.to_thread(images.ensure, ctx.client, suite.chain, ctx.rebuild,
                                        lambda message: ctx.say(f"  {message}"))
     ctx.runtime = DockerRuntime(ctx.client, ctx.run_id, ctx.run_dir / "logs")

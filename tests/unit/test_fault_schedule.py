@@ -97,7 +97,7 @@ def test_suite_with_faults_loads_and_a_bad_one_names_the_file(tmp_path: Path):
     good = suite.load(root / "suites" / "faults" / "bft-threshold.yaml")
     assert [(s.id, s.nodes) for s in good.faults] == [("kill-f", (3,)), ("kill-f+1", (2, 3))]
     assert good.load_nodes == (0, 1)
-    assert set(good.checker_config()) == {"safety", "liveness", "durability", "convergence",
+    assert set(good.checker_config()) == {"causality", "safety", "liveness", "durability", "convergence",
                                           "fault_tolerance"}
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nchain: cometbft\nnodes: 4\nload: {rate: 10, duration: 10, "
