@@ -114,6 +114,12 @@ def node_limits(resources: dict[str, Any]) -> dict[str, int]:
     return {"nano_cpus": int(cpus * 1e9), "mem_limit": memory, "pids_limit": pids}
 
 
+# The run network: nodes reach each other; the harness reaches them through ports published
+# on 127.0.0.1; no masquerading, so nothing a node sends leaves the machine. (An internal
+# network would be stricter, but the engine publishes no ports from one.)
+CONTAINED_NETWORK = {"com.docker.network.bridge.enable_ip_masquerade": "false"}
+
+
 def _save_log(container: Any, path: Path) -> None:
     """Stream a node's log to `path` (never whole into memory; the engine caps its size)."""
     try:
@@ -185,6 +191,9 @@ class DockerRuntime:
                 ports={f"{p}/tcp": ("127.0.0.1", unused_ports.pop())
                        for p in container_ports},
                 cap_drop=["ALL"],
+                # No IPv6 inside the node: link-local v6 between nodes would go around the
+                # IPv4 rules of a partition (and the run network has no v6 of its own).
+                sysctls={"net.ipv6.conf.all.disable_ipv6": "1"},
                 cap_add=pack.capabilities or None,
                 security_opt=["no-new-privileges"],
                 **node_limits(resources),
@@ -266,7 +275,7 @@ class DockerRuntime:
             pool = docker.types.IPAMPool(subnet=str(subnet), gateway=gateway)
             self._network = self.client.networks.create(
                 self.network_name, driver="bridge", labels=self.labels, check_duplicate=True,
-                ipam=docker.types.IPAMConfig(pool_configs=[pool]))
+                ipam=docker.types.IPAMConfig(pool_configs=[pool]), options=CONTAINED_NETWORK)
         except (docker.errors.APIError, KeyError, ValueError) as exc:
             raise InfraError(f"cannot create network {self.network_name}: {exc}") from None
         hosts = (str(h) for h in subnet.hosts() if str(h) != gateway)

@@ -1,0 +1,75 @@
+"""A vendor node is contained (issue 10, item 5): it reaches its peers, the harness reaches
+it through 127.0.0.1, and nothing it sends leaves the machine; it has no IPv6 to go around
+a partition's IPv4 rules; its cgroup has the test center's limits and its log is capped."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import chainpack
+from harness.faults import netns
+from harness.runtime.docker import DockerRuntime, remove_run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), 4).close()
+    print("reachable")
+except ConnectionRefusedError:
+    print("reachable")   # the peer's kernel answered
+except OSError:
+    print("cut")
+"""
+
+
+@pytest.fixture
+def network(docker_client, tmp_path):
+    from harness.runtime import images
+
+    base = images.base_image(docker_client)
+    pack = dataclasses.replace(chainpack.load(ROOT / "chains" / "anvil"), command=["sleep", "600"],
+                               ports={"rpc": 8545}, capabilities=[], resources={})
+    run_id = f"contain{int(time.time() * 1000) % 10**8}"
+    runtime = DockerRuntime(docker_client, run_id, tmp_path / "logs")
+    try:
+        yield runtime, runtime.start(pack, base, 2, {}, {})
+    finally:
+        remove_run(docker_client, run_id)
+
+
+def probe(runtime, node, ip: str, port: int) -> str:
+    return netns.run(runtime.pid(node), sys.executable, "-c", PROBE, ip, str(port)).stdout.strip()
+
+
+def outside_address() -> str:
+    try:
+        return socket.getaddrinfo("deb.debian.org", 80, socket.AF_INET)[0][4][0]
+    except OSError:
+        pytest.skip("this host cannot resolve deb.debian.org: no outside address to try")
+
+
+def test_a_node_reaches_its_peer_but_nothing_outside_the_machine(network):
+    runtime, nodes = network
+    outside = outside_address()
+    host_can = socket.create_connection((outside, 80), 5)
+    host_can.close()                       # the host itself does reach it
+    assert probe(runtime, nodes[0], nodes[1].ip, 9) == "reachable"
+    assert probe(runtime, nodes[0], outside, 80) == "cut"
+
+
+def test_a_node_has_no_ipv6_and_the_test_centers_limits(network, docker_client):
+    runtime, nodes = network
+    done = netns.run(runtime.pid(nodes[0]), "cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6")
+    assert done.stdout.strip() == "1"
+    host_config = docker_client.containers.get(nodes[0].container_id).attrs["HostConfig"]
+    assert host_config["NanoCpus"] > 0 and host_config["Memory"] > 0 and host_config["PidsLimit"] > 0
+    assert host_config["LogConfig"]["Config"] == {"max-size": "64m", "max-file": "2"}
+    assert host_config["CapDrop"] == ["ALL"] and not host_config["CapAdd"]
