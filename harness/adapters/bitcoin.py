@@ -203,17 +203,23 @@ class SyncRpc:
             try:
                 self._conn.request("POST", "/", body, self.headers)
                 response = self._conn.getresponse()
-                status, text = response.status, response.read()
+                status, text = response.status, response.read(jsonrpc.MAX_CONTROL_REPLY + 1)
                 break
             except (OSError, http.client.HTTPException) as exc:
                 self._conn.close()
                 self._conn = None
                 if attempt == 2:
                     raise jsonrpc.RpcError(f"{method} on {self.name}: {type(exc).__name__} {exc}") from None
+        if len(text) > jsonrpc.MAX_CONTROL_REPLY:   # the rest is unread: this connection is done
+            self.close()
+            raise jsonrpc.RpcError(f"{method} on {self.name}: reply larger than "
+                                   f"{jsonrpc.MAX_CONTROL_REPLY} bytes")
         try:
             reply = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             raise jsonrpc.RpcError(f"{method} on {self.name}: HTTP {status}: {text[:200]!r}") from None
+        if not isinstance(reply, dict):
+            raise jsonrpc.RpcError(f"{method} on {self.name}: HTTP {status}: not a JSON-RPC reply")
         if reply.get("error"):
             raise jsonrpc.RpcError(f"{method} on {self.name}: {reply['error']}")
         return reply.get("result")

@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 import aiohttp
 from Crypto.PublicKey import ECC
 
+from harness.adapters import jsonrpc
 from harness.adapters.base import AdapterBase, Block, Committed, OnBlock, Prepared
 from harness.chainpack import ChainPack
 from harness.errors import InputError
@@ -313,12 +314,15 @@ class CometbftAdapter(AdapterBase):
         try:
             async with session.get(url, params={k: str(v) for k, v in query.items()},
                                    timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-                text = await resp.text()
+                data = await resp.content.read(jsonrpc.MAX_CONTROL_REPLY + 1)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise CometError(f"{path} at {url}: {type(exc).__name__} {exc}") from None
+        if len(data) > jsonrpc.MAX_CONTROL_REPLY:
+            raise CometError(f"{path} at {url}: reply larger than {jsonrpc.MAX_CONTROL_REPLY} bytes")
+        text = data.decode("utf-8", "replace")
         try:
             reply = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             raise CometError(f"{path} at {url}: HTTP {resp.status}, not JSON: {text[:200]!r}") from None
         if not isinstance(reply, dict) or reply.get("error") or "result" not in reply:
             detail = reply.get("error") if isinstance(reply, dict) else reply

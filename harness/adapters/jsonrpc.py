@@ -15,6 +15,17 @@ class RpcError(Exception):
     pass
 
 
+MAX_CONTROL_REPLY = 64 << 20   # bytes: the largest answer read from a node (a block, a tip)
+
+
+async def read_capped(resp: aiohttp.ClientResponse, what: str, limit: int = MAX_CONTROL_REPLY) -> str:
+    """A node's reply as text, never more than `limit` bytes read into memory."""
+    data = await resp.content.read(limit + 1)
+    if len(data) > limit:
+        raise RpcError(f"{what}: reply larger than {limit} bytes")
+    return data.decode("utf-8", "replace")
+
+
 def request_body(method: str, params: list[Any], request_id: int | str = 1) -> bytes:
     return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method,
                        "params": params}, separators=(",", ":")).encode()
@@ -26,12 +37,12 @@ async def call(session: aiohttp.ClientSession, url: str, method: str, params: li
     try:
         async with session.post(url, data=body, timeout=aiohttp.ClientTimeout(total=timeout),
                                 headers={"Content-Type": "application/json", **(headers or {})}) as resp:
-            text = await resp.text()
+            text = await read_capped(resp, f"{method} at {url}")
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise RpcError(f"{method} at {url}: {type(exc).__name__} {exc}") from None
     try:
         reply = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise RpcError(f"{method} at {url}: HTTP {resp.status}, not JSON: {text[:200]!r}") from None
     if isinstance(reply, dict) and reply.get("error"):
         raise RpcError(f"{method} at {url}: {reply['error']}")

@@ -148,3 +148,35 @@ def test_real_senders_against_a_lying_node_count_exactly_the_truth():
     accepted = [r for r in records if r.error is None]
     assert len(accepted) == count // 2 and all(r.i % 2 == 0 for r in accepted)
     assert all(r.error for r in records if r.i % 2) and progress.errors == count // 2
+
+
+def test_control_calls_refuse_oversized_and_deep_replies():
+    """The harness's own calls (heights, blocks, tips) read at most a bounded reply and turn
+    deep or non-JSON answers into an RpcError, never a crash or an unbounded read."""
+    import pytest as _pytest
+
+    async def scenario():
+        async def handle(request: web.Request) -> web.Response:
+            kind = request.query.get("kind")
+            return web.Response(body=DEEP if kind == "deep" else b"x" * 4096)
+
+        app = web.Application()
+        app.router.add_post("/", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        import aiohttp
+
+        try:
+            async with aiohttp.ClientSession() as session:
+                with _pytest.raises(jsonrpc.RpcError, match="not JSON"):
+                    await jsonrpc.call(session, f"http://127.0.0.1:{port}/?kind=deep", "eth_blockNumber")
+                async with session.post(f"http://127.0.0.1:{port}/") as resp:
+                    with _pytest.raises(jsonrpc.RpcError, match="larger than 1024 bytes"):
+                        await jsonrpc.read_capped(resp, "test", limit=1024)
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(scenario())
