@@ -126,7 +126,7 @@ async def _stages(ctx: RunContext) -> bool:
     await ctx.hooks.close()   # watchers, nemesis (healed), sampler: their part is done
     state = ctx.load
     state.watch_methods = ctx.watchers.methods
-    state.warnings = ctx.watchers.warnings + ctx.hooks.warnings
+    state.warnings = ctx.warnings + ctx.watchers.warnings + ctx.hooks.warnings
     state.resources = ctx.sampler.history()
     state.faults = ctx.nemesis.history() if ctx.nemesis else []
     await setup.measure_ledger(ctx)

@@ -49,6 +49,7 @@ class RunContext:
     rebuild: bool = False
     say: Callable[[str], None] = print          # one console line, never markup
     key_secret: str | None = None               # mixed into the workload's seed (phases/setup.py)
+    warnings: list[str] = field(default_factory=list)   # the run's own, for results.json
     # setup
     client: Any = None                          # the Docker client
     runtime: Any = None                         # harness.runtime.docker.DockerRuntime

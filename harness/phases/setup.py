@@ -137,6 +137,9 @@ async def setup(ctx: RunContext) -> None:
     ctx.nodes, ctx.node_info = await start_network(ctx.runtime, suite, ctx.adapter, image_id,
                                                    interrupted)
     ctx.say(f"ready in {max(n['ready_seconds'] for n in ctx.node_info):.1f} s")
+    if ctx.runtime.unguarded:
+        ctx.warnings.append(f"the nodes could open connections to this host's services: "
+                            f"{ctx.runtime.unguarded}")
     if suite.chain.progress_blocks:
         heights = await wait_progress(ctx.adapter, ctx.nodes, suite.chain.progress_blocks,
                                       suite.ready_timeout, interrupted)

@@ -25,6 +25,7 @@ from harness.chainpack import ChainPack
 from harness.errors import InfraError
 from harness.model import Node  # noqa: F401  (re-exported: runtime callers name it here)
 from harness.runtime import disks as data_disks
+from harness.runtime import hostguard
 
 if TYPE_CHECKING:
     from harness.faults.kinds.base import ContainerOptions
@@ -147,6 +148,7 @@ class DockerRuntime:
         self._recipes: dict[str, tuple[dict[str, Any], dict[str, bytes]]] = {}   # node -> create args, files
         self.wipes: dict[str, int] = {}
         self.disks: dict[str, data_disks.DataDisk] = {}   # nodes with a size-limited data_dir
+        self.unguarded: str | None = None   # why nodes could reach the host, if they could
 
     def log_path(self, node: Node | str) -> Path:
         name = node.name if isinstance(node, Node) else node
@@ -275,9 +277,12 @@ class DockerRuntime:
             pool = docker.types.IPAMPool(subnet=str(subnet), gateway=gateway)
             self._network = self.client.networks.create(
                 self.network_name, driver="bridge", labels=self.labels, check_duplicate=True,
-                ipam=docker.types.IPAMConfig(pool_configs=[pool]), options=CONTAINED_NETWORK)
+                ipam=docker.types.IPAMConfig(pool_configs=[pool]),
+                options={**CONTAINED_NETWORK,
+                         "com.docker.network.bridge.name": hostguard.bridge_name(self.run_id)})
         except (docker.errors.APIError, KeyError, ValueError) as exc:
             raise InfraError(f"cannot create network {self.network_name}: {exc}") from None
+        self.unguarded = hostguard.guard(self.run_id)   # nodes may not open connections to the host
         hosts = (str(h) for h in subnet.hosts() if str(h) != gateway)
         addresses = [next(hosts, None) for _ in range(count)]
         if None in addresses:
@@ -357,6 +362,7 @@ class Removed:
     networks: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     disks: int = 0          # data filesystems unmounted (runtime.disks)
+    host_rules: int = 0     # host iptables rules keeping the nodes off the host (runtime.hostguard)
 
     @property
     def count(self) -> int:
@@ -371,14 +377,16 @@ class Removed:
                   ("volume", self.volumes)) if names]
         if self.disks:
             parts.append(f"{count(self.disks, 'data disk')} (unmounted)")
+        if self.host_rules:
+            parts.append(f"{count(self.host_rules, 'host iptables rule')} (the nodes' guard)")
         return "; ".join(parts) or "nothing (already gone)"
 
 
 def remove_run_objects(client: docker.DockerClient, run_id: str) -> Removed:
     """Remove every container, network and volume labelled with this run id, then its
-    data disks. Host iptables rules for the run's network and published ports are the
-    engine's and go with the network and containers; fault chains live in the nodes'
-    namespaces and die with them."""
+    data disks and its host guard rule (runtime/hostguard.py). Host iptables rules for the
+    run's network and published ports are the engine's and go with the network and
+    containers; fault chains live in the nodes' namespaces and die with them."""
     label = {"label": f"{RUN_LABEL}={run_id}"}
     removed = Removed()
     for container in client.containers.list(all=True, filters=label):
@@ -400,6 +408,7 @@ def remove_run_objects(client: docker.DockerClient, run_id: str) -> Removed:
         except docker.errors.NotFound:
             pass
     removed.disks = data_disks.remove_run(run_id)   # after the containers that used them
+    removed.host_rules = hostguard.unguard(run_id)
     return removed
 
 
@@ -441,5 +450,7 @@ def leftover_runs(client: docker.DockerClient, include_live: bool = False) -> li
             alive = foreign or not pid.isdigit() or _pid_alive(int(pid))
         runs[run_id] = runs.get(run_id, False) or alive
     for run_id in data_disks.orphaned_runs(set(runs)):
+        runs[run_id] = False
+    for run_id in hostguard.guarded_runs() - set(runs):   # a rule whose run has no object left
         runs[run_id] = False
     return sorted(r for r, alive in runs.items() if include_live or not alive)

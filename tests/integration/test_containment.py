@@ -73,3 +73,27 @@ def test_a_node_has_no_ipv6_and_the_test_centers_limits(network, docker_client):
     assert host_config["NanoCpus"] > 0 and host_config["Memory"] > 0 and host_config["PidsLimit"] > 0
     assert host_config["LogConfig"]["Config"] == {"max-size": "64m", "max-file": "2"}
     assert host_config["CapDrop"] == ["ALL"] and not host_config["CapAdd"]
+
+
+def test_a_node_cannot_open_connections_to_the_hosts_services(network, docker_client):
+    """A service the host offers on all addresses (here a listener of the test's own) is
+    out of the nodes' reach through the run bridge's gateway; the harness still reaches the
+    nodes; the rule is gone with the run."""
+    from harness.runtime import hostguard
+
+    runtime, nodes = network
+    listener = socket.create_server(("0.0.0.0", 0))
+    port = listener.getsockname()[1]
+    try:
+        gateway = docker_client.networks.get(runtime.network_name).attrs["IPAM"]["Config"][0]["Gateway"]
+        assert runtime.unguarded is None
+        assert runtime.run_id in hostguard.guarded_runs()
+        assert probe(runtime, nodes[0], gateway, port) == "cut"
+        assert probe(runtime, nodes[0], nodes[1].ip, 9) == "reachable"
+        hostguard.unguard(runtime.run_id)          # without the guard, the host answers
+        assert probe(runtime, nodes[0], gateway, port) == "reachable"
+        assert hostguard.guard(runtime.run_id) is None
+    finally:
+        listener.close()
+    remove_run(docker_client, runtime.run_id)
+    assert runtime.run_id not in hostguard.guarded_runs()
