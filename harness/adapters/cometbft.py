@@ -40,6 +40,7 @@ from harness.adapters import jsonrpc
 from harness.adapters.base import AdapterBase, Block, Committed, OnBlock, Prepared
 from harness.chainpack import ChainPack
 from harness.errors import InputError
+from harness.httpread import read_bounded
 from harness.model import Node
 
 NEW_BLOCK_QUERY = "tm.event='NewBlock'"
@@ -314,7 +315,7 @@ class CometbftAdapter(AdapterBase):
         try:
             async with session.get(url, params={k: str(v) for k, v in query.items()},
                                    timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-                data = await resp.content.read(jsonrpc.MAX_CONTROL_REPLY + 1)
+                data = await read_bounded(resp.content, jsonrpc.MAX_CONTROL_REPLY)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise CometError(f"{path} at {url}: {type(exc).__name__} {exc}") from None
         if len(data) > jsonrpc.MAX_CONTROL_REPLY:

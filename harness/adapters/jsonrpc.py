@@ -8,6 +8,8 @@ from typing import Any
 
 import aiohttp
 
+from harness.httpread import read_bounded
+
 _ids = itertools.count(1)
 
 
@@ -20,7 +22,7 @@ MAX_CONTROL_REPLY = 64 << 20   # bytes: the largest answer read from a node (a b
 
 async def read_capped(resp: aiohttp.ClientResponse, what: str, limit: int = MAX_CONTROL_REPLY) -> str:
     """A node's reply as text, never more than `limit` bytes read into memory."""
-    data = await resp.content.read(limit + 1)
+    data = await read_bounded(resp.content, limit)
     if len(data) > limit:
         raise RpcError(f"{what}: reply larger than {limit} bytes")
     return data.decode("utf-8", "replace")

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from harness.httpread import read_bounded
 from harness.model import DROPPED  # noqa: F401  (re-exported for the sender's callers)
 
 MAX_REPLY_BYTES = 1 << 20  # a submission or query reply larger than this is refused unread
@@ -88,7 +89,7 @@ async def _send_all(plan: WorkerPlan, queue: Any, go: Any, start_at: Any, stop: 
         try:
             async with session.post(plan.urls[plan.targets[k]], data=plan.bodies[k],
                                     headers=plan.headers) as response:
-                body = await response.content.read(MAX_REPLY_BYTES + 1)
+                body = await read_bounded(response.content, MAX_REPLY_BYTES)
                 error = classify(response_error, response.status, body)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:200]

@@ -180,3 +180,52 @@ def test_control_calls_refuse_oversized_and_deep_replies():
             await runner.cleanup()
 
     asyncio.run(scenario())
+
+
+def test_a_large_reply_arriving_in_pieces_is_read_whole():
+    """Bounded reads must not stop at the first piece that arrived (a CometBFT /block of a
+    busy height once failed to parse this way): a 1 MB reply streamed in 4 KB writes."""
+    import aiohttp
+
+    payload = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"txs": ["ab" * 50] * 10_000}}).encode()
+
+    async def scenario():
+        async def handle(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse()
+            await response.prepare(request)
+            for at in range(0, len(payload), 4096):
+                await response.write(payload[at:at + 4096])
+                await asyncio.sleep(0)
+            await response.write_eof()
+            return response
+
+        app = web.Application()
+        app.router.add_post("/", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            async with aiohttp.ClientSession() as session:
+                return await jsonrpc.call(session, f"http://127.0.0.1:{port}/", "getblock")
+        finally:
+            await runner.cleanup()
+
+    result = asyncio.run(scenario())
+    assert len(result["txs"]) == 10_000
+
+
+def test_read_bounded_loops_until_the_end_or_past_the_limit():
+    from harness.httpread import read_bounded
+
+    class Trickle:
+        def __init__(self, data: bytes):
+            self.data = data
+
+        async def read(self, n: int) -> bytes:
+            piece, self.data = self.data[:min(n, 3)], self.data[min(n, 3):]
+            return piece
+
+    assert asyncio.run(read_bounded(Trickle(b"0123456789"), 100)) == b"0123456789"
+    assert asyncio.run(read_bounded(Trickle(b"0123456789"), 4)) == b"01234"
