@@ -15,7 +15,8 @@ from harness.validation import schema
 
 from .conftest import ROOT, bctest, results, run_objects, write_suite
 
-CHECKERS = ["safety", "liveness", "durability", "convergence", "fault_tolerance"]
+# Every run is judged by causality; a fault run without `checkers:` by all the others too.
+CHECKERS = ["causality", "safety", "liveness", "durability", "convergence", "fault_tolerance"]
 
 
 def verdicts(got):
@@ -116,7 +117,7 @@ def test_crash_restart_suite_catches_up_and_loses_nothing(docker_client, cometbf
 
 def test_partition_pow_suite_forks_reorgs_and_converges(docker_client, litecoin_image, tmp_path):
     run_dir, got = run_passing("partition-pow", tmp_path)
-    assert verdicts(got) == dict.fromkeys(["safety", "liveness", "durability", "convergence"], "pass")
+    assert verdicts(got) == dict.fromkeys(["causality", "safety", "liveness", "durability", "convergence"], "pass")
     [split] = got["faults"]
     assert split["groups"] == [["node0", "node1"], ["node2", "node3"]]
     safety = next(c for c in got["checkers"] if c["id"] == "safety")["evidence"]
@@ -158,8 +159,8 @@ def test_durability_trips_when_a_restarted_node_lost_its_chain(docker_client, an
     done, got = run_suite(suite, run_dir, timeout=300)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     # Safety joins on its own (anvil claims finality); the rebuilt chain forks from the lost one.
-    assert [c["id"] for c in got["checkers"]] == ["safety", "durability"]
-    durability = got["checkers"][1]
+    assert [c["id"] for c in got["checkers"]] == ["causality", "safety", "durability"]
+    durability = got["checkers"][2]
     assert durability["verdict"] == "fail"
     assert "node0" in durability["why"]
     [node] = durability["evidence"]["nodes"]
@@ -211,7 +212,7 @@ def test_checker_settings_errors_name_the_field(tmp_path):
 
 def test_slow_links_suite_slows_consensus_and_recovers(docker_client, cometbft_image, tmp_path):
     run_dir, got = run_passing("slow-links", tmp_path)
-    assert verdicts(got) == dict.fromkeys(["safety", "liveness", "durability", "convergence"], "pass")
+    assert verdicts(got) == dict.fromkeys(["causality", "safety", "liveness", "durability", "convergence"], "pass")
     [fault] = got["faults"]
     assert fault["status"] == "healed" and fault["nodes"] == ["node0", "node1", "node2", "node3"]
     netem = "netem" in fault["method"]
