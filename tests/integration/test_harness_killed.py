@@ -23,7 +23,7 @@ import pytest
 
 from harness import lifetime
 from harness.faults import netns
-from harness.runtime import disks
+from harness.runtime import disks, hostguard
 
 from .conftest import ROOT, bctest, run_objects, write_suite
 
@@ -162,8 +162,9 @@ def test_sigkilled_harness_leaves_nothing_after_clean(docker_client, cometbft_im
         assert any("spawn_main" in c for c in children), children
         assert _mounts_under(disk_root / run_id), "the disk fault's filesystem is not mounted"
         network = docker_client.networks.get(f"bctest-{run_id}")
-        bridge, subnet = f"br-{network.id[:12]}", network.attrs["IPAM"]["Config"][0]["Subnet"]
-        assert bridge in _host_rules() or subnet in _host_rules()   # what we look for exists
+        bridge, subnet = hostguard.bridge_name(run_id), network.attrs["IPAM"]["Config"][0]["Subnet"]
+        guard = f"bctest.run={run_id}"   # the run's own host rule (runtime/hostguard.py)
+        assert bridge in _host_rules() and guard in _host_rules()   # what we look for exists
         # A process of the run that escaped its parent (as a future child without
         # die_with_parent would) and ignores SIGTERM: clean must end it all the same.
         owner = _owner_of(run_id)
@@ -196,7 +197,7 @@ def test_sigkilled_harness_leaves_nothing_after_clean(docker_client, cometbft_im
         assert [name for name in semaphores if Path(name).exists()] == []
         assert not (disk_root / run_id).exists()
         rules = _host_rules()
-        assert bridge not in rules and subnet not in rules and "bct-" not in rules
+        assert bridge not in rules and subnet not in rules and guard not in rules and "bct-" not in rules
     finally:
         if harness.poll() is None:
             harness.kill()
