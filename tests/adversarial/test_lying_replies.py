@@ -9,10 +9,12 @@ as "not sent" and the success ratio rose (a stub refusing half the txs this way 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 
+import aiohttp
 import pytest
 from aiohttp import web
 from hypothesis import given, settings
@@ -62,6 +64,21 @@ def test_the_harness_keeps_the_default_recursion_limit():
             "harness.adapters.cometbft, harness.load.sender; print(sys.getrecursionlimit())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "1000", done.stderr[-500:]
+
+
+@contextlib.asynccontextmanager
+async def stub_node(handle):
+    """A lying node: an HTTP server on 127.0.0.1 answering POST / with `handle`; yields its url."""
+    app = web.Application()
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"
+    finally:
+        await runner.cleanup()
 
 
 def truly_accepted(body: bytes) -> bool:
@@ -128,20 +145,11 @@ def test_real_senders_against_a_lying_node_count_exactly_the_truth():
                 return web.Response(body=b'{"jsonrpc":"2.0","id":1,"result":"0x%064x"}' % i)
             return web.Response(body=LIES[i // 2 % len(LIES)])
 
-        app = web.Application()
-        app.router.add_post("/", handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        try:
+        async with stub_node(handle) as url:
             prepared = [Prepared(body=str(i).encode(), tx_id=str(i)) for i in range(count)]
-            plans = plan_workers(prepared, [(0, f"http://127.0.0.1:{port}/")], 100.0, 2, 64, 10.0,
+            plans = plan_workers(prepared, [(0, url)], 100.0, 2, 64, 10.0,
                                  {}, "harness.adapters.evm:EvmAdapter")
             return await run_senders(plans, count, lambda: False, lambda p: None, lambda t: None)
-        finally:
-            await runner.cleanup()
 
     records, progress = asyncio.run(scenario())
     assert all(r is not None for r in records)
@@ -153,31 +161,19 @@ def test_real_senders_against_a_lying_node_count_exactly_the_truth():
 def test_control_calls_refuse_oversized_and_deep_replies():
     """The harness's own calls (heights, blocks, tips) read at most a bounded reply and turn
     deep or non-JSON answers into an RpcError, never a crash or an unbounded read."""
-    import pytest as _pytest
 
     async def scenario():
         async def handle(request: web.Request) -> web.Response:
             kind = request.query.get("kind")
             return web.Response(body=DEEP if kind == "deep" else b"x" * 4096)
 
-        app = web.Application()
-        app.router.add_post("/", handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        import aiohttp
-
-        try:
+        async with stub_node(handle) as url:
             async with aiohttp.ClientSession() as session:
-                with _pytest.raises(jsonrpc.RpcError, match="not JSON"):
-                    await jsonrpc.call(session, f"http://127.0.0.1:{port}/?kind=deep", "eth_blockNumber")
-                async with session.post(f"http://127.0.0.1:{port}/") as resp:
-                    with _pytest.raises(jsonrpc.RpcError, match="larger than 1024 bytes"):
+                with pytest.raises(jsonrpc.RpcError, match="not JSON"):
+                    await jsonrpc.call(session, url + "?kind=deep", "eth_blockNumber")
+                async with session.post(url) as resp:
+                    with pytest.raises(jsonrpc.RpcError, match="larger than 1024 bytes"):
                         await jsonrpc.read_capped(resp, "test", limit=1024)
-        finally:
-            await runner.cleanup()
 
     asyncio.run(scenario())
 
@@ -185,7 +181,6 @@ def test_control_calls_refuse_oversized_and_deep_replies():
 def test_a_large_reply_arriving_in_pieces_is_read_whole():
     """Bounded reads must not stop at the first piece that arrived (a CometBFT /block of a
     busy height once failed to parse this way): a 1 MB reply streamed in 4 KB writes."""
-    import aiohttp
 
     payload = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"txs": ["ab" * 50] * 10_000}}).encode()
 
@@ -199,18 +194,9 @@ def test_a_large_reply_arriving_in_pieces_is_read_whole():
             await response.write_eof()
             return response
 
-        app = web.Application()
-        app.router.add_post("/", handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        try:
+        async with stub_node(handle) as url:
             async with aiohttp.ClientSession() as session:
-                return await jsonrpc.call(session, f"http://127.0.0.1:{port}/", "getblock")
-        finally:
-            await runner.cleanup()
+                return await jsonrpc.call(session, url, "getblock")
 
     result = asyncio.run(scenario())
     assert len(result["txs"]) == 10_000
