@@ -69,6 +69,7 @@ def _write_lines(partial: Path, history: History) -> None:
                 "scheduled": _round(tx.scheduled), "submitted": _round(tx.submitted),
                 "acked": _round(tx.acked), "error": tx.error,
                 "commits": [[n, _round(t), b] for n, t, b in tx.commits],
+                **({"withdrawn": [[n, _round(t), b] for n, t, b in tx.withdrawn]} if tx.withdrawn else {}),
             }, separators=(",", ":")) + "\n")
         for block in history.blocks:
             out.write(json.dumps({
@@ -125,7 +126,8 @@ def read(path: Path) -> History:
             history.txs.append(TxRecord(
                 i=entry["i"], id=entry["id"], phase=entry["phase"], node=entry["node"],
                 scheduled=entry["scheduled"], submitted=entry["submitted"], acked=entry["acked"],
-                error=entry["error"], commits=[tuple(c) for c in entry["commits"]]))
+                error=entry["error"], commits=[tuple(c) for c in entry["commits"]],
+                withdrawn=[tuple(c) for c in entry.get("withdrawn", [])]))
         elif kind == "block":
             history.blocks.append(BlockRecord(**entry))
         elif kind == "fault":

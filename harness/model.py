@@ -111,7 +111,10 @@ class TxRecord:
     submitted: float | None
     acked: float | None
     error: str | None
-    commits: list[tuple[int, float, int]]   # (node, seen, block number)
+    commits: list[tuple[int, float, int]]   # (node, seen, block number), of the blocks that stayed
+    # Sightings taken back because the node replaced their block (harness/tracker.py): no
+    # credit for latency or throughput, but durability judges what was once committed.
+    withdrawn: list[tuple[int, float, int]] = field(default_factory=list)
 
 
 @dataclass

@@ -32,6 +32,7 @@ class CommitTracker:
         self.blocks: list[Block] = []
         self.foreign = 0  # transactions in blocks that this run did not send
         self.withdrawn = 0  # sightings taken back because their block was replaced
+        self.withdrawals: dict[int, list[tuple[int, float, int]]] = {}   # tx -> (node, seen, block)
         # per node: height -> (hash, the run's tx indexes credited from that block)
         self.views: list[dict[int, tuple[str, list[int]]]] = [{} for _ in range(nodes)]
 
@@ -69,6 +70,7 @@ class CommitTracker:
         """Node `node` no longer holds tx i (its block was replaced)."""
         if np.isnan(self.seen[i, node]):
             return
+        self.withdrawals.setdefault(i, []).append((node, float(self.seen[i, node]), int(self.block[i, node])))
         self.seen[i, node] = np.nan
         self.block[i, node] = -1
         self.holders[i] -= 1

@@ -110,7 +110,11 @@ class AdapterBase:
         self.params = params          # the pack's params with the suite's overrides
         self.options = pack.options   # family-specific settings from chain.yaml
         self.nodes = nodes
-        self.seed = seed              # every key and account derives from it
+        self.seed = seed              # the workload's keys and transactions derive from it
+        # The nodes' own identities (validator, signer, p2p keys) derive from this one; the
+        # run sets it to the suite's seed, so a network is laid out alike on every run while
+        # the workload stays secret (harness/phases/setup.py).
+        self.identity_seed = seed
         self.accounts = accounts
 
     def control_session(self) -> aiohttp.ClientSession:

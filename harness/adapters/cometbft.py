@@ -241,10 +241,10 @@ class CometbftAdapter(AdapterBase):
     # -- node files
 
     def validator_keys(self) -> list[Ed25519Key]:
-        return [derive_key("validator", self.seed, i) for i in range(self.nodes)]
+        return [derive_key("validator", self.identity_seed, i) for i in range(self.nodes)]
 
     def node_keys(self) -> list[Ed25519Key]:
-        return [derive_key("node", self.seed, i) for i in range(self.nodes)]
+        return [derive_key("node", self.identity_seed, i) for i in range(self.nodes)]
 
     def genesis(self, genesis_time: float | None = None) -> dict[str, Any]:
         """The shared genesis: every node a validator with equal power.

@@ -98,13 +98,13 @@ class EvmAdapter(AdapterBase):
         return genesis
 
     def signers(self) -> list:
-        return [derive_account("signer", self.seed, i) for i in range(self.nodes)]
+        return [derive_account("signer", self.identity_seed, i) for i in range(self.nodes)]
 
     def node_files(self) -> dict[int, dict[str, bytes]]:
         genesis = json.dumps(self.genesis(self.accounts), indent=1).encode()
         files = {i: {"genesis.json": genesis} for i in range(self.nodes)}
         if self.options.get("clique"):
-            p2p = [derive_account("p2p", self.seed, i) for i in range(self.nodes)]
+            p2p = [derive_account("p2p", self.identity_seed, i) for i in range(self.nodes)]
             enodes = "".join(f"node{i} {public_key_hex(a.key)}\n" for i, a in enumerate(p2p)).encode()
             for i, signer in enumerate(self.signers()):
                 files[i].update({"signer.key": signer.key.hex().encode(),

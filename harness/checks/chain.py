@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.faults import kinds
-from harness.history import BlockRecord, FaultRecord, FinalChain, History
-from harness.metrics import commit_time
+from harness.history import BlockRecord, FaultRecord, FinalChain, History, TxRecord
 from harness.model import threshold_nodes
 
 LIST_CAP = 20
@@ -59,8 +58,21 @@ def consensus_kind(history: History) -> str | None:
     return kind or (history.header.get("chain") or {}).get("consensus")
 
 
-def commit_times(history: History) -> dict[int, float]:
-    """tx index -> when the threshold-th node held it, for the txs that reached the threshold.
+def sightings(tx: TxRecord, ever: bool = False) -> list[tuple[int, float, int]]:
+    """(node, seen, block) of the blocks that stayed; with `ever`, also the sightings taken
+    back when a node replaced their block (each node's earliest)."""
+    if not ever or not tx.withdrawn:
+        return list(tx.commits)
+    earliest: dict[int, tuple[int, float, int]] = {}
+    for node, seen, number in [*tx.withdrawn, *tx.commits]:
+        if node not in earliest or seen < earliest[node][1]:
+            earliest[node] = (node, seen, number)
+    return list(earliest.values())
+
+
+def commit_times(history: History, ever: bool = False) -> dict[int, float]:
+    """tx index -> when the threshold-th node held it, for the txs that reached the threshold
+    (with `ever`: at any time, counting sightings whose blocks were replaced later).
 
     Transactions the node answered with an error still count: if they are in blocks, they
     are committed as far as the chain is concerned.
@@ -70,9 +82,9 @@ def commit_times(history: History) -> dict[int, float]:
         (header.get("load") or {}).get("commit_share", 1.0), max(1, node_count(history)))
     times = {}
     for tx in history.txs:
-        at = commit_time(tx, threshold)
-        if at is not None:
-            times[tx.i] = at
+        held = sightings(tx, ever)
+        if len(held) >= threshold:
+            times[tx.i] = sorted(seen for _, seen, _ in held)[threshold - 1]
     return times
 
 

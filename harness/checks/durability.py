@@ -27,7 +27,7 @@ SETTINGS: dict[str, Any] = {"max_reorg_depth": {"type": "integer", "minimum": 0}
 
 
 def _block(tx: TxRecord) -> int:
-    return min(number for _, _, number in tx.commits)
+    return min(number for _, _, number in chain.sightings(tx, ever=True))
 
 
 def _drop_depth(history: History, reorgs: list[chain.Reorg], node: int, number: int, seen: float) -> int:
@@ -45,7 +45,7 @@ def _orphans(history: History, missing: dict[int, list[int]],
     lost_on = {node: set(lost) for node, lost in missing.items()}
     out = []
     for i in sorted(set().union(*lost_on.values())):
-        droppers = [(node, seen, number) for node, seen, number in txs[i].commits
+        droppers = [(node, seen, number) for node, seen, number in chain.sightings(txs[i], ever=True)
                     if node in readable and i in lost_on[node]]
         depths = [(_drop_depth(history, reorgs, node, number, seen), node) for node, seen, number in droppers]
         depth, node = max(depths, key=lambda d: d[0]) if depths else (None, None)
@@ -57,7 +57,9 @@ def _orphans(history: History, missing: dict[int, list[int]],
 def check(history: History, config: dict[str, Any]) -> dict[str, Any]:
     limit = config["max_reorg_depth"]
     kind = chain.consensus_kind(history)
-    committed = chain.commit_times(history)
+    # What was committed at any time: a block a node replaced takes its credit for latency,
+    # not the chain's duty to keep what it had committed.
+    committed = chain.commit_times(history, ever=True)
     txs = {tx.i: tx for tx in history.txs}
     readable, unread = chain.finals(history)
     missing = {node: sorted(set(committed) - set(final.holds)) for node, final in sorted(readable.items())}

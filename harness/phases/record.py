@@ -54,7 +54,8 @@ def tx_records(state: LoadState, nodes: int) -> list[TxRecord]:
             node=record.node, scheduled=record.scheduled,
             submitted=_rel(record.submitted, t0) if record.submitted else None,
             acked=_rel(record.acked, t0) if record.acked else None,
-            error=record.error, commits=commits))
+            error=record.error, commits=commits,
+            withdrawn=[(n, seen - t0, b) for n, seen, b in tracker.withdrawals.get(i, [])]))
     return out
 
 

@@ -127,6 +127,7 @@ async def setup(ctx: RunContext) -> None:
     ctx.key_secret = ctx.key_secret or secrets.token_hex(16)
     ctx.adapter = adapter_cls(suite.chain, suite.params, suite.nodes,
                               workload_seed(suite.seed, ctx.key_secret), suite.accounts)
+    ctx.adapter.identity_seed = suite.seed   # node keys: the same network on every run
     image_id = await asyncio.to_thread(images.ensure, ctx.client, suite.chain, ctx.rebuild,
                                        lambda message: ctx.say(f"  {message}"))
     ctx.runtime = DockerRuntime(ctx.client, ctx.run_id, ctx.run_dir / "logs")

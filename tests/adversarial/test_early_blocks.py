@@ -55,3 +55,25 @@ def test_a_re_reported_block_changes_nothing():
     tracker.on_block(block(0, 1, "h", 1.0, "t", "foreign"))
     tracker.on_block(block(0, 1, "h", 2.0, "t", "foreign"))
     assert tracker.committed_at[0] == 1.0 and tracker.withdrawn == 0 and tracker.foreign == 1
+
+
+def test_a_commit_taken_back_still_binds_durability():
+    """A restarted single node that rebuilt a different chain loses the credit of the old
+    blocks (no latency from blocks that vanished), but durability still judges what had been
+    committed: the History keeps the withdrawn sightings."""
+    from harness.checks import durability
+    from harness.history import History
+    from harness.model import FinalChain, TxRecord
+
+    tracker = CommitTracker(["t"], nodes=1, share=1.0)
+    tracker.on_block(block(0, 3, "old", 1.0, "t"))
+    tracker.on_block(block(0, 3, "rebuilt", 9.0))                 # the tx is gone from height 3
+    assert tracker.committed == 0 and tracker.withdrawals == {0: [(0, 1.0, 3)]}
+    history = History(
+        header={"nodes": [{"name": "node0"}], "load": {"commit_share": 1.0},
+                "fault_model": {"kind": "single"}},
+        txs=[TxRecord(i=0, id="t", phase="measure", node=0, scheduled=0.0, submitted=0.5, acked=0.6,
+                      error=None, commits=[], withdrawn=[(0, 1.0, 3)])],
+        finals=[FinalChain(node=0, at=10.0, chain=[(3, "rebuilt")], holds=[])])
+    judged = durability.check(history, durability.DEFAULTS)
+    assert judged["verdict"] == "fail" and judged["evidence"]["committed"] == 1

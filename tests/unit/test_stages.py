@@ -122,7 +122,7 @@ def test_hooks_tell_companions_in_order_and_close_each_once_even_if_one_fails():
 def test_tx_records_keep_a_due_unsent_tx_with_the_harness_reason():
     from harness.phases.record import NOT_SENT, tx_records
 
-    tracker = SimpleNamespace(seen=np.full((4, 2), np.nan), block=np.full((4, 2), -1))
+    tracker = SimpleNamespace(seen=np.full((4, 2), np.nan), block=np.full((4, 2), -1), withdrawals={})
     tracker.seen[0, 1] = 101.0
     tracker.block[0, 1] = 7
     state = LoadState(t0=100.0, prepared=[SimpleNamespace(tx_id=f"t{i}") for i in range(4)],
