@@ -183,7 +183,7 @@ def endpoint_step(endpoint: Endpoint, rate: float, workers: int, seconds: float,
                   max_in_flight: int, submit_timeout: float) -> EndpointStep:
     count = round(rate * seconds)
     prepared = dummy_bodies(count)
-    plans = plan_workers(prepared, [endpoint.url], rate, workers, max_in_flight, submit_timeout,
+    plans = plan_workers(prepared, [(0, endpoint.url)], rate, workers, max_in_flight, submit_timeout,
                          HEADERS, CLASSIFIER)
     background = wait_quiet()
     started: dict[str, float] = {}

@@ -17,6 +17,7 @@ from harness.history import History
 ID = "causality"
 DEFAULTS: dict[str, Any] = {"tolerance_ms": 1.0}
 ORDER = 5   # run order among the checkers (harness/checks/correctness.py)
+READS_FINAL_CHAINS = False   # judged from the tx lines alone: no final read for its sake
 # JSON Schema of each setting (the suite's checkers.causality), merged into the suite schema
 SETTINGS: dict[str, Any] = {"tolerance_ms": {"type": "number", "minimum": 0, "maximum": 1000}}
 

@@ -43,6 +43,7 @@ class Checker:
     settings_schema: dict[str, Any]   # setting -> JSON Schema
     check: CheckFunction
     module: str
+    reads_final_chains: bool = True   # whether the run must read every node's chain back for it
 
 
 def _is_checker(module: ModuleType) -> bool:
@@ -65,8 +66,15 @@ def registry() -> dict[str, Checker]:
         found[module.ID] = Checker(
             id=module.ID, order=int(getattr(module, "ORDER", 1000)), defaults=dict(module.DEFAULTS),
             settings_schema=dict(getattr(module, "SETTINGS", None) or {k: {} for k in module.DEFAULTS}),
-            check=module.check, module=module.__name__)
+            check=module.check, module=module.__name__,
+            reads_final_chains=bool(getattr(module, "READS_FINAL_CHAINS", True)))
     return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
+
+
+def needs_final_read(config: dict[str, Any]) -> bool:
+    """Whether any checker in `config` judges the final chains (the run's final read stage)."""
+    found = registry()
+    return any(found[name].reads_final_chains for name in config if name in found)
 
 
 def reload() -> None:

@@ -51,9 +51,7 @@ def classify(response_error: Any, status: int, body: bytes) -> str | None:
         return f"reply larger than {MAX_REPLY_BYTES} bytes"
     try:
         error = response_error(status, body)
-    except BaseException as exc:  # RecursionError on deep JSON, TypeError on odd shapes...
-        if not isinstance(exc, Exception | RecursionError):
-            raise
+    except Exception as exc:  # RecursionError on deep JSON, TypeError on odd shapes...
         return f"unclassifiable reply ({type(exc).__name__}): {body[:80]!r}"[:200]
     if error is None:
         return None

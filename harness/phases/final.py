@@ -14,6 +14,7 @@ from typing import Any
 
 from harness import audit
 from harness.adapters.base import Adapter
+from harness.checks import correctness
 from harness.model import FinalChain, Node
 from harness.phases.context import RunContext
 from harness.report.console import audit_summary
@@ -88,7 +89,8 @@ async def _read(adapter: Adapter, node: Node, first: int, tracker: CommitTracker
 
 async def final_read(ctx: RunContext) -> None:
     """The final read, when a checker or the audit will judge it (not after an interrupt)."""
-    if not (ctx.suite.checker_config() or ctx.suite.audit) or ctx.interrupted:
+    if not (correctness.needs_final_read(ctx.suite.checker_config()) or ctx.suite.audit) \
+            or ctx.interrupted:
         return
     ctx.say("reading every node's chain back (final read)")
     ctx.finals = await read_final_chains(ctx.adapter, ctx.nodes, ctx.load.tracker, ctx.load.t0)

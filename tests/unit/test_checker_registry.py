@@ -130,3 +130,10 @@ def test_adding_a_checker_is_one_new_file(parity_checker, tmp_path, inputs):
 
 def test_the_registry_forgets_the_throwaway_checker_afterwards():
     assert "parity" not in correctness.ORDER
+
+
+def test_only_checkers_that_judge_final_chains_call_for_the_final_read():
+    """causality reads the tx lines only: a run judged by it alone reads no chain back."""
+    assert not correctness.needs_final_read({"causality": {}})
+    assert correctness.needs_final_read({"causality": {}, "safety": {}})
+    assert not correctness.needs_final_read({})
