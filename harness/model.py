@@ -169,6 +169,43 @@ class FinalChain:
     error: str | None = None         # the node could not be read (then chain/holds are partial)
 
 
+# -- security probes ---------------------------------------------------------------------------
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+
+@dataclass
+class Attempt:
+    """One thing a security probe tried against a node, and what the node did.
+
+    `request` and `answer` are the exact bytes sent and got back, as printable text clipped
+    to a few KiB (harness/security/probe.py: clip), so a tester can quote them and a vendor
+    can replay them. The verdict is the probe's: pass when the node did the safe thing."""
+
+    probe: str               # the probe's id, e.g. "exposure"
+    case: str                # stable within the probe, e.g. "http.admin_nodeInfo"
+    node: str                # node name, or "network" for a case about every node
+    verdict: str             # pass | fail | unknown
+    severity: str            # one of SEVERITIES: what a fail would mean
+    title: str               # the expectation, a sentence: "admin_* is refused over HTTP"
+    why: str = ""            # the evidence, a sentence: "the node answered its enode: ..."
+    request: str = ""
+    answer: str = ""
+
+
+@dataclass
+class ProbeOutcome:
+    """One probe's run: every attempt, or why it did not apply or could not be judged."""
+
+    probe: str
+    title: str
+    status: str              # ran | not-applicable | error
+    reason: str | None = None            # not-applicable / error: why
+    started: float | None = None         # run clock
+    ended: float | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+
 # -- the run header ---------------------------------------------------------------------------
 
 

@@ -1,0 +1,1 @@
+"""The security probes, one module each (see harness/security/__init__.py)."""
