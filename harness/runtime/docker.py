@@ -262,6 +262,68 @@ class DockerRuntime:
             raise InfraError(f"cannot start the recreated {node.name}: {exc}") from None
         node.container_id = container.id
 
+    def start_twin(self, node: Node, files: dict[str, bytes], name: str) -> Node:
+        """Start a second container for `node` (a security probe's Byzantine twin): the node's
+        own recipe, so the same image, command, limits, capabilities and security options,
+        on the run network at a free address, with the node's /bctest files overlaid by
+        `files`, its rpc published on 127.0.0.1 and the run's labels (teardown and `bctest
+        clean` remove it). No data disk or fault mount of the node's. The Node returned has
+        the node's index; remove it with remove_twin()."""
+        recipe, node_files = self._recipes[node.name]
+        used = {n.ip for n in self.nodes}
+        for other in self._containers():
+            for endpoint in ((other.attrs.get("NetworkSettings") or {}).get("Networks") or {}).values():
+                used.add(endpoint.get("IPAddress") or "")
+        config = ((self._network.attrs.get("IPAM") or {}).get("Config") or [{}])[0] if self._network \
+            else {}
+        subnet = ipaddress.ip_network(config.get("Subnet", "0.0.0.0/32"))
+        # From the top of the subnet down: nodes hold the bottom (and keep it across restarts).
+        address = next((str(h) for h in reversed(list(subnet.hosts()))
+                        if str(h) not in used and str(h) != config.get("Gateway")), None)
+        if address is None:
+            raise InfraError(f"network {self.network_name}: no free address for {name}")
+        twin = {**recipe,
+                "name": f"bctest-{self.run_id}-{name}", "hostname": name,
+                "labels": {**self.labels, "bctest.node": name, "bctest.twin": node.name},
+                "environment": {**{k: v for k, v in recipe["environment"].items()
+                                   if k.startswith("BCTEST_")}, "BCTEST_NODE_NAME": name},
+                "networking_config": {self.network_name: self.client.api.create_endpoint_config(
+                    aliases=[name], ipv4_address=address)},
+                "ports": {key: ("127.0.0.1", port) for key, port in
+                          zip(recipe["ports"], free_ports(len(recipe["ports"])), strict=True)}}
+        twin.pop("mounts", None)
+        container = None
+        try:
+            container = self.client.containers.create(**twin)
+            container.put_archive("/", _tar_files({**node_files, **files}))
+            container.start()
+            container.reload()
+        except docker.errors.APIError as exc:
+            if container is not None:
+                container.remove(force=True, v=True)
+            raise InfraError(f"cannot start {name}: {exc}") from None
+        # The pack's port names: the node's published ports, matched to the recipe's.
+        inside = {host: key for key, (_ip, host) in recipe["ports"].items()}
+        bindings = container.attrs["NetworkSettings"]["Ports"] or {}
+        host_ports = {port_name: int(bindings[inside[port]][0]["HostPort"])
+                      for port_name, port in node.host_ports.items()
+                      if port in inside and bindings.get(inside[port])}
+        return Node(name=name, index=node.index, container_id=container.id, host_ports=host_ports,
+                    ip=address)
+
+    def remove_twin(self, twin: Node) -> None:
+        """Save a twin's log beside the nodes' and remove its container (gone already: fine)."""
+        try:
+            container = self.client.containers.get(twin.container_id)
+        except docker.errors.NotFound:
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        _save_log(container, self.log_path(twin))
+        try:
+            container.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+
     def _create_network(self, count: int) -> list[str]:
         """The run network with a subnet of its own, and one fixed address per node.
 
