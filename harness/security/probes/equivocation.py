@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "join_timeout": 45,   # seconds for a twin to sync and join consensus
     "min_blocks": 3,      # every honest node makes at least this many blocks while the twins run
     "partition": True,    # >= 1/3 twinned: cut the twins' side from the rest (needs root)
+    "aftermath": 5,       # >= 1/3 twinned: seconds watched after the twins left
 }
 SETTINGS: dict[str, Any] = {
     "twins": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 0},
@@ -55,6 +56,7 @@ SETTINGS: dict[str, Any] = {
     "join_timeout": {"type": "number", "minimum": 1, "maximum": 600},
     "min_blocks": {"type": "integer", "minimum": 0, "maximum": 10000},
     "partition": {"type": "boolean"},
+    "aftermath": {"type": "number", "minimum": 0, "maximum": 600},
 }
 
 EVIDENCE_TYPE = "tendermint/DuplicateVoteEvidence"
@@ -178,7 +180,7 @@ async def _cometbft(target: ProbeTarget) -> list[Attempt]:
                         await _height(target, reference) or 0) >= (
                         max(t.evidence_height or 0 for t in twins) + settings["min_blocks"]):
                     break
-                if window.scanned >= bound and not negative:
+                if window.scanned >= bound:
                     break
                 await asyncio.sleep(POLL)
         for twin in twins:
@@ -206,7 +208,26 @@ async def _cometbft(target: ProbeTarget) -> list[Attempt]:
     attempts.append(_liveness_attempt(target, nodes, twinned, window, settings, joined_at,
                                       negative, severity, control))
     attempts.append(await _safety_attempt(target, nodes, window, negative, severity, control))
+    if negative and joined_at is not None:
+        attempts.append(await _aftermath_attempt(target, nodes, window, settings, control))
     return attempts
+
+
+async def _aftermath_attempt(target: ProbeTarget, nodes: list[Node], window: Window,
+                             settings: dict[str, Any], control: str) -> Attempt:
+    """The negative control's record of what the nodes do once the twins are gone and the
+    sides are joined again (a side whose fork holds < 2/3 of the keys halts)."""
+    wait = max(0.0, min(settings["aftermath"], target.time_left() - RESERVE / 2))
+    before = await _heights(target, nodes)
+    await asyncio.sleep(wait)
+    after = await _heights(target, nodes)
+    said = ", ".join(f"{n.name} {before.get(n.name, '?')}->{after.get(n.name, '?')}" for n in nodes)
+    halted = [n.name for n in nodes if n.name in before and after.get(n.name, -1) <= before[n.name]]
+    why = (f"{wait:.0f} s after the twins left: " + (f"{', '.join(halted)} made no block"
+           if halted else "every node still makes blocks") + f" ({said}){control}")
+    return target.attempt("aftermath", "network", True, "what the nodes do once the twins are "
+                          "gone (recorded, not judged)", why,
+                          "GET /status (every node, twice)", said, severity="info")
 
 
 def _split(free: list[Node], byzantine: int, total: int, weight: Any) -> list[Node]:
