@@ -104,11 +104,7 @@ async def _cometbft(target: ProbeTarget) -> list[Attempt]:
     nodes = target.nodes
     settings = {**DEFAULTS, **(target.settings or {})}
     chosen = settings["twins"] if settings["twins"] is not None else [len(nodes) - 1]
-    if not isinstance(chosen, list) or not chosen or any(
-            isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(nodes) for k in chosen) \
-            or len(set(chosen)) != len(chosen):
-        raise InputError("suite", f"security.settings.{ID}.twins",
-                         f"distinct node indexes 0..{len(nodes) - 1}, got {chosen!r}")
+    _check_twins(chosen, len(nodes))
     if not hasattr(target.adapter, "validator_keys") or not hasattr(target.runtime, "start_twin"):
         raise NotApplicable("the adapter hands out no validator keys or the runtime starts no twins")
     keys = target.adapter.validator_keys()
@@ -228,6 +224,14 @@ async def _aftermath_attempt(target: ProbeTarget, nodes: list[Node], window: Win
     return target.attempt("aftermath", "network", True, "what the nodes do once the twins are "
                           "gone (recorded, not judged)", why,
                           "GET /status (every node, twice)", said, severity="info")
+
+
+def _check_twins(chosen: Any, count: int) -> None:
+    if not isinstance(chosen, list) or not chosen or any(
+            isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < count for k in chosen) \
+            or len(set(chosen)) != len(chosen):
+        raise InputError("suite", f"security.settings.{ID}.twins",
+                         f"distinct node indexes 0..{count - 1}, got {chosen!r}")
 
 
 def _split(free: list[Node], byzantine: int, total: int, weight: Any) -> list[Node]:
@@ -508,5 +512,163 @@ async def _safety_attempt(target: ProbeTarget, nodes: list[Node], window: Window
 
 
 async def _clique(target: ProbeTarget) -> list[Attempt]:
-    raise NotApplicable("geth Clique twins are not built yet: a second geth with a signer's key "
-                        "needs the pack's genesis, its own nodekey and static peers")
+    """Two geth nodes sealing with one signer key. Clique has no equivocation evidence and
+    no slashing, so nothing is promised: the attempts record what the chain did (the
+    competing blocks one key sealed, whether blocks kept coming, whether the nodes agreed
+    again once the twin left), pass when it was seen, unknown when it could not be."""
+    from harness.adapters.evm_tx import derive_account
+
+    nodes = target.nodes
+    settings = {**DEFAULTS, **(target.settings or {})}
+    chosen = settings["twins"] if settings["twins"] is not None else [len(nodes) - 1]
+    _check_twins(chosen, len(nodes))
+    if not hasattr(target.adapter, "signers") or not hasattr(target.runtime, "start_twin"):
+        raise NotApplicable("the adapter hands out no Clique signer keys or the runtime starts no twins")
+    signers = target.adapter.signers()
+    twins = [Twin(of=nodes[k], address=signers[k].hex_address.lower()) for k in sorted(chosen)]
+    addresses = {t.address.lower() for t in twins}
+    start = await _evm_heights(target, nodes)
+    seen: dict[int, dict[str, str]] = {}    # height -> block hash -> signer, every node's view
+    holders: dict[tuple[int, str], set[str]] = {}   # (height, hash) -> nodes that showed it
+    joined_at: float | None = None
+    end: dict[str, int] = {}
+    try:
+        for twin in twins:
+            key = derive_account("p2p-twin", target.adapter.identity_seed, twin.of.index)
+            twin.node = await asyncio.to_thread(target.runtime.start_twin, twin.of,
+                                                {"nodekey": key.key.hex().encode()},
+                                                f"twin{twin.of.index}")
+            target.say(f"{ID}: {twin.node.name} seals with {twin.of.name}'s signer key {twin.address}")
+        joined_at = time.monotonic()
+        stop = joined_at + settings["join_timeout"] + settings["seconds"]
+        while time.monotonic() < stop and target.time_left() > RESERVE:
+            for node in [*nodes, *(t.node for t in twins if t.node is not None)]:
+                block = await _evm_block(target, node, "latest")
+                if block is not None:
+                    number, block_hash, signer = block
+                    seen.setdefault(number, {})[block_hash] = signer
+                    holders.setdefault((number, block_hash), set()).add(node.name)
+            await asyncio.sleep(POLL)
+        end = await _evm_heights(target, nodes)
+    finally:
+        for twin in twins:
+            if twin.node is not None:
+                await asyncio.to_thread(target.runtime.remove_twin, twin.node)
+    target.say(f"{ID}: twins removed")
+    attempts = []
+    doubles = {h: blocks for h, blocks in sorted(seen.items())
+               if sum(1 for signer in blocks.values() if signer in addresses) >= 2}
+    twin_names = {t.node.name for t in twins if t.node is not None}
+    by_twin = sorted({h for (h, _hash), names in holders.items() if names & twin_names})
+    request = "eth_getBlockByNumber(\"latest\", false) on every node and twin, every second; " \
+              "the signer recovered from each header's Clique seal"
+    said = "; ".join(f"height {h}: " + ", ".join(f"{block_hash[:18]}… by {signer} on "
+                                                 f"{'/'.join(sorted(holders[(h, block_hash)]))}"
+                                                 for block_hash, signer in blocks.items())
+                     for h, blocks in list(doubles.items())[:5])
+    title = "two nodes sealing with one Clique signer key: what the chain does (recorded)"
+    if doubles:
+        why = (f"{len(doubles)} heights got two blocks sealed by one key, first {said}; Clique "
+               "has no equivocation evidence or slashing: nothing marks the signer")
+    elif by_twin:
+        why = (f"the twin followed the chain (heights {by_twin[0]}..{by_twin[-1]}) but no two "
+               "blocks of one height sealed by the shared key were seen")
+    else:
+        why = "the twin never showed a block (it did not sync or answer)"
+    attempts.append(target.attempt("clique.double_seal", "network", True if doubles else None,
+                                   title, why, request, said or "no competing blocks seen",
+                                   severity="info"))
+    grown = {n.name: end[n.name] - start[n.name] for n in nodes if n.name in start and n.name in end}
+    heights = ", ".join(f"{name} {start[name]}->{end[name]}" for name in grown)
+    slow = [name for name, n in grown.items() if n < settings["min_blocks"]]
+    attempts.append(target.attempt(
+        "clique.liveness", "network", None if slow or len(grown) < len(nodes) else True,
+        "the signers keep making blocks while a key seals twice (recorded)",
+        (f"{', '.join(slow) or 'a node'} made fewer than {settings['min_blocks']} blocks"
+         if slow or len(grown) < len(nodes) else "every node kept making blocks") + f" ({heights})",
+        "eth_blockNumber (every node, before and after)", heights, severity="info"))
+    attempts.append(await _clique_convergence(target, nodes, start, settings))
+    return attempts
+
+
+async def _clique_convergence(target: ProbeTarget, nodes: list[Node], start: dict[str, int],
+                              settings: dict[str, Any]) -> Attempt:
+    """After the twin left: do the nodes hold one chain again (below a few tip blocks)?"""
+    await asyncio.sleep(max(0.0, min(settings["aftermath"], target.time_left() - RESERVE / 2)))
+    ends = await _evm_heights(target, nodes)
+    title = "once the twin left, every node holds the same blocks (recorded)"
+    if not start or len(ends) < len(nodes):
+        return target.attempt("clique.convergence", "network", None, title,
+                              "a node did not answer its height", "eth_blockNumber", "",
+                              severity="info")
+    low, high = min(start.values()) + 1, min(ends.values()) - 3
+    high = min(high, low + 200)
+    request = f"eth_getBlockByNumber({low}..{high}) on every node"
+    differ: list[str] = []
+    for number in range(low, high + 1):
+        hashes = {}
+        for node in nodes:
+            block = await _evm_block(target, node, hex(number))
+            if block is not None:
+                hashes[node.name] = block[1]
+        if len(set(hashes.values())) > 1:
+            differ.append(f"{number}: " + ", ".join(f"{n} {h[:18]}…" for n, h in hashes.items()))
+    answer = "\n".join(differ[:10]) or f"{max(0, high - low + 1)} heights, one hash each"
+    if high < low:
+        return target.attempt("clique.convergence", "network", None, title,
+                              f"no height below the tips to compare ({low}..{high})", request,
+                              answer, severity="info")
+    why = (f"{len(differ)} of {high - low + 1} heights still differ: {differ[0]}" if differ else
+           f"all {high - low + 1} heights {low}..{high} agree on every node")
+    return target.attempt("clique.convergence", "network", None if differ else True, title, why,
+                          request, answer, severity="info")
+
+
+async def _evm_heights(target: ProbeTarget, nodes: list[Node]) -> dict[str, int]:
+    async def one(node: Node) -> int | None:
+        _body, reply = await target.rpc(node, "eth_blockNumber")
+        ok, result = reply.rpc_result()
+        try:
+            return int(result, 16) if ok and isinstance(result, str) else None
+        except ValueError:
+            return None
+    found = await asyncio.gather(*(one(n) for n in nodes))
+    return {n.name: h for n, h in zip(nodes, found, strict=True) if h is not None}
+
+
+async def _evm_block(target: ProbeTarget, node: Node, tag: str) -> tuple[int, str, str] | None:
+    """(number, hash, signer) of a block, the signer recovered from the Clique seal."""
+    _body, reply = await target.rpc(node, "eth_getBlockByNumber", [tag, False])
+    ok, block = reply.rpc_result()
+    if not ok or not isinstance(block, dict):
+        return None
+    try:
+        number = int(block["number"], 16)
+        block_hash = str(block["hash"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return number, clip(block_hash, 80), clique_signer(block) or "unknown"
+
+
+def clique_signer(block: dict[str, Any]) -> str | None:
+    """The address that sealed a Clique block: the last 65 bytes of extraData sign the
+    keccak of the RLP header with extraData cut before them (go-ethereum clique.SealHash)."""
+    try:
+        import coincurve
+        import rlp
+        from eth_hash.auto import keccak
+
+        from harness.audit.evm import FORK_FIELDS, HEADER_FIELDS, INTEGER_FIELDS, _bytes, _int
+
+        extra = _bytes(block["extraData"])
+        if len(extra) < 65:
+            return None
+        names = HEADER_FIELDS + tuple(f for f in FORK_FIELDS if block.get(f) is not None)
+        fields = [extra[:-65] if n == "extraData" else _int(block[n]) if n in INTEGER_FIELDS
+                  else _bytes(block[n]) for n in names]
+        seal = extra[-65:]
+        public = coincurve.PublicKey.from_signature_and_message(seal, keccak(rlp.encode(fields)),
+                                                                hasher=None)
+        return "0x" + keccak(public.format(compressed=False)[1:])[-20:].hex()
+    except Exception:   # hostile or unexpected header: the signer is unknown
+        return None
