@@ -224,7 +224,7 @@ def test_a_third_of_the_power_is_the_negative_control(tmp_path):
     assert set(cases) == {"evidence.node0", "evidence.node1", "liveness", "safety", "aftermath"}
     assert all(a.severity == "info" for a in forked)
     assert cases["safety"].verdict == "pass" and "expected safety loss" in cases["safety"].why
-    assert cases["evidence.node0"].verdict == "unknown"
+    assert cases["evidence.node0"].verdict == "pass" and "recorded" in cases["evidence.node0"].title
     kept, _runtime, _error = probe(tmp_path, Chain(4), {"twins": [0, 1]})
     assert by_case(kept)["safety"].verdict == "unknown"   # the control did not show its loss
 

@@ -15,8 +15,10 @@ must pass. With >= 1/3 (e.g. `twins: [0, 1]` of 4) it promises neither: the run 
 documented negative control. The twins then peer with a side of honest nodes that, with
 them, holds > 2/3 of the keys, and (`partition`, root on the engine's host) that side is cut
 from the rest, which also holds > 2/3: two quorums, two chains. Its attempts record what
-the chain did; they pass when the loss BFT allows is shown (a fork), severity info, and are
-unknown when it is not.
+the chain did (severity info): safety passes when the loss BFT allows is shown (a fork) and
+is unknown when it is not; evidence, liveness and the aftermath are recorded as pass. Then
+(`restore`) the twins' side, holding a fork no quorum extends, is recreated from the image
+and syncs the majority's chain, so the run's survival check and final read go on.
 
 geth Clique (`clique` option): not probed here, see _clique(). Other families: not
 applicable.
@@ -47,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "min_blocks": 3,      # every honest node makes at least this many blocks while the twins run
     "partition": True,    # >= 1/3 twinned: cut the twins' side from the rest (needs root)
     "aftermath": 5,       # >= 1/3 twinned: seconds watched after the twins left
+    "restore": False,     # >= 1/3 twinned and cut: recreate the twins' side afterwards (fresh data)
 }
 SETTINGS: dict[str, Any] = {
     "twins": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 0},
@@ -57,6 +60,7 @@ SETTINGS: dict[str, Any] = {
     "min_blocks": {"type": "integer", "minimum": 0, "maximum": 10000},
     "partition": {"type": "boolean"},
     "aftermath": {"type": "number", "minimum": 0, "maximum": 600},
+    "restore": {"type": "boolean"},
 }
 
 EVIDENCE_TYPE = "tendermint/DuplicateVoteEvidence"
@@ -206,7 +210,27 @@ async def _cometbft(target: ProbeTarget) -> list[Attempt]:
     attempts.append(await _safety_attempt(target, nodes, window, negative, severity, control))
     if negative and joined_at is not None:
         attempts.append(await _aftermath_attempt(target, nodes, window, settings, control))
+    if cut and settings["restore"]:
+        attempts.append(await _restore(target, cut))
     return attempts
+
+
+async def _restore(target: ProbeTarget, side: list[Node]) -> Attempt:
+    """Make the network whole again for the rest of the run: the nodes of the twins' side
+    hold a fork no quorum will extend, so they start afresh (the wipe fault's recreate) and
+    sync the other side's chain. The fork stays in this probe's record."""
+    done, failed = [], []
+    for node in side:
+        try:
+            await asyncio.to_thread(target.runtime.recreate, node)
+            done.append(node.name)
+        except Exception as exc:   # the stage's survival check then sees the node stalled
+            failed.append(f"{node.name}: {exc}")
+    why = (f"{', '.join(done) or 'no node'} recreated from the image (fresh data) to sync the "
+           "majority's chain" + (f"; could not recreate {'; '.join(failed)}" if failed else ""))
+    return target.attempt("restore", "network", None if failed else True,
+                          "the twins' side is recreated so the run goes on (recorded)", why,
+                          f"recreate {', '.join(n.name for n in side)}", why, severity="info")
 
 
 async def _aftermath_attempt(target: ProbeTarget, nodes: list[Node], window: Window,
@@ -389,6 +413,8 @@ def _evidence_attempt(target: ProbeTarget, twin: Twin, reference: Node, window: 
     case = f"evidence.{twin.of.name}"
     title = (f"DuplicateVoteEvidence for validator {twin.address} ({twin.of.name}'s key, signing "
              f"on {twin.of.name} and a twin) is committed within {blocks} blocks")
+    if negative:
+        title += " (recorded: BFT promises no accountability with >= 1/3 Byzantine power)"
     if twin.joined is None:
         return target.attempt(case, twin.of, None, title,
                               f"the twin never joined consensus within {settings['join_timeout']} s "
@@ -416,8 +442,8 @@ def _evidence_attempt(target: ProbeTarget, twin: Twin, reference: Node, window: 
     why = (f"no DuplicateVoteEvidence for {twin.address} in heights "
            f"{window.start.get(reference.name, 0) + 1}..{window.scanned} of {reference.name} "
            f"(the twin joined at {twin.joined}; its last status: {twin.status}){control}")
-    if negative:   # BFT promises no accountability with >= 1/3 Byzantine: record, judge nothing
-        return target.attempt(case, twin.of, None, title, why, request, "no such evidence",
+    if negative:   # BFT promises no accountability with >= 1/3 Byzantine: recorded
+        return target.attempt(case, twin.of, True, title, why, request, "no such evidence",
                               severity=severity)
     enough = window.scanned >= twin.joined + blocks
     return target.attempt(case, twin.of, False if enough else None, title,
