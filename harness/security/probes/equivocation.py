@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError
@@ -566,7 +568,7 @@ async def _clique(target: ProbeTarget) -> list[Attempt]:
                                                 f"twin{twin.of.index}")
             target.say(f"{ID}: {twin.node.name} seals with {twin.of.name}'s signer key {twin.address}")
         joined_at = time.monotonic()
-        stop = joined_at + settings["join_timeout"] + settings["seconds"]
+        stop = joined_at + settings["seconds"]
         while time.monotonic() < stop and target.time_left() > RESERVE:
             for node in [*nodes, *(t.node for t in twins if t.node is not None)]:
                 block = await _evm_block(target, node, "latest")
@@ -585,6 +587,16 @@ async def _clique(target: ProbeTarget) -> list[Attempt]:
     doubles = {h: blocks for h, blocks in sorted(seen.items())
                if sum(1 for signer in blocks.values() if signer in addresses) >= 2}
     twin_names = {t.node.name for t in twins if t.node is not None}
+    sealed = {h: v for t in twins if t.node is not None
+              for h, v in _sealed_by(target.runtime.log_path(t.node)).items()}
+    canonical: dict[int, tuple[str, str]] = {}   # height -> (hash, signer) node0 holds
+    for number in sorted(sealed)[-20:]:
+        block = await _evm_block(target, nodes[0], hex(number))
+        if block is not None:
+            canonical[number] = (block[1], block[2])
+    same = [h for h in canonical if _abbreviates(sealed[h], canonical[h][0])]
+    lost = [h for h in canonical if h not in same and canonical[h][1] in addresses]
+    other = [h for h in canonical if h not in same and h not in lost]
     by_twin = sorted({h for (h, _hash), names in holders.items() if names & twin_names})
     request = "eth_getBlockByNumber(\"latest\", false) on every node and twin, every second; " \
               "the signer recovered from each header's Clique seal"
@@ -596,14 +608,32 @@ async def _clique(target: ProbeTarget) -> list[Attempt]:
     if doubles:
         why = (f"{len(doubles)} heights got two blocks sealed by one key, first {said}; Clique "
                "has no equivocation evidence or slashing: nothing marks the signer")
+    elif sealed:
+        parts = [f"the twin sealed {len(sealed)} blocks (its log: heights "
+                 f"{', '.join(map(str, sorted(sealed)[:12]))}); of the last {len(canonical)}:"]
+        if lost:
+            parts.append(f"at {len(lost)} ({', '.join(map(str, lost[:8]))}) node0 holds a different "
+                         "block sealed by the same key (recovered from its seal): two blocks of one "
+                         "height signed by one key, the twin's lost;")
+        if same:
+            parts.append(f"at {len(same)} the twin's block is the one node0 holds (geth seals "
+                         "deterministically: one parent, time and set of transactions give one "
+                         "block, so the twin and the original sealed the same);")
+        if other:
+            parts.append(f"at {len(other)} node0 holds another signer's block;")
+        parts.append("Clique has no equivocation evidence or slashing: nothing marks the signer")
+        why = " ".join(parts)
     elif by_twin:
-        why = (f"the twin followed the chain (heights {by_twin[0]}..{by_twin[-1]}) but no two "
-               "blocks of one height sealed by the shared key were seen")
+        why = (f"the twin followed the chain (heights {by_twin[0]}..{by_twin[-1]}) but sealed no "
+               "block its log shows, and no two blocks of one height by the shared key were seen")
     else:
         why = "the twin never showed a block (it did not sync or answer)"
-    attempts.append(target.attempt("clique.double_seal", "network", True if doubles else None,
-                                   title, why, request, said or "no competing blocks seen",
-                                   severity="info"))
+    attempts.append(target.attempt("clique.double_seal", "network",
+                                   True if doubles or sealed else None, title, why, request,
+                                   said or "; ".join(f"{h}: twin sealed {sealed[h]}, node0 holds "
+                                                     f"{canonical[h][0]} by {canonical[h][1]}"
+                                                     for h in sorted(canonical)[-5:])
+                                   or "no competing blocks seen", severity="info"))
     grown = {n.name: end[n.name] - start[n.name] for n in nodes if n.name in start and n.name in end}
     heights = ", ".join(f"{name} {start[name]}->{end[name]}" for name in grown)
     slow = [name for name, n in grown.items() if n < settings["min_blocks"]]
@@ -648,6 +678,33 @@ async def _clique_convergence(target: ProbeTarget, nodes: list[Node], start: dic
            f"all {high - low + 1} heights {low}..{high} agree on every node")
     return target.attempt("clique.convergence", "network", None if differ else True, title, why,
                           request, answer, severity="info")
+
+
+_SEALED = re.compile(rb"Successfully sealed new block\s+number=([0-9,]+)\s.*?hash=([0-9a-f]+\.\.[0-9a-f]+)")
+
+
+def _sealed_by(log: Path, limit: int = 4 << 20) -> dict[int, str]:
+    """Height -> abbreviated hash ("098eaf..d74dad") of each block a geth twin's log says it
+    sealed (the log is the twin's own output: read bounded, from its end)."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(max(0, log.stat().st_size - limit))
+            data = handle.read(limit)
+    except OSError:
+        return {}
+    found = {}
+    for match in _SEALED.finditer(data):
+        try:
+            found[int(match.group(1).replace(b",", b""))] = match.group(2).decode()
+        except ValueError:
+            continue
+    return found
+
+
+def _abbreviates(short: str, full: str) -> bool:
+    head, _, tail = short.partition("..")
+    full = full.lower().removeprefix("0x")
+    return bool(head and tail) and full.startswith(head) and full.endswith(tail)
 
 
 async def _evm_heights(target: ProbeTarget, nodes: list[Node]) -> dict[str, int]:
