@@ -254,3 +254,147 @@ def test_split_gives_both_sides_more_than_two_thirds():
     side = eq._split(nodes[2:], 20, 40, lambda _n: 10)
     assert [n.name for n in side] == ["node3"]
     assert eq._split(nodes[1:], 10, 40, lambda _n: 10) == []   # 1 of 4: no split is needed
+
+
+# -- geth Clique -------------------------------------------------------------------------------
+
+
+CLIQUE_HEADER = {
+    "parentHash": "0x" + "11" * 32, "sha3Uncles": "0x" + "22" * 32, "miner": "0x" + "00" * 20,
+    "stateRoot": "0x" + "33" * 32, "transactionsRoot": "0x" + "44" * 32,
+    "receiptsRoot": "0x" + "55" * 32, "logsBloom": "0x" + "00" * 256, "difficulty": "0x2",
+    "gasLimit": "0x5f5e100", "gasUsed": "0x0", "timestamp": "0x6553f100",
+    "mixHash": "0x" + "00" * 32, "nonce": "0x0000000000000000", "baseFeePerGas": "0x7",
+}
+
+
+def sealed_block(number: int, key: bytes) -> dict:
+    """A Clique header sealed by `key` as geth does: the signature over keccak(rlp(header
+    with extraData minus the seal)) appended to extraData."""
+    import coincurve
+    import rlp
+    from eth_hash.auto import keccak
+
+    from harness.audit.evm import FORK_FIELDS, HEADER_FIELDS, INTEGER_FIELDS, _bytes, _int
+
+    block = {**CLIQUE_HEADER, "number": hex(number), "extraData": "0x" + "00" * 32,
+             "hash": f"0x{number:064x}"}
+    names = HEADER_FIELDS + tuple(f for f in FORK_FIELDS if block.get(f) is not None)
+    fields = [_int(block[n]) if n in INTEGER_FIELDS else _bytes(block[n]) for n in names]
+    seal = coincurve.PrivateKey(key).sign_recoverable(keccak(rlp.encode(fields)), hasher=None)
+    block["extraData"] += seal.hex()
+    return block
+
+
+def test_the_clique_signer_is_recovered_from_the_seal():
+    from harness.adapters.evm_tx import derive_account
+
+    signer = derive_account("signer", 1, 2)
+    block = sealed_block(85, signer.key)
+    assert eq.clique_signer(block) == signer.hex_address.lower()
+    assert eq.clique_signer({**block, "extraData": "0x" + "00" * 40}) is None    # no seal
+    assert eq.clique_signer({**block, "number": "zz"}) is None                   # hostile header
+    assert eq.clique_signer({"extraData": 7}) is None
+
+
+def test_sealed_blocks_are_read_from_the_twins_log(tmp_path):
+    log = tmp_path / "twin3.log"
+    log.write_bytes(b"junk \xff\n2026 INFO Successfully sealed new block            number=1,085 "
+                    b"sealhash=ef5c0a..46d3a1 hash=098eaf..d74dad elapsed=484ms\n"
+                    b"INFO Successfully sealed new block number=zz hash=1..2\n")
+    assert eq._sealed_by(log) == {1085: "098eaf..d74dad"}
+    assert eq._sealed_by(tmp_path / "missing.log") == {}
+    assert eq._abbreviates("098eaf..d74dad", "0x098EAF" + "0" * 52 + "d74dad")
+    assert not eq._abbreviates("098eaf..d74dad", "0x" + "1" * 64) and not eq._abbreviates("..", "0x")
+
+
+def clique_app(keys: list[bytes], t0: float, twin: bool = False, silent: bool = False) -> web.Application:
+    def height() -> int:
+        return 10 + int((time.monotonic() - t0) / BLOCK)
+
+    async def handle(request: web.Request) -> web.Response:
+        call = await request.json()
+        if silent:
+            return web.Response(status=503)
+        if call["method"] == "eth_blockNumber":
+            result: object = hex(height())
+        else:
+            tag = call["params"][0]
+            number = height() if tag == "latest" else int(tag, 16)
+            result = sealed_block(number, keys[number % len(keys)])
+            if twin:
+                result["hash"] = f"0x{number + 1:064x}"   # the twin holds another block
+        return web.json_response({"jsonrpc": "2.0", "id": call["id"], "result": result})
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    return app
+
+
+class FakeClique(FakeRuntime):
+    def __init__(self, ports: dict[int, int], log_dir: Path, sealed: dict[int, str]):
+        super().__init__(Chain(1), ports)
+        self.log_dir, self.sealed = log_dir, sealed
+
+    def log_path(self, node: Node) -> Path:
+        return self.log_dir / f"{node.name}.log"
+
+    def remove_twin(self, twin: Node) -> None:
+        self.removed.append(twin.name)
+        self.log_path(twin).write_text("".join(
+            f"INFO Successfully sealed new block number={h} sealhash=aa..bb hash={short}\n"
+            for h, short in self.sealed.items()))
+
+
+def clique_probe(tmp_path: Path, sealed: dict[int, str], twin_silent: bool = False,
+                 twin_differs: bool = False) -> list:
+    from harness.adapters.evm_tx import derive_account
+
+    signers = [derive_account("signer", 1, i) for i in range(4)]
+
+    async def go():
+        servers, t0 = Servers(), time.monotonic()
+        try:
+            ports = [await servers.start(clique_app([s.key for s in signers], t0)) for _ in range(4)]
+            twin_port = await servers.start(clique_app([s.key for s in signers], t0,
+                                                       twin=twin_differs, silent=twin_silent))
+            nodes = [Node(f"node{i}", i, f"cid{i}", {"rpc": port}) for i, port in enumerate(ports)]
+            runtime = FakeClique({3: twin_port}, tmp_path, sealed)
+            async with aiohttp.ClientSession() as session:
+                target = ProbeTarget(probe=eq.ID, severity=eq.SEVERITY, family="evm",
+                                     pack=SimpleNamespace(ports={"rpc": 8545}, options={"clique": True}),
+                                     nodes=nodes, runtime=runtime, settings={**eq.DEFAULTS, **FAST},
+                                     adapter=SimpleNamespace(identity_seed=1, signers=lambda: signers),
+                                     deadline=time.monotonic() + 60, run_dir=tmp_path,
+                                     say=lambda _text: None, session=session)
+                attempts = await eq.run(target)
+            assert runtime.removed == ["twin3"]
+            (_name, files), = runtime.started
+            assert set(files) == {"nodekey"}   # its own p2p key; the signer key is node3's
+            return attempts
+        finally:
+            await servers.close()
+    return asyncio.run(go())
+
+
+def test_clique_records_the_blocks_one_key_sealed_twice(tmp_path):
+    # Heights 3 mod 4 are node3's key's turn: 11 lost to the original's block, 15 the same block.
+    attempts = clique_probe(tmp_path, {11: "aaaaaa..bbbbbb", 15: f"{15:064x}"[:6] + ".." + f"{15:064x}"[-6:]})
+    cases = by_case(attempts)
+    assert set(cases) == {"clique.double_seal", "clique.liveness", "clique.convergence"}
+    seal = cases["clique.double_seal"]
+    assert seal.verdict == "pass" and seal.severity == "info"
+    assert "at 1 (11) node0 holds a different block sealed by the same key" in seal.why
+    assert "at 1 the twin's block is the one node0 holds" in seal.why
+    assert cases["clique.liveness"].verdict == "pass" and cases["clique.convergence"].verdict == "pass"
+    assert "polling saw" not in seal.why
+
+
+def test_clique_records_two_blocks_of_one_height_seen_by_polling(tmp_path):
+    seal = by_case(clique_probe(tmp_path, {}, twin_differs=True))["clique.double_seal"]
+    assert seal.verdict == "pass" and "two blocks sealed by one key" in seal.why
+
+
+def test_clique_twin_that_shows_nothing_is_unknown(tmp_path):
+    attempts = clique_probe(tmp_path, {}, twin_silent=True)
+    assert by_case(attempts)["clique.double_seal"].verdict == "unknown"

@@ -20,8 +20,13 @@ is unknown when it is not; evidence, liveness and the aftermath are recorded as 
 (`restore`) the twins' side, holding a fork no quorum extends, is recreated from the image
 and syncs the majority's chain, so the run's survival check and final read go on.
 
-geth Clique (`clique` option): not probed here, see _clique(). Other families: not
-applicable.
+geth Clique (`clique` option): a twin with one signer's key (its own p2p key) seals beside
+the original for `seconds`. Clique has no equivocation evidence and promises nothing here,
+so its attempts (severity info) record what the chain did: competing blocks of one height
+sealed by the shared key (seen by polling, and the twin's sealed blocks from its log against
+the block the nodes kept, the signer recovered from each seal), whether blocks kept coming,
+and whether every node holds one chain once the twin left; pass when seen, unknown when it
+could not be. Other families: not applicable.
 """
 
 from __future__ import annotations
@@ -605,12 +610,13 @@ async def _clique(target: ProbeTarget) -> list[Attempt]:
                                                  for block_hash, signer in blocks.items())
                      for h, blocks in list(doubles.items())[:5])
     title = "two nodes sealing with one Clique signer key: what the chain does (recorded)"
+    parts = []
     if doubles:
-        why = (f"{len(doubles)} heights got two blocks sealed by one key, first {said}; Clique "
-               "has no equivocation evidence or slashing: nothing marks the signer")
-    elif sealed:
-        parts = [f"the twin sealed {len(sealed)} blocks (its log: heights "
-                 f"{', '.join(map(str, sorted(sealed)[:12]))}); of the last {len(canonical)}:"]
+        parts.append(f"polling saw {len(doubles)} heights with two blocks sealed by one key, "
+                     f"first {said};")
+    if sealed:
+        parts.append(f"the twin sealed {len(sealed)} blocks (its log: heights "
+                     f"{', '.join(map(str, sorted(sealed)[:12]))}); of the last {len(canonical)}:")
         if lost:
             parts.append(f"at {len(lost)} ({', '.join(map(str, lost[:8]))}) node0 holds a different "
                          "block sealed by the same key (recovered from its seal): two blocks of one "
@@ -621,6 +627,7 @@ async def _clique(target: ProbeTarget) -> list[Attempt]:
                          "block, so the twin and the original sealed the same);")
         if other:
             parts.append(f"at {len(other)} node0 holds another signer's block;")
+    if parts:
         parts.append("Clique has no equivocation evidence or slashing: nothing marks the signer")
         why = " ".join(parts)
     elif by_twin:
@@ -680,7 +687,7 @@ async def _clique_convergence(target: ProbeTarget, nodes: list[Node], start: dic
                           request, answer, severity="info")
 
 
-_SEALED = re.compile(rb"Successfully sealed new block\s+number=([0-9,]+)\s.*?hash=([0-9a-f]+\.\.[0-9a-f]+)")
+_SEALED = re.compile(rb"Successfully sealed new block\s+number=([0-9,]+)\s.*?\shash=([0-9a-f]+\.\.[0-9a-f]+)")
 
 
 def _sealed_by(log: Path, limit: int = 4 << 20) -> dict[int, str]:
