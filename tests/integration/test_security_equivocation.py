@@ -90,6 +90,44 @@ def test_twins_of_half_the_power_fork_the_chain_the_documented_negative_control(
     assert run_objects(docker_client, got["run_id"]) == []
 
 
+CLIQUE = f"""\
+name: it-equivocation-clique
+description: 4 geth Clique signers, a twin of node3's signer
+chain: {ROOT / "chains" / "geth-clique"}
+nodes: 4
+seed: 1
+workload: {{accounts: 16}}
+load:
+  rate: 10
+  warmup: 1
+  duration: 5
+  settle: 20
+checkers:
+  safety: {{max_reorg_depth: 3}}
+security:
+  probes: [equivocation]
+  budget: 120
+  liveness: 30
+  settings:
+    equivocation: {{seconds: 40}}
+"""
+
+
+def test_two_clique_signers_with_one_key_are_recorded(docker_client, geth_image, tmp_path):
+    """Clique has no equivocation evidence: the probe records what the chain did."""
+    suite = write_suite(tmp_path, "clique", CLIQUE)
+    run_dir = tmp_path / "run"
+    bctest("run", str(suite), "--out", str(run_dir), timeout=300)
+    got = results(run_dir)
+    cases = attempts_of(got)
+    seal = cases["clique.double_seal@network"]
+    assert seal["verdict"] in ("pass", "unknown") and seal["severity"] == "info", seal
+    assert "the twin sealed" in seal["why"] or "two blocks" in seal["why"], seal
+    assert cases["clique.liveness@network"]["verdict"] == "pass"
+    assert (run_dir / "logs" / "twin3.log").exists()
+    assert run_objects(docker_client, got["run_id"]) == []
+
+
 def test_a_twin_gets_the_confinement_of_a_node_and_goes_away(docker_client, cometbft_image, tmp_path):
     """start_twin reuses the node's recipe: same image, limits, capabilities, security
     options, sysctls, log caps, network; its own name, address and 127.0.0.1 port."""
