@@ -278,8 +278,8 @@ class DockerRuntime:
             else {}
         subnet = ipaddress.ip_network(config.get("Subnet", "0.0.0.0/32"))
         # From the top of the subnet down: nodes hold the bottom (and keep it across restarts).
-        address = next((str(h) for h in reversed(list(subnet.hosts()))
-                        if str(h) not in used and str(h) != config.get("Gateway")), None)
+        top = (str(subnet.broadcast_address - i) for i in range(1, subnet.num_addresses - 1))
+        address = next((h for h in top if h not in used and h != config.get("Gateway")), None)
         if address is None:
             raise InfraError(f"network {self.network_name}: no free address for {name}")
         twin = {**recipe,
