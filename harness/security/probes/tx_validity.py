@@ -21,13 +21,19 @@ Cases (each built otherwise valid, so only its flaw can be the reason to refuse 
            nonce_reused (the nonce of the sender's last committed transaction), nonce_too_low
            (nonce 0), insufficient_funds (a fresh key), gas_below_intrinsic (20,000),
            gas_above_block_limit, oversized_data (`oversize_kib` KiB of calldata; geth's pool
-           stops at 128 KiB). They use the run's first sender account and re-read its pending
-           nonce before each case, so a wrongly accepted one does not spoil the next.
+           stops at 128 KiB). Each case that needs a funded sender gets a fresh key, funded
+           first by the run's first sender (plain transfers, committed on every node before
+           the cases are sent): a wrongly accepted case that never mines (its nonce stuck in a
+           pool) cannot hold back the next one, and the run's accounts keep their nonces.
+           The nonce cases use the run's first sender itself (an honest node refuses them).
   bitcoin  spent_outpoint (a load UTXO already spent in a block), unknown_outpoint,
            bad_signature (one flipped bit in the signature's s), value_above_inputs.
   cometbft kvstore CheckTx: no_separator, two_separators (`a=b=c`), empty_key (`=v`),
-           empty, bad_validator_update (`val:` with a malformed key); always sent with
-           broadcast_tx_sync so the reply carries CheckTx's verdict.
+           empty, bad_validator_update (`val=` with a part missing); always sent with
+           broadcast_tx_sync so the reply carries CheckTx's verdict. With `halting: true`
+           also rewritten_validator_update (`val:...`), which kvstore 0.38 accepts and then
+           rewrites in its own PrepareProposal into a block every validator rejects: the
+           chain stops for good, so it is off by default (a dedicated run shows it).
 """
 
 from __future__ import annotations
