@@ -73,6 +73,7 @@ SETTINGS: dict[str, Any] = {
 
 # Policy limits rather than consensus rules: (severity when accepted, when in a block).
 POLICY = {"unprotected": ("medium", "high"), "oversized_data": ("medium", "medium")}
+FEE_CAP = 5 * 10**17   # wei: half of geth's default RPC fee cap (1 ether)
 RESERVE = 8.0          # seconds of the budget kept for reading the blocks
 POLL = 0.5             # seconds between height reads while waiting for blocks
 
@@ -312,6 +313,14 @@ def evm_unprotected(key: bytes, nonce: int, gas_price: int, gas: int, to: bytes,
                                 int.from_bytes(signature[32:64], "big")])
 
 
+def _quantity(value: Any) -> int | None:
+    """A JSON-RPC hex quantity as an int (None if it is not one)."""
+    try:
+        return int(str(value), 16) if value is not None else None
+    except ValueError:
+        return None
+
+
 def _fresh_key() -> bytes:
     from harness.adapters.evm_tx import SECP256K1_N
 
@@ -390,9 +399,13 @@ async def _evm_cases(target: ProbeTarget) -> AsyncIterator[Item]:
                                    bytes(kib * 1024))[0]),
     ]
     if limit is not None:
+        # A price that keeps the fee under the 1-ether RPC fee cap most nodes have (geth's
+        # --rpc.txfeecap), and above the block's base fee: so only the gas limit is wrong.
+        base = _quantity(latest.get("baseFeePerGas") if isinstance(latest, dict) else None) or 0
+        cheap = max(min(price, FEE_CAP // (limit + 1)), 2 * base, 1)
         plans.append(("gas_above_block_limit", f"a transfer with gas {limit + 1}, above the block gas "
                       f"limit {limit}", limit + 1,
-                      lambda key: sign_transfer(key, 0, price, limit + 1, to, 1, chain_id)[0]))
+                      lambda key: sign_transfer(key, 0, cheap, limit + 1, to, 1, chain_id)[0]))
     else:
         yield unknown("gas_above_block_limit", first,
                       "a transfer whose gas exceeds the block gas limit", why_limit)
