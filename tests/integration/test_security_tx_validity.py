@@ -4,7 +4,8 @@ with each invalid transaction (docs/chains.md), and nothing left behind.
 anvil 1.7.1 refuses most cases but accepts a high-s (malleable) signature and commits it,
 accepts a wrong chain id into its pool (never mined), and accepts and commits unprotected
 (pre-EIP-155) and 256 KiB transactions: the probe must fail it. CometBFT's kvstore refuses
-every malformed transaction in CheckTx and commits none: the probe must pass it.
+every malformed transaction in CheckTx and Litecoin Core every invalid spend, and neither
+commits any: the probe must pass them.
 """
 
 from __future__ import annotations
@@ -74,5 +75,20 @@ def test_cometbft_kvstore_refuses_every_malformed_transaction(docker_client, com
     assert all(attempts[f"{c}.submit"]["why"].startswith("node0 refused it: code ")
                for c in ("no_separator", "empty", "bad_validator_update"))
     assert got["security"]["verdict"] == "pass" and got["security"]["findings"]["critical"] == 0
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert run_objects(docker_client, got["run_id"]) == []
+
+
+def test_litecoin_refuses_double_spends_forged_signatures_and_inflation(docker_client, litecoin_image,
+                                                                        tmp_path):
+    done, got, attempts = run(tmp_path, "litecoin")
+    assert {a["verdict"] for a in attempts.values()} == {"pass"}, \
+        [(c, a["why"]) for c, a in attempts.items() if a["verdict"] != "pass"]
+    assert {c.rsplit(".", 1)[0] for c in attempts} == {
+        "spent_outpoint", "unknown_outpoint", "bad_signature", "value_above_inputs", "survival"}
+    why = {c: a["why"] for c, a in attempts.items()}
+    assert "bad-txns-inputs-missingorspent" in why["spent_outpoint.submit"]
+    assert "bad-txns-in-belowout" in why["value_above_inputs.submit"]
+    assert "Signature must be zero" in why["bad_signature.submit"]
     assert done.returncode == 0, done.stdout + done.stderr
     assert run_objects(docker_client, got["run_id"]) == []

@@ -275,6 +275,21 @@ def test_cases_it_cannot_build_are_unknown_never_pass():
     assert "fail" not in got.values()
 
 
+def test_a_node_answering_garbage_gets_no_pass_for_what_could_not_be_read():
+    adapter = evm_adapter()
+    stub = EvmStub("careless", adapter)
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=b"\x00<html>\xff" * 100, status=200)
+    attempts = asyncio.run(run_probe(stub, adapter, "evm", handler))
+    got = verdicts(attempts)
+    # Only what was sent and not accepted passes; no block could be read, so no block case passes.
+    assert {c for c, v in got.items() if v == "pass"} == {"insufficient_funds.submit"}, got
+    assert got["insufficient_funds.block"] == "unknown" and "fail" not in got.values()
+    assert all("\\x00" in a.answer for a in attempts if a.case == "insufficient_funds.submit")
+
+
 def test_evm_signature_variants():
     key = derive_account("sender", 1, 0).key
     sender = account_from_key(key).hex_address

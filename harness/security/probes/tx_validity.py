@@ -73,6 +73,9 @@ SETTINGS: dict[str, Any] = {
 
 # Policy limits rather than consensus rules: (severity when accepted, when in a block).
 POLICY = {"unprotected": ("medium", "high"), "oversized_data": ("medium", "medium")}
+# How the adapters' block_at reads a block, as the block attempts' request says it.
+READS = {"evm": "eth_getBlockByNumber(<height>, false)", "cometbft": "GET /block?height=<height>",
+         "bitcoin": "getblockhash <height>, getblock <hash> 1"}
 FEE_CAP = 5 * 10**17   # wei: half of geth's default RPC fee cap (1 ether)
 RESERVE = 8.0          # seconds of the budget kept for reading the blocks
 POLL = 0.5             # seconds between height reads while waiting for blocks
@@ -141,7 +144,13 @@ async def _submit(target: ProbeTarget, bad: Bad) -> Attempt:
         return target.attempt(f"{bad.case}.submit", bad.node, None, title,
                               f"{bad.node.name} did not answer: {reply.error}", bad.body, reply.text(),
                               severity=bad.accept_severity)
-    reason = adapter.response_error(reply.status, reply.body)
+    try:
+        reason = adapter.response_error(reply.status, reply.body)
+    except Exception as exc:   # a vendor adapter that cannot classify a hostile answer
+        return target.attempt(f"{bad.case}.submit", bad.node, None, title,
+                              f"the {target.family} adapter could not read {bad.node.name}'s answer: "
+                              f"{type(exc).__name__}: {exc}"[:300], bad.body, reply.text(),
+                              severity=bad.accept_severity)
     bad.accepted = reason is None
     if reason is not None:
         return target.attempt(f"{bad.case}.submit", bad.node, True, title,
@@ -234,7 +243,8 @@ async def _inclusion(target: ProbeTarget, sent: list[Bad], start: dict[str, int 
     attempts = []
     for bad in sent:
         title = f"{_cap(bad.what)} is in no block on any node"
-        request = f"block_at on every node since the submission, looking for {', '.join(sorted(bad.ids))}"
+        request = (f"{READS.get(target.family, 'each block')} for every height each node made since "
+                   f"the first submission, looking for {', '.join(sorted(bad.ids))}")
         if bad.tx_id in found:
             holders = ", ".join(found[bad.tx_id])
             verdict: bool | None = False
@@ -378,23 +388,26 @@ async def _evm_cases(target: ProbeTarget) -> AsyncIterator[Item]:
     except (KeyError, TypeError, ValueError):
         limit, why_limit = None, why_limit or f"eth_getBlockByNumber on {first.name} answered no gasLimit"
 
-    # (case, what, gas, build(key, nonce 0) -> raw): each from its own fresh account, funded
+    if limit is not None and not 0 < limit < 2**63:
+        limit, why_limit = None, f"eth_getBlockByNumber on {first.name} answered the gas limit {limit}"
+
+    # (case, what, fee, build(key, nonce 0) -> raw): each from its own fresh account, funded
     # by the run's first sender, so a wrongly accepted one that never mines (a nonce stuck in
     # a pool) cannot hold back the next case.
     plans: list[tuple[str, str, int, Any]] = [
-        ("bad_signature", "a transfer whose signature has one byte of s inverted", transfer,
+        ("bad_signature", "a transfer whose signature has one byte of s inverted", price * transfer,
          lambda key: evm_flip_s(sign_transfer(key, 0, price, transfer, to, 1, chain_id)[0])),
-        ("signature_zero_r", "a transfer whose signature has r = 0", transfer,
+        ("signature_zero_r", "a transfer whose signature has r = 0", price * transfer,
          lambda key: _evm_resign(sign_transfer(key, 0, price, transfer, to, 1, chain_id)[0], r=0)),
-        ("high_s", "a transfer with a high-s (malleable) signature", transfer,
+        ("high_s", "a transfer with a high-s (malleable) signature", price * transfer,
          lambda key: evm_high_s(sign_transfer(key, 0, price, transfer, to, 1, chain_id)[0], chain_id)),
         ("wrong_chain_id", f"a transfer signed for chain id {chain_id + 1} (this chain is {chain_id})",
-         transfer, lambda key: sign_transfer(key, 0, price, transfer, to, 1, chain_id + 1)[0]),
-        ("unprotected", "an unprotected (pre-EIP-155, v = 27/28) transfer", transfer,
+         price * transfer, lambda key: sign_transfer(key, 0, price, transfer, to, 1, chain_id + 1)[0]),
+        ("unprotected", "an unprotected (pre-EIP-155, v = 27/28) transfer", price * transfer,
          lambda key: evm_unprotected(key, 0, price, transfer, to, 1)),
-        ("gas_below_intrinsic", "a transfer with gas 20000, below the intrinsic 21000", 20_000,
+        ("gas_below_intrinsic", "a transfer with gas 20000, below the intrinsic 21000", price * 20_000,
          lambda key: sign_transfer(key, 0, price, 20_000, to, 1, chain_id)[0]),
-        ("oversized_data", f"a transaction with {kib} KiB of calldata", transfer + 16 * kib * 1024,
+        ("oversized_data", f"a transaction with {kib} KiB of calldata", price * (transfer + 16 * kib * 1024),
          lambda key: sign_transfer(key, 0, price, transfer + 16 * kib * 1024, to, 1, chain_id,
                                    bytes(kib * 1024))[0]),
     ]
@@ -404,13 +417,13 @@ async def _evm_cases(target: ProbeTarget) -> AsyncIterator[Item]:
         base = _quantity(latest.get("baseFeePerGas") if isinstance(latest, dict) else None) or 0
         cheap = max(min(price, FEE_CAP // (limit + 1)), 2 * base, 1)
         plans.append(("gas_above_block_limit", f"a transfer with gas {limit + 1}, above the block gas "
-                      f"limit {limit}", limit + 1,
+                      f"limit {limit}", cheap * (limit + 1),
                       lambda key: sign_transfer(key, 0, cheap, limit + 1, to, 1, chain_id)[0]))
     else:
         yield unknown("gas_above_block_limit", first,
                       "a transfer whose gas exceeds the block gas limit", why_limit)
 
-    funded, why_funded = await _evm_fund(target, sender, [price * gas * 2 + 1000 for _, _, gas, _ in plans])
+    funded, why_funded = await _evm_fund(target, sender, [2 * fee + 1000 for _, _, fee, _ in plans])
     for k, ((case, what, _, build), key) in enumerate(zip(plans, funded, strict=True)):
         node = nodes[k % len(nodes)]
         if key is None:
