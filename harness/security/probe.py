@@ -10,6 +10,7 @@ replies are read bounded (`limit`), and `clip` turns bytes into printable text.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from collections.abc import Callable
@@ -94,6 +95,46 @@ class NodeState:
     started_at: str = ""
 
 
+@dataclass(frozen=True)
+class Listener:
+    """A socket listening in a node's network namespace."""
+
+    proto: str      # tcp | tcp6 | udp | udp6
+    address: str    # the local address it is bound to ("0.0.0.0", "127.0.0.1", "::" ...)
+    port: int
+
+    @property
+    def loopback(self) -> bool:
+        """Reachable only from inside the namespace (127.0.0.0/8, ::1, ::ffff:127.x)."""
+        address = ipaddress.ip_address(self.address)
+        mapped = getattr(address, "ipv4_mapped", None)
+        return (mapped or address).is_loopback
+
+
+def proc_net_listeners(proto: str, text: str) -> list[Listener]:
+    """The listening sockets of one /proc/<pid>/net/<proto> table. Addresses there are hex
+    in host (little-endian) byte order per 32-bit word."""
+    found = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        local, state = fields[1], fields[3]
+        # tcp: 0A is LISTEN; udp: 07 (unconnected) sockets are the bound ones
+        if not ((proto.startswith("tcp") and state == "0A") or (proto.startswith("udp") and state == "07")):
+            continue
+        try:
+            hex_address, hex_port = local.rsplit(":", 1)
+            raw = bytes.fromhex(hex_address)
+            if len(raw) not in (4, 16):
+                continue
+            address = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            found.append(Listener(proto, str(ipaddress.ip_address(address)), int(hex_port, 16)))
+        except ValueError:
+            continue
+    return found
+
+
 @dataclass
 class ProbeTarget:
     """One probe's view of the run. `runtime` is the DockerRuntime, `adapter` the family's
@@ -153,14 +194,14 @@ class ProbeTarget:
         return body, await self.http(node.url(port) + path, body, headers=headers)
 
     async def ws_rpc(self, node: Node, method: str, params: Any = None, *, port: str = "ws",
-                     timeout: float = 10.0) -> tuple[bytes, Reply]:
+                     timeout: float = 10.0, path: str = "") -> tuple[bytes, Reply]:
         """The same call over a websocket (the reply's `status` is 101 when it was answered)."""
         import aiohttp
 
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
                            "params": [] if params is None else params}, separators=(",", ":")).encode()
         try:
-            async with self.session.ws_connect(node.url(port, "ws"), timeout=timeout,
+            async with self.session.ws_connect(node.url(port, "ws") + path, timeout=timeout,
                                                max_msg_size=REPLY_LIMIT) as ws:
                 await ws.send_str(body.decode())
                 message = await ws.receive(timeout=timeout)
@@ -185,22 +226,25 @@ class ProbeTarget:
     def listening(self, node: Node) -> list[tuple[str, int]]:
         """Every socket listening in the node's network namespace: (tcp|tcp6|udp|udp6, port),
         read from /proc/<pid>/net of the node's main process (no tool inside the image)."""
-        pid = self.runtime.pid(node)
+        return sorted({(found.proto, found.port) for found in self.listeners(node) or []})
+
+    def listeners(self, node: Node) -> list[Listener] | None:
+        """The same sockets with the address each is bound to (a loopback-only listener is
+        unreachable from outside the container); None when /proc/<pid>/net could not be read
+        (the node does not run, or the harness cannot see its processes)."""
+        try:
+            pid = self.runtime.pid(node)
+        except Exception:   # the container is gone or the engine did not answer
+            return None
         if pid <= 0:
-            return []
-        found: set[tuple[str, int]] = set()
+            return None
+        found: set[Listener] = set()
+        read = False
         for proto in ("tcp", "tcp6", "udp", "udp6"):
             try:
-                lines = Path(f"/proc/{pid}/net/{proto}").read_text().splitlines()[1:]
+                text = Path(f"/proc/{pid}/net/{proto}").read_text()
             except OSError:
                 continue
-            for line in lines:
-                fields = line.split()
-                if len(fields) < 4:
-                    continue
-                local, state = fields[1], fields[3]
-                # tcp: 0A is LISTEN; udp: 07 (unconnected) sockets are the bound ones
-                if (proto.startswith("tcp") and state == "0A") or (proto.startswith("udp") and state == "07"):
-                    found.add((proto, int(local.rsplit(":", 1)[1], 16)))
-        return sorted(found)
-
+            read = True
+            found.update(proc_net_listeners(proto, text))
+        return sorted(found, key=lambda item: (item.proto, item.port, item.address)) if read else None
