@@ -199,7 +199,8 @@ def test_the_probe_is_registered():
 
 
 def test_an_open_evm_node_fails_every_exposure_case():
-    sockets = DECLARED + [Listener("tcp", "0.0.0.0", 6060), Listener("tcp", "127.0.0.1", 8551)]
+    sockets = DECLARED + [Listener("tcp", "0.0.0.0", 6060), Listener("tcp", "127.0.0.1", 8551),
+                          Listener("udp", "127.0.0.11", 48015)]
     cases = by_case(probe("evm", True, sockets))
     for method in PRIVILEGED:
         for transport in ("http", "ws"):
@@ -223,6 +224,7 @@ def test_an_open_evm_node_fails_every_exposure_case():
     assert (cases["listen.tcp.6060"].verdict, cases["listen.tcp.6060"].severity) == ("fail", "medium")
     assert (cases["listen.tcp.8551"].verdict, cases["listen.tcp.8551"].severity) == ("fail", "low")
     assert "loopback only" in cases["listen.tcp.8551"].why
+    assert cases["listen.docker-dns.udp"].verdict == "pass"           # the engine's, not the node's
     assert cases["rpc_modules"].verdict == "pass" and "admin" in cases["rpc_modules"].why
     assert {attempt.node for attempt in cases.values()} == {"node0"}
 

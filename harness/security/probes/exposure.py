@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {"timeout": 10.0}
 SETTINGS: dict[str, Any] = {"timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 120,
                                         "description": "seconds to wait for each answer"}}
 
+# Docker's embedded DNS server listens on this address, on random ports, inside the
+# namespace of every container on a user-defined network (the run network is one).
+DOCKER_DNS = "127.0.0.11"
 EVIL_ORIGIN = "https://evil.example"
 EVIL_HOST = "evil.example"
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -315,7 +318,12 @@ class _Cases:
             answer = "\n".join(f"{proto} {address}:{port} {'LISTEN' if proto.startswith('tcp') else 'bound'}"
                                for address in addresses)
             title = f"{proto} port {port} is declared by the pack"
-            if port in declared:
+            if set(addresses) == {DOCKER_DNS}:
+                why = (f"{proto} {DOCKER_DNS}:{port} is Docker's embedded DNS resolver for the run network "
+                       f"(the engine's socket in the node's namespace, not the node's)")
+                self.add(f"listen.docker-dns.{proto}", True, f"{proto} port {port} is the engine's DNS "
+                         "resolver", why, request, answer, "info")
+            elif port in declared:
                 why = f"{proto} port {port} is declared in the pack's ports ({_ports(self.target.pack)})"
                 self.add(f"listen.{proto}.{port}", True, title, why, request, answer, "medium")
             elif local_only:
