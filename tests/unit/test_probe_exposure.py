@@ -234,7 +234,7 @@ def test_a_locked_down_evm_node_passes_every_case():
     failed = [attempt for attempt in attempts if attempt.verdict != "pass"]
     assert not failed, failed
     cases = by_case(attempts)
-    assert "does not exist" in cases["http.admin_nodeInfo"].why
+    assert "the method admin_nodeInfo does not exist" in cases["http.admin_nodeInfo"].why
     assert cases["eth_sendTransaction"].why.endswith("unknown account")
     assert '"from":"0x0000000000000000000000000000000000000000"' in cases["eth_sendTransaction"].request
     assert "403" in cases["host.foreign"].why

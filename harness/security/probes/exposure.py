@@ -123,9 +123,8 @@ def rpc_body(method: str, params: Any) -> bytes:
                       separators=(",", ":")).encode()
 
 
-def _rpc_error(reply: Reply, method: str) -> tuple[Any, str] | None:
-    """(code, text) of a JSON-RPC error answer, the method's name replaced by <method> so
-    the answers to two methods can be compared; None when the answer is no JSON-RPC error."""
+def _rpc_error(reply: Reply) -> tuple[Any, str] | None:
+    """(code, text) of a JSON-RPC error answer; None when the answer is no JSON-RPC error."""
     answer = reply.json()
     error = answer.get("error") if isinstance(answer, dict) else None
     if not error:
@@ -134,7 +133,15 @@ def _rpc_error(reply: Reply, method: str) -> tuple[Any, str] | None:
     message = error.get("message", "") if isinstance(error, dict) else error
     data = error.get("data", "") if isinstance(error, dict) else ""
     text = f"{message} {data if isinstance(data, str) else json.dumps(data)}".strip()
-    return code, clip(text.replace(method, "<method>"), 300)
+    return code, clip(text, 300)
+
+
+def _same_error(reply: Reply, method: str, control: Reply) -> bool:
+    """Whether two calls got the same error, the method names aside ("the method X does not
+    exist" is the same refusal for every X)."""
+    ours, theirs = _rpc_error(reply), _rpc_error(control)
+    return ours is not None and theirs is not None and ours[0] == theirs[0] and \
+        ours[1].replace(method, "<method>") == theirs[1].replace(CONTROL_METHOD, "<method>")
 
 
 def judge_call(reply: Reply, method: str, control: Reply | None = None, *,
@@ -157,7 +164,7 @@ def judge_call(reply: Reply, method: str, control: Reply | None = None, *,
     answer = reply.json()
     if not isinstance(answer, dict):
         return None, f"the answer is not a JSON-RPC object: {clip(reply.body, 200)!r}"
-    error = _rpc_error(reply, method)
+    error = _rpc_error(reply)
     if error is None:
         if "result" in answer:
             return False, f"the node served it: result {clip(json.dumps(answer['result']), 300)}"
@@ -167,7 +174,7 @@ def judge_call(reply: Reply, method: str, control: Reply | None = None, *,
         return True, f"the node refused it: error {code} {text}"
     if _TRANSIENT.search(text):
         return None, f"the node put the call off (error {code} {text}): it may or may not serve it"
-    if control is not None and _rpc_error(control, CONTROL_METHOD) == error:
+    if control is not None and _same_error(reply, method, control):
         if undecodable:
             return None, (f"the node answers {CONTROL_METHOD}, which exists nowhere, with the same error "
                           f"({code} {text}), so an argument error does not tell whether it serves the method")
