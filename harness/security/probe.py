@@ -194,7 +194,8 @@ class ProbeTarget:
         return body, await self.http(node.url(port) + path, body, headers=headers)
 
     async def ws_rpc(self, node: Node, method: str, params: Any = None, *, port: str = "ws",
-                     timeout: float = 10.0, path: str = "") -> tuple[bytes, Reply]:
+                     timeout: float = 10.0, path: str = "", headers: dict[str, str] | None = None
+                     ) -> tuple[bytes, Reply]:
         """The same call over a websocket (the reply's `status` is 101 when it was answered)."""
         import aiohttp
 
@@ -202,7 +203,7 @@ class ProbeTarget:
                            "params": [] if params is None else params}, separators=(",", ":")).encode()
         try:
             async with self.session.ws_connect(node.url(port, "ws") + path, timeout=timeout,
-                                               max_msg_size=REPLY_LIMIT) as ws:
+                                               max_msg_size=REPLY_LIMIT, headers=headers) as ws:
                 await ws.send_str(body.decode())
                 message = await ws.receive(timeout=timeout)
                 data = message.data if isinstance(message.data, (bytes, str)) else b""

@@ -1,6 +1,7 @@
 """The exposure probe through the real `bctest run` on real nodes: anvil, a development
 chain, fails it (its anvil_*/evm_*/hardhat_* methods are open, its dev accounts sign for
-anyone, it answers every origin); a CometBFT node refuses its unsafe routes."""
+anyone, it answers every origin); a CometBFT node refuses its unsafe routes (and fails on
+what it does expose: a websocket for any origin, an undeclared p2p listener)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ def test_anvil_fails_exposure_with_its_open_dev_methods(docker_client, anvil_ima
     assert (send["verdict"], send["severity"]) == ("fail", "critical")
     assert '"method":"eth_sendTransaction"' in send["request"] and '"result"' in send["answer"]
     assert verdict("cors.post") == "fail" and "Access-Control-Allow-Origin: *" in cases["cors.post"]["answer"]
+    assert verdict("cors.websocket") == "fail"
     assert verdict("host.foreign") == "fail"
     assert verdict("listen.tcp.8545") == "pass"
     others = [c for c in cases if c.startswith("listen.") and c != "listen.tcp.8545"]
@@ -90,6 +92,8 @@ def test_cometbft_refuses_its_unsafe_routes(docker_client, cometbft_image, tmp_p
     assert cases["routes"]["verdict"] == "pass" and "broadcast_tx_sync" in cases["routes"]["why"]
     assert "dial_seeds" not in cases["routes"]["why"]
     assert cases["cors.post"]["verdict"] == "pass" and cases["cors.preflight"]["verdict"] == "pass"
+    # ... but its websocket takes any page's origin (cors_allowed_origins binds HTTP only): a finding
+    assert cases["cors.websocket"]["verdict"] == "fail", cases["cors.websocket"]
     assert cases["listen.tcp6.26657"]["verdict"] == "pass"
     # p2p listens on 26656 for the run network; a finding unless the pack declares it
     pack = yaml.safe_load((ROOT / "chains" / "cometbft" / "chain.yaml").read_text())
@@ -97,5 +101,5 @@ def test_cometbft_refuses_its_unsafe_routes(docker_client, cometbft_image, tmp_p
     p2p = cases["listen.tcp6.26656"]
     assert p2p["verdict"] == ("pass" if 26656 in declared else "fail"), p2p
     (entry,) = got["security"]["probes"]
-    assert entry["verdict"] == ("pass" if 26656 in declared else "fail"), entry["why"]
+    assert entry["verdict"] == "fail" and entry["severity"] == "medium", entry["why"]
     assert run_objects(docker_client, got["run_id"]) == []

@@ -127,6 +127,8 @@ def stub_app(family: str, open_node: bool) -> web.Application:
 
     async def get(request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
+            if not open_node and request.headers.get("Origin"):
+                return web.Response(status=403, text="origin not allowed")
             ws = web.WebSocketResponse()
             await ws.prepare(request)
             async for message in ws:
@@ -215,7 +217,7 @@ def test_an_open_evm_node_fails_every_exposure_case():
     assert send.verdict == "fail" and send.severity == "critical"
     assert json.loads(send.request.split("\n\n", 1)[1])["params"][0] == {"from": SIGNER, "to": SIGNER,
                                                                           "value": "0x0"}
-    for case in ("cors.post", "cors.preflight", "host.foreign"):
+    for case in ("cors.post", "cors.preflight", "cors.websocket", "host.foreign"):
         assert cases[case].verdict == "fail" and cases[case].severity == "medium", cases[case]
     assert "Origin: https://evil.example" in cases["cors.post"].request
     assert "Access-Control-Allow-Origin: *" in cases["cors.post"].answer
@@ -238,6 +240,7 @@ def test_a_locked_down_evm_node_passes_every_case():
     assert cases["eth_sendTransaction"].why.endswith("unknown account")
     assert '"from":"0x0000000000000000000000000000000000000000"' in cases["eth_sendTransaction"].request
     assert "403" in cases["host.foreign"].why
+    assert "403" in cases["cors.websocket"].why
 
 
 def test_the_websocket_port_is_the_packs_ws_port_when_declared():
@@ -275,6 +278,8 @@ def test_a_cometbft_node_serving_unsafe_routes_fails():
     assert cases["ws.dial_seeds"].request.startswith("websocket ws://127.0.0.1:")
     assert "/websocket" in cases["ws.dial_seeds"].request
     assert cases["cors.post"].verdict == "fail"          # the origin echoed
+    assert cases["cors.websocket"].verdict == "fail" and "Origin: https://evil.example" in \
+        cases["cors.websocket"].request
     assert cases["listen.tcp6.26656"].verdict == "fail" and cases["listen.tcp6.26657"].verdict == "pass"
 
 

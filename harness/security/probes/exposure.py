@@ -214,8 +214,8 @@ class _Cases:
 
     def add(self, case: str, passed: bool | None, title: str, why: str, request: str = "",
             answer: str = "", severity: str | None = None) -> None:
-        self.attempts.append(self.target.attempt(case, self.node, passed, title, why, request,
-                                                 answer, severity))
+        self.attempts.append(self.target.attempt(case, self.node, passed, title, clip(why, 1500),
+                                                 request, answer, severity))
 
     def out_of_time(self, case: str, title: str) -> bool:
         if self.target.time_left() > 0:
@@ -271,6 +271,25 @@ class _Cases:
                     "Access-Control-Request-Headers": "content-type"}
             reply = await self.target.http(url, None, method="OPTIONS", headers=sent, timeout=self.wait())
             self._judge_cors("cors.preflight", title, request_text("OPTIONS", url, sent, None), reply, show)
+
+    async def ws_origin(self, port: str, method: str, path: str = "") -> None:
+        """A websocket opened by a page on evil.example is refused (browsers send the page's
+        Origin with the upgrade and leave the check to the server: CORS does not apply)."""
+        case, title = "cors.websocket", f"a websocket opened by a page on {EVIL_ORIGIN} is refused"
+        if self.out_of_time(case, title):
+            return
+        body, reply = await self.target.ws_rpc(self.node, method, [], port=port, timeout=self.wait(),
+                                               path=path, headers={"Origin": EVIL_ORIGIN})
+        request = (f"websocket {self.node.url(port, 'ws')}{path or '/'}\nOrigin: {EVIL_ORIGIN}\n\n"
+                   f"{body.decode()}")
+        if _websocket_refused(reply):
+            passed, why = True, f"the node refused the upgrade: {clip(reply.error, 200)}"
+        elif reply.status == 101 and reply.body:
+            passed, why = False, (f"the node accepted the websocket from {EVIL_ORIGIN} and answered "
+                                  f"{method}: any web page the operator visits can use it")
+        else:
+            passed, why = None, judge_call(reply, method)[1]
+        self.add(case, passed, title, why, request, answer_text(reply), "medium")
 
     def _judge_cors(self, case: str, title: str, request: str, reply: Reply, show: tuple[str, ...]) -> None:
         allowed = _origin_allowed(reply)
@@ -423,6 +442,7 @@ async def _evm(target: ProbeTarget, node: Node) -> list[Attempt]:
                       answer_text(reply), "critical")
     probe_call = rpc_body("eth_chainId", [])
     await cases.cors("rpc", probe_call)
+    await cases.ws_origin(ws_port, "eth_chainId")
     await cases.host_header("rpc", probe_call)
     await cases.listening()
     return cases.attempts
@@ -449,6 +469,7 @@ async def _cometbft(target: ProbeTarget, node: Node) -> list[Attempt]:
         await cases.ws_call(f"ws.{method}", f"{method} is refused over the websocket (an unsafe route)",
                             "rpc", method, params, path="/websocket", undecodable=True)
     await cases.cors("rpc", rpc_body("health", []))
+    await cases.ws_origin("rpc", "health", "/websocket")
     await cases.listening()
     return cases.attempts
 
