@@ -246,14 +246,14 @@ class Bitcoin(Family):
             if matured:
                 raise Unusable("the run has fewer than 2 spendable coinbases for the probe")
             need = 2 - len(coins)
-            if len(gaps) >= need:
-                more = sorted(gaps)[need - 1]
-            else:      # too few of the run's coinbases left: mine fresh ones to the funder
-                await self._fresh_coinbases(need - len(gaps))
-                more = maturity + 1
-            if more > budget:
-                raise Unusable(f"too few mature coinbases of the run: {more} more blocks would be "
-                               f"needed, settings.mine_blocks allows {budget}")
+            # Too few of the run's coinbases left: mine fresh ones to the funder and mature them.
+            fresh = 0 if len(gaps) >= need else need - len(gaps)
+            more = sorted(gaps)[need - 1] if not fresh else maturity + 1
+            if fresh + more > budget:
+                raise Unusable(f"too few mature coinbases of the run: {fresh + more} more blocks would "
+                               f"be needed, settings.mine_blocks allows {budget}")
+            if fresh:
+                await self._fresh_coinbases(fresh)
             await self.mine(more)
         self.coins = [(txid, value) for _height, txid, value in coins[:2]]
         for entry in coins[:2]:
