@@ -393,6 +393,15 @@ def test_evm_a_chain_that_commits_nothing_is_unknown_never_a_pass():
     assert "did not commit" in why(attempts, "resubmit")
 
 
+def test_evm_a_node_that_stays_behind_is_unknown_where_absence_would_prove_something():
+    stalled = EvmLedger(31337, interval=None)      # never makes a block: never reaches the settle height
+    attempts = probe("evm", evm_adapter(), [EvmLedger(31337), stalled], {**FAST, "settle_timeout": 2})
+    assert verdicts(attempts, "resubmit") == {"node0": "pass", "node1": "unknown"}
+    assert verdicts(attempts, "conflict") == {"node0": "pass", "node1": "unknown"}
+    assert verdicts(attempts, "chain_id") == {"node0": "pass", "node1": "unknown"}
+    assert "node1 reached only height 0 of" in why(attempts, "conflict")
+
+
 def test_evm_a_node_whose_blocks_cannot_be_read_is_unknown():
     class Unreadable(EvmLedger):
         def answer(self, method: str, params: list[Any]) -> Any:

@@ -314,6 +314,8 @@ class Bitcoin(Family):
         """Blocks mined on the run's miner to the run's funder key (regtest has no miner)."""
         hashes: list[str] = []
         while len(hashes) < count:
+            if self.target.time_left() < RESERVE:
+                raise Unusable(f"the probe's time ran out while mining ({len(hashes)} of {count} blocks)")
             batch = min(50, count - len(hashes))
             got = await self.call(self.miner, "generatetoaddress", [batch, self.adapter.funder_address],
                                   timeout=120)
@@ -378,26 +380,26 @@ class Chain:
     node: Node
     start: int                                   # first height read
     blocks: dict[int, Any] = field(default_factory=dict)   # height -> harness.model.Block
-    error: str | None = None
+    ids: dict[int, frozenset[str]] = field(default_factory=dict)   # height -> its tx ids, lower case
+    error: str | None = None          # its blocks could not be read: nothing can be judged
+    short: str | None = None          # it did not reach the settle height: absence proves nothing
 
     def heights_of(self, tx_id: str) -> list[int]:
         wanted = tx_id.lower()
-        return sorted(h for h, b in self.blocks.items() if wanted in {t.lower() for t in b.tx_ids})
+        return sorted(h for h, ids in self.ids.items() if wanted in ids)
 
     def tip(self) -> int:
         return max(self.blocks, default=self.start - 1)
 
 
-async def read_chain(target: ProbeTarget, chain: Chain, up_to: int | None = None) -> None:
-    """Read the node's blocks from `chain.start` to its tip (or `up_to`), re-reading from the
-    start when the blocks read do not link (a reorganisation while reading), at most twice."""
+async def read_chain(target: ProbeTarget, chain: Chain) -> None:
+    """Read the node's blocks from `chain.start` to its tip, re-reading from the start when
+    the blocks read do not link (a reorganisation while reading), at most twice."""
     adapter = target.adapter
     limit = int(_number(target, "scan_blocks"))
     for _ in range(3):
         try:
             tip = int(await adapter.height(chain.node))
-            if up_to is not None:
-                tip = min(tip, up_to)
             if tip - chain.start + 1 > limit:
                 chain.error = (f"{tip - chain.start + 1} blocks since the probe started, more than "
                                f"settings.scan_blocks ({limit})")
@@ -406,7 +408,9 @@ async def read_chain(target: ProbeTarget, chain: Chain, up_to: int | None = None
                 if target.time_left() <= 0:
                     chain.error = "the probe's time ran out while reading its blocks"
                     return
-                chain.blocks[height] = await adapter.block_at(chain.node, height)
+                block = await adapter.block_at(chain.node, height)
+                chain.blocks[height] = block
+                chain.ids[height] = frozenset(str(t).lower() for t in block.tx_ids)
         except Exception as exc:   # a node's answer of any shape: this node cannot be judged
             chain.error = f"reading its blocks failed: {type(exc).__name__}: {str(exc)[:200]}"
             return
@@ -416,6 +420,7 @@ async def read_chain(target: ProbeTarget, chain: Chain, up_to: int | None = None
             chain.error = None
             return
         chain.blocks.clear()
+        chain.ids.clear()
     chain.error = "its chain kept changing while it was read (reorganisations)"
 
 
@@ -434,33 +439,28 @@ async def wait_commit(target: ProbeTarget, family: Family, chain: Chain, tx_ids:
         await asyncio.sleep(family.poll)
 
 
-async def settle(target: ProbeTarget, family: Family, chains: list[Chain]) -> str | None:
-    """Let `settle_blocks` more blocks be made and every node reach that height; None, or why
-    not (then the nodes are read as far as they got)."""
+async def settle(target: ProbeTarget, family: Family, chains: list[Chain]) -> int | None:
+    """Let `settle_blocks` more blocks be made and wait (bounded) for every node to reach that
+    height: the height, or None if the first node could not say."""
     blocks = int(_number(target, "settle_blocks"))
     deadline = time.monotonic() + min(_number(target, "settle_timeout"),
                                       max(0.0, target.time_left() - RESERVE))
-    first = chains[0]
     try:
-        goal = int(await target.adapter.height(first.node)) + blocks
-    except Exception as exc:
-        return f"{first.node.name}'s height could not be read: {type(exc).__name__}: {str(exc)[:200]}"
+        goal = int(await target.adapter.height(chains[0].node)) + blocks
+    except Exception:
+        return None
     await family.make_blocks(blocks)
-    while True:
-        behind = []
+    while time.monotonic() < deadline:
+        heights = []
         for chain in chains:
             try:
-                height = int(await target.adapter.height(chain.node))
-            except Exception as exc:
-                height = -1
-                chain.error = f"its height could not be read: {type(exc).__name__}"
-            if height < goal:
-                behind.append(f"{chain.node.name} at {height}")
-        if not behind:
-            return None
-        if time.monotonic() >= deadline:
-            return f"not every node reached height {goal} in time ({', '.join(behind)})"
+                heights.append(int(await target.adapter.height(chain.node)))
+            except Exception:
+                heights.append(-1)
+        if min(heights) >= goal:
+            break
         await asyncio.sleep(POLL)
+    return goal
 
 
 # -- the probe -------------------------------------------------------------------------------
@@ -474,8 +474,13 @@ async def run(target: ProbeTarget) -> list[Attempt]:
     nodes = list(target.nodes)
     if not nodes:
         raise NotApplicable("the run has no nodes")
+    try:
+        await family.setup()
+    except Unusable as exc:
+        return [target.attempt("setup", "network", None, "The probe finds funded coins it can spend",
+                               str(exc))]
     chains = []
-    for node in nodes:
+    for node in nodes:      # the probe's txs exist from now on: no block below can hold them
         try:
             height = int(await target.adapter.height(node))
         except Exception as exc:
@@ -483,11 +488,6 @@ async def run(target: ProbeTarget) -> list[Attempt]:
                                    f"{node.name} did not answer: {type(exc).__name__}: {str(exc)[:200]}")]
         # A few heights back: a reorganisation could place a new tx just below the start.
         chains.append(Chain(node, max(1, height - 5)))
-    try:
-        await family.setup()
-    except Unusable as exc:
-        return [target.attempt("setup", "network", None, "The probe finds funded coins it can spend",
-                               str(exc))]
     attempts: list[Attempt] = []
     first = chains[0]
 
@@ -530,28 +530,31 @@ async def run(target: ProbeTarget) -> list[Attempt]:
         wrong_sent = list(await asyncio.gather(*(family.send(node, wrong) for node in nodes)))
 
     # Read every chain back once the last sends had time to commit.
-    late = await settle(target, family, chains)
+    goal = await settle(target, family, chains)
     for chain in chains:
         await read_chain(target, chain)
+        if goal is None:
+            chain.short = f"the settle height could not be read from {nodes[0].name}"
+        elif chain.tip() < goal:
+            chain.short = (f"{chain.node.name} reached only height {chain.tip()} of {goal} within "
+                           "settings.settle_timeout")
     extra = await family.extra_checks(nodes)
-    lag = f" ({late})" if late else ""
 
     if committed is not None:
         for chain, resent in zip(chains, resubmits, strict=True):
             attempts.append(_judge_resubmit(target, chain, original, resent,
-                                            extra.get("resubmit", {}).get(chain.node.name), lag))
+                                            extra.get("resubmit", {}).get(chain.node.name)))
     if pair is not None:
-        attempts += _judge_conflict(target, chains, pair, pair_sent, winner,
-                                    extra.get("conflict", {}), lag)
+        attempts += _judge_conflict(target, chains, pair, pair_sent, winner, extra.get("conflict", {}))
     if wrong is not None:
         for chain, one in zip(chains, wrong_sent, strict=True):
             attempts.append(_judge_chain_id(target, chain, wrong, one,
-                                            extra.get("chain_id", {}).get(chain.node.name), lag))
+                                            extra.get("chain_id", {}).get(chain.node.name)))
     return attempts
 
 
-def _judge_resubmit(target: ProbeTarget, chain: Chain, tx: Tx, resent: Sent, extra: str | None,
-                    lag: str) -> Attempt:
+def _judge_resubmit(target: ProbeTarget, chain: Chain, tx: Tx, resent: Sent, extra: str | None
+                    ) -> Attempt:
     title = "A transaction resubmitted after its commit is refused or a no-op: it is in exactly one block"
     heights = chain.heights_of(tx.tx_id)
     said = f"resubmitted after its commit, {resent.evidence()}"
@@ -560,16 +563,18 @@ def _judge_resubmit(target: ProbeTarget, chain: Chain, tx: Tx, resent: Sent, ext
                               f"{said}; {chain.node.name}'s chain could not be read: {chain.error}",
                               tx.body, resent.reply.text())
     where = (f"{tx.tx_id} is in blocks {heights} of {chain.node.name}" if heights
-             else f"{tx.tx_id} is in no block of {chain.node.name} (read {chain.start}..{chain.tip()}){lag}")
-    passed = len(heights) == 1 and extra is None
-    if extra is not None and extra.startswith("its nonce could not"):
+             else f"{tx.tx_id} is in no block of {chain.node.name} (read {chain.start}..{chain.tip()})")
+    passed: bool | None = len(heights) == 1 and extra is None
+    if not heights and chain.short:          # a node behind may not hold it yet
+        passed, where = None, f"{where}, but {chain.short}"
+    elif extra is not None and extra.startswith("its nonce could not"):
         passed = None if len(heights) == 1 else False
     why = f"{said}; {where}" + (f"; {extra}" if extra else "")
     return target.attempt("resubmit", chain.node, passed, title, why, tx.body, resent.reply.text())
 
 
 def _judge_conflict(target: ProbeTarget, chains: list[Chain], pair: tuple[Tx, Tx], sent: list[Sent],
-                    winner: str | None, extra: dict[str, str | None], lag: str) -> list[Attempt]:
+                    winner: str | None, extra: dict[str, str | None]) -> list[Attempt]:
     title = ("Of two conflicting transactions sent at once, exactly one commits, the same on every "
              "node, and the other is in no block")
     one_node = len(chains) == 1
@@ -596,9 +601,10 @@ def _judge_conflict(target: ProbeTarget, chains: list[Chain], pair: tuple[Tx, Tx
         where = "; ".join(f"{tx.label} in blocks {chain.heights_of(tx.tx_id) or 'none'}" for tx in pair)
         labels = found[node]
         if not labels:
-            passed: bool | None = None if winner is None else False
+            passed: bool | None = None if winner is None or chain.short else False
             verdict = ("neither committed within the probe's wait" if winner is None
-                       else f"neither is in {node}'s blocks although one committed elsewhere{lag}")
+                       else f"neither is in {node}'s blocks, but {chain.short}" if chain.short
+                       else f"neither is in {node}'s blocks although one committed elsewhere")
         elif len(labels) == 2:
             passed, verdict = False, f"both committed on {node}: a double spend"
         elif any(len(chain.heights_of(tx.tx_id)) > 1 for tx in pair):
@@ -618,8 +624,8 @@ def _judge_conflict(target: ProbeTarget, chains: list[Chain], pair: tuple[Tx, Tx
     return out
 
 
-def _judge_chain_id(target: ProbeTarget, chain: Chain, tx: Tx, sent: Sent, extra: str | None,
-                    lag: str) -> Attempt:
+def _judge_chain_id(target: ProbeTarget, chain: Chain, tx: Tx, sent: Sent, extra: str | None
+                    ) -> Attempt:
     title = f"A transaction signed for another chain id ({tx.label}) is refused and in no block"
     said = sent.evidence()
     if chain.error:
@@ -632,8 +638,11 @@ def _judge_chain_id(target: ProbeTarget, chain: Chain, tx: Tx, sent: Sent, extra
         verdict = f"it is in blocks {heights} of {chain.node.name}: replayable across chains"
     elif sent.accepted:
         passed = False
-        verdict = (f"it is in no block of {chain.node.name} (read {chain.start}..{chain.tip()}){lag}, "
+        verdict = (f"it is in no block of {chain.node.name} (read {chain.start}..{chain.tip()}), "
                    "but the node took a tx signed for another chain")
+    elif chain.short:
+        passed = None
+        verdict = f"it is in no block of {chain.node.name} so far, but {chain.short}"
     else:
         passed = True
         verdict = f"it is in no block of {chain.node.name} (read {chain.start}..{chain.tip()})"
