@@ -639,7 +639,8 @@ def _judge_chain_id(target: ProbeTarget, chain: Chain, tx: Tx, sent: Sent, extra
     elif sent.accepted:
         passed = False
         verdict = (f"it is in no block of {chain.node.name} (read {chain.start}..{chain.tip()}), "
-                   "but the node took a tx signed for another chain")
+                   "but the node answered it as accepted: a tx signed for another chain id must be "
+                   "refused")
     elif chain.short:
         passed = None
         verdict = f"it is in no block of {chain.node.name} so far, but {chain.short}"
@@ -648,7 +649,9 @@ def _judge_chain_id(target: ProbeTarget, chain: Chain, tx: Tx, sent: Sent, extra
         verdict = f"it is in no block of {chain.node.name} (read {chain.start}..{chain.tip()})"
     if extra and passed:
         passed = None if extra.startswith("its nonce could not") else False
-    severity = "high" if passed is False and not heights else None
+    # Taken but never mined: a false acknowledgement, not a replay (anvil 1.7.1 drops such a tx
+    # after answering its hash); mined: replayable across chains, critical.
+    severity = "medium" if passed is False and not heights else None
     return target.attempt("chain_id", chain.node, passed, title,
                           f"{said}; {verdict}" + (f"; {extra}" if extra else ""), tx.body,
                           sent.reply.text(), severity=severity)
