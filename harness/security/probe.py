@@ -10,6 +10,7 @@ replies are read bounded (`limit`), and `clip` turns bytes into printable text.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import time
@@ -23,6 +24,32 @@ from harness.model import Attempt, Node
 
 CLIP = 2048            # characters of a request or answer kept in an Attempt
 REPLY_LIMIT = 1 << 20  # bytes of a node's reply read into memory
+
+
+MAX_DEPTH = 256       # JSON nesting a probe parses; deeper answers are "not JSON"
+
+
+def nesting_depth(data: bytes | str) -> int:
+    """How deep brackets nest in a JSON text (strings skipped), without parsing it."""
+    raw = data.encode("utf-8", "replace") if isinstance(data, str) else data
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:            # backslash
+                escaped = True
+            elif byte == 0x22:            # closing quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):        # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):        # ] }
+            depth -= 1
+    return deepest
 
 
 class NotApplicable(Exception):
@@ -55,18 +82,27 @@ class Reply:
     truncated: bool = False             # the body was longer than the read limit
 
     def json(self) -> Any:
-        """The body as JSON, or None if it is not JSON."""
+        """The body as JSON, or None if it is not JSON (or nested deeper than MAX_DEPTH:
+        the C decoder recurses on the C stack, and a process whose recursion limit was
+        raised, e.g. under hypothesis, can overflow it on `[[[[...` instead of raising)."""
+        if nesting_depth(self.body) > MAX_DEPTH:
+            return None
         try:
             return json.loads(self.body)
         except (ValueError, RecursionError):
             return None
+
+    def header(self, name: str) -> str | None:
+        """A reply header, by name in any case."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
 
     def text(self) -> str:
         """The answer as a tester reads it: status line, then the clipped body."""
         if self.status is None:
             return f"(no HTTP answer: {self.error})"
         head = f"HTTP {self.status}"
-        allow = self.headers.get("Access-Control-Allow-Origin")
+        allow = self.header("Access-Control-Allow-Origin")
         if allow is not None:
             head += f"\nAccess-Control-Allow-Origin: {clip(allow, 200)}"
         return f"{head}\n\n{clip(self.body)}"
@@ -201,13 +237,17 @@ class ProbeTarget:
 
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
                            "params": [] if params is None else params}, separators=(",", ":")).encode()
-        try:
-            async with self.session.ws_connect(node.url(port, "ws") + path, timeout=timeout,
+        async def exchange() -> Reply:
+            async with self.session.ws_connect(node.url(port, "ws") + path,
+                                               timeout=aiohttp.ClientWSTimeout(ws_close=timeout),
                                                max_msg_size=REPLY_LIMIT, headers=headers) as ws:
                 await ws.send_str(body.decode())
                 message = await ws.receive(timeout=timeout)
                 data = message.data if isinstance(message.data, (bytes, str)) else b""
-                return body, Reply(101, data.encode() if isinstance(data, str) else data)
+                return Reply(101, data.encode() if isinstance(data, str) else data)
+
+        try:   # bounded as a whole: a node may accept the connection and never upgrade it
+            return body, await asyncio.wait_for(exchange(), 2 * timeout)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return body, Reply(None, error=f"{type(exc).__name__}: {exc}".strip(": "))
 
