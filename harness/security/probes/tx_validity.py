@@ -115,7 +115,8 @@ async def run(target: ProbeTarget) -> list[Attempt]:
         if target.time_left() < RESERVE:
             attempts.append(target.attempt(f"{item.case}.submit", item.node, None,
                                            f"{_cap(item.what)} is refused at submission",
-                                           "not sent: the probe's time budget ran out"))
+                                           "not sent: the probe's time budget ran out",
+                                           severity=item.accept_severity))
             continue
         attempts.append(await _submit(target, item))
         sent.append(item)
