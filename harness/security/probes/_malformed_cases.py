@@ -239,6 +239,15 @@ BAD_UTF8 = (b"\xff", b"\xfe", b"\xc0\x80", b"\xc1\xbf", b"\x80", b"\xbf", b"\xed
 
 
 def non_utf8(family: Family, rng: random.Random) -> Request:
+    request = _non_utf8(family, rng)
+    try:   # random bytes before a lone continuation byte can complete a sequence: then add 0xff
+        request.body.decode("utf-8")  # type: ignore[union-attr]
+    except UnicodeDecodeError:
+        return request
+    return Request("non_utf8", request.body + b"\xff", request.strict, request.note + ", then 0xff")
+
+
+def _non_utf8(family: Family, rng: random.Random) -> Request:
     bad = rng.choice(BAD_UTF8)
     kind = rng.randrange(5)
     doc = call(family, rng)
