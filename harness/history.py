@@ -13,22 +13,25 @@ import json
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.model import (  # noqa: F401  (re-exported: the History's records)
+    Attempt,
     BlockRecord,
     FaultRecord,
     FinalChain,
+    ProbeOutcome,
     QueryRecord,
     TxRecord,
 )
 
-FORMAT = "bctest-history/2"
-# /2 added `query` lines (the read workload). A /1 file is a /2 file without them, so both
-# are read; a /1 reader refuses /2 files rather than silently dropping their queries.
-READABLE = ("bctest-history/1", FORMAT)
+FORMAT = "bctest-history/3"
+# /2 added `query` lines (the read workload), /3 `probe` lines (the security probes). An older
+# file is a newer one without them, so all are read; an older reader refuses newer files
+# rather than silently dropping their lines.
+READABLE = ("bctest-history/1", "bctest-history/2", FORMAT)
 
 
 @dataclass
@@ -40,6 +43,7 @@ class History:
     finals: list[FinalChain] = field(default_factory=list)
     queries: list[QueryRecord] = field(default_factory=list)
     audit: dict[str, Any] | None = None   # the authenticity audit of one node's chain
+    probes: list[ProbeOutcome] = field(default_factory=list)   # the security stage
     footer: dict[str, Any] = field(default_factory=dict)
 
 
@@ -94,6 +98,9 @@ def _write_lines(partial: Path, history: History) -> None:
                 "scheduled": _round(query.scheduled), "submitted": _round(query.submitted),
                 "answered": _round(query.answered), "error": query.error},
                 separators=(",", ":")) + "\n")
+        for probe in history.probes:
+            out.write(json.dumps({"type": "probe", **asdict(probe)}, separators=(",", ":"),
+                                 ensure_ascii=False) + "\n")
         if history.audit is not None:
             out.write(json.dumps({"type": "audit", **history.audit}, separators=(",", ":")) + "\n")
         out.write(json.dumps({"type": "footer", **history.footer}) + "\n")
@@ -138,6 +145,9 @@ def read(path: Path) -> History:
                 holds=entry["holds"], error=entry["error"]))
         elif kind == "query":
             history.queries.append(QueryRecord(**entry))
+        elif kind == "probe":
+            attempts = [Attempt(**a) for a in entry.pop("attempts", [])]
+            history.probes.append(ProbeOutcome(**entry, attempts=attempts))
         elif kind == "audit":
             history.audit = entry
         elif kind == "footer":

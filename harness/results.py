@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 
-from harness import audit, metrics, standards, verdicts
+from harness import audit, findings, metrics, standards, verdicts
 from harness import history as history_module
 from harness.checks import correctness, thresholds
 from harness.checks.chain import commit_times
@@ -141,6 +141,7 @@ def compute(history: History, catalogues: list[dict[str, Any]] | None = None) ->
                       "logs": [n["log"] for n in header["nodes"]]},
     }
     results["audit"] = audit_entry(history)
+    results["security"] = findings.entry(history.probes)
     catalogues = header.get("standards", []) if catalogues is None else catalogues
     case = header["suite"].get("case") or header["suite"]["name"]
     results.update(standards.judge_all(catalogues, {case: results})

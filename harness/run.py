@@ -1,7 +1,7 @@
 """One `bctest run`: named stages in order over one run context, always torn down.
 
 setup → prepare → load (warmup + measure, companions beside it) → settle → ledger → query →
-final read → audit → teardown → record (history.jsonl, results.json, reports). Each stage is
+security probes → final read → audit → teardown → record (history.jsonl, results.json, reports). Each stage is
 a function in harness/phases/ over harness.phases.context.RunContext. Ctrl-C or SIGTERM at
 any point stops the load, writes results marked incomplete with what was measured, and
 removes everything the run started.
@@ -29,7 +29,7 @@ from harness.errors import (
 )
 from harness.faults.nemesis import describe
 from harness.model import RunHeader
-from harness.phases import final, load, query, record, settle, setup
+from harness.phases import final, load, query, record, security, settle, setup
 from harness.phases.context import RunContext
 from harness.progress import Progress
 from harness.report.console import summarize
@@ -131,6 +131,7 @@ async def _stages(ctx: RunContext) -> bool:
     state.faults = ctx.nemesis.history() if ctx.nemesis else []
     await setup.measure_ledger(ctx)
     await query.query(ctx)
+    await security.probes(ctx)
     await final.final_read(ctx)
     await final.authenticity_audit(ctx)
     return True

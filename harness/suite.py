@@ -56,6 +56,16 @@ class QuerySpec:
 
 
 @dataclass(frozen=True)
+class SecuritySpec:
+    """The security probes (harness/security/probes/) run after the settle."""
+
+    probes: tuple[str, ...]
+    budget: float = 120.0           # seconds each probe may take
+    liveness: float = 30.0          # seconds within which each node must make a block after a probe
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)   # per probe, over DEFAULTS
+
+
+@dataclass(frozen=True)
 class Check:
     id: str
     metric: str
@@ -89,6 +99,7 @@ class Suite:
     case: str = ""                 # the catalogue case this suite's runs are evidence for
     audit: bool = False            # run the authenticity audit after the load
     query: QuerySpec | None = None # the read workload after the settle; None: no query phase
+    security: SecuritySpec | None = None   # security probes after the settle; None: none
 
 
     def checker_config(self) -> dict[str, dict[str, Any]]:
@@ -184,7 +195,21 @@ def load(path: Path) -> Suite:
         case=doc.get("case", doc["name"]),
         audit=doc.get("audit", False),
         query=query,
+        security=_security(doc.get("security")),
     )
+
+
+def _security(doc: dict[str, Any] | None) -> SecuritySpec | None:
+    """The suite's `security:` section; each probe's settings merged over its DEFAULTS."""
+    if doc is None:
+        return None
+    from harness import security
+    probes = tuple(doc.get("probes") or security.names())
+    given = doc.get("settings", {})
+    return SecuritySpec(probes=probes, budget=float(doc.get("budget", 120)),
+                        liveness=float(doc.get("liveness", 30)),
+                        settings={name: {**security.registry()[name].defaults, **given.get(name, {})}
+                                  for name in probes})
 
 
 def _node_list(section: dict[str, Any], nodes: int, file: str, where: str) -> tuple[int, ...] | None:

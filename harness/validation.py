@@ -29,6 +29,10 @@ def schema(name: str) -> dict[str, Any]:
         loaded["properties"]["checkers"] = correctness.suite_schema()
         faults = loaded["properties"]["faults"]
         faults["items"] = kinds.schema(faults["items"])
+        from harness import security
+        section = loaded["properties"]["security"]
+        section["properties"]["probes"]["items"]["enum"] = security.names()
+        section["properties"]["settings"] = security.settings_schema()
     return loaded
 
 

@@ -56,7 +56,7 @@ def exit_code(results: Mapping[str, Any]) -> int:
 
 def run_verdict(results: Mapping[str, Any]) -> str:
     """A run's verdict from its results.json: `incomplete` if it did not complete, else the
-    worst of its checks, checkers, authenticity audit and certification, in a run's words
+    worst of its checks, checkers, authenticity audit, security probes and certification, in a run's words
     (pass, fail, inconclusive). A requirement of a standard counts through the certification
     grade: a non-mandatory inconclusive one, or a not-applicable one, does not hold a run back."""
     if results.get("status") != "complete":
@@ -65,6 +65,8 @@ def run_verdict(results: Mapping[str, Any]) -> str:
     judged += [c["verdict"] for c in results.get("checkers") or []]
     if results.get("audit"):
         judged.append(results["audit"]["verdict"])  # a chain that does not recompute is no blockchain
+    if results.get("security") and results["security"]["verdict"] != NOT_APPLICABLE:
+        judged.append(results["security"]["verdict"])  # a probe's finding fails the run
     if results.get("certification"):
         judged.append(results["certification"]["verdict"])  # a named standard not met: not certified
     return outcome(worst(judged))

@@ -24,10 +24,34 @@ while read -r name pub; do
 done < /bctest/enodes
 printf '[Node.P2P]\nStaticNodes = [%s]\n' "${static%,}" > "$HOME/config.toml"
 echo "bctest-entrypoint: node ${BCTEST_NODE_INDEX}/${BCTEST_NODE_COUNT}: signer 0x$signer"
+# Seal only once every other signer is a peer (or after 60 s). Signers that seal before they
+# are connected build private forks, and with an even signer count two equal forks whose
+# signers are all "recently signed" never resolve: the known Clique deadlock (go-ethereum
+# #18402), seen here as 4 signers stalled at height 2.
+want=$((BCTEST_NODE_COUNT - 1))
+(
+  ipc="$data/geth.ipc"
+  for _ in $(seq 120); do
+    peers=$(geth --verbosity 1 attach --exec 'admin.peers.length' "$ipc" 2>/dev/null || echo 0)
+    [ "${peers:-0}" -ge "$want" ] 2>/dev/null && break
+    sleep 0.5
+  done
+  # and only once --unlock has unlocked the signer key: a seal before that fails for good
+  for _ in $(seq 120); do
+    state=$(geth --verbosity 1 attach --exec 'personal.listWallets[0].status' "$ipc" 2>/dev/null || true)
+    [ "$state" = '"Unlocked"' ] && break
+    sleep 0.5
+  done
+  for _ in $(seq 60); do
+    geth --verbosity 1 attach --exec 'miner.start()' "$ipc" >/dev/null 2>&1 && break
+    sleep 1
+  done
+  echo "bctest-entrypoint: sealing with ${peers:-0}/$want peers"
+) &
 exec geth --config "$HOME/config.toml" --datadir "$data" \
   --networkid "$BCTEST_CHAIN_ID" --nodekey /bctest/nodekey --nodiscover \
   --port 30303 --syncmode full \
-  --mine --miner.etherbase "0x$signer" --unlock "0x$signer" --password "$HOME/password" \
+  --miner.etherbase "0x$signer" --unlock "0x$signer" --password "$HOME/password" \
   --allow-insecure-unlock --miner.gaslimit "${BCTEST_PARAM_GAS_LIMIT}" \
   --txpool.globalslots "${BCTEST_PARAM_TXPOOL_SLOTS}" --txpool.accountslots 256 \
   --txpool.globalqueue 20000 --txpool.accountqueue 512 \

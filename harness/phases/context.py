@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness.model import FaultRecord, FinalChain, Node, SendRecord
+from harness.model import FaultRecord, FinalChain, Node, ProbeOutcome, SendRecord
 from harness.phases.companions import Hooks
 
 
@@ -64,7 +64,7 @@ class RunContext:
     prepared: list[Any] = field(default_factory=list)
     ledger_before: dict[str, Any] | None = None
     ledger: dict[str, Any] | None = None
-    # load, settle, query, final read, audit
+    # load, settle, query, security, final read, audit
     hooks: Hooks = field(default_factory=Hooks)
     watchers: Any = None                        # companions.Watchers (block watchers + driver)
     nemesis: Any = None                         # harness.faults.nemesis.Nemesis, if faults
@@ -73,6 +73,7 @@ class RunContext:
     query: Any = None                           # harness.phases.query.QueryOutcome
     finals: list[FinalChain] = field(default_factory=list)
     audited: dict[str, Any] | None = None
+    security: list[ProbeOutcome] = field(default_factory=list)   # the security stage's probes
     # record
     results: dict[str, Any] | None = None
 

@@ -15,6 +15,7 @@ from harness.history import History
 from harness.model import (
     BlockRecord,
     FinalChain,
+    ProbeOutcome,
     QueryRecord,
     RunHeader,
     SendRecord,
@@ -93,7 +94,8 @@ def query_part(query: QueryOutcome, t0: float) -> tuple[dict[str, Any], list[Que
 
 def build_history(header: RunHeader, state: LoadState, status: str, reason: str | None,
                   finals: list[FinalChain] | None = None, query: QueryOutcome | None = None,
-                  audited: dict[str, Any] | None = None) -> History:
+                  audited: dict[str, Any] | None = None,
+                  probes: list[ProbeOutcome] | None = None) -> History:
     t0, tracker = state.t0, state.tracker
     nodes = len(header.nodes)
     blocks = [BlockRecord(node=b.node, number=b.number, hash=b.hash, parent=b.parent,
@@ -119,7 +121,7 @@ def build_history(header: RunHeader, state: LoadState, status: str, reason: str 
         footer["query_sender"] = sender
     return History(header=header.to_dict(), txs=tx_records(state, nodes), blocks=blocks,
                    faults=list(state.faults), finals=list(finals or []), queries=queries,
-                   audit=audited, footer=footer)
+                   audit=audited, probes=list(probes or []), footer=footer)
 
 
 def record(ctx: RunContext, header: RunHeader) -> dict[str, Any]:
@@ -127,7 +129,7 @@ def record(ctx: RunContext, header: RunHeader) -> dict[str, Any]:
     state = ctx.load
     status = "incomplete" if ctx.interrupted else "complete"
     history = build_history(header, state, status, ctx.interrupted, ctx.finals, ctx.query,
-                            ctx.audited)
+                            ctx.audited, ctx.security)
     ctx.results = results_module.write_history_and_results(ctx.run_dir, history)
     write_reports(ctx.run_dir, ctx.results)
     return ctx.results

@@ -70,4 +70,8 @@ def summarize(console: Console, results: dict[str, Any], run_dir: Path) -> None:
         console.print(f"{_verdict(checker['verdict'])} {escape(str(checker['id']))}"
                       + (f": {escape(str(checker['why']))}" if checker["why"] else ""), highlight=False,
                       markup=True)
+    for probe in (results.get("security") or {}).get("probes", []):
+        why = probe.get("why") or probe.get("reason")
+        console.print(f"{_verdict(probe['verdict'])} security {escape(probe['probe'])}"
+                      + (f": {escape(str(why))}" if why else ""), highlight=False, markup=True)
     plain(f"verdict: {results['verdict']} ({results['status']}); report: {run_dir / 'report.html'}")

@@ -353,6 +353,22 @@ def requirements_view(results: dict[str, Any],
     return {"groups": groups, "overview": overview, "total": len(requirements)}
 
 
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+
+
+def security_view(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The Security section: one row per probe, then every failed attempt, worst first."""
+    security = results.get("security")
+    if not security:
+        return None
+    findings = [a for p in security["probes"] for a in p["attempts"] if a["verdict"] == "fail"]
+    findings.sort(key=lambda a: SEVERITY_ORDER.index(a["severity"]))
+    counted = ", ".join(f"{n} {s}" for s, n in security["findings"].items() if n)
+    sentence = (f"{len(findings)} findings ({counted})." if findings
+                else "No probe found anything.")
+    return {"probes": security["probes"], "findings": findings, "sentence": sentence}
+
+
 def context(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Everything report.html.j2 shows of one run."""
     phase_names, phase_rows = _phase_rows(results.get("phases") or {})
@@ -366,6 +382,7 @@ def context(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "certification": _certification(results),
         "standards": _standards(results),
         "requirements": requirements_view(results),
+        "security": security_view(results),
         "phase_names": phase_names,
         "phase_rows": phase_rows,
         "phase_errors": {n: (results["phases"][n].get("errors") or []) for n in phase_names},

@@ -31,7 +31,10 @@ def build(results: dict[str, Any]) -> ET.Element:
                  for c in results["cases"]]
     else:
         cases = [("checks", c) for c in results["checks"]] + \
-                [("checkers", c) for c in results.get("checkers", [])]
+                [("checkers", c) for c in results.get("checkers", [])] + \
+                [("security", {"id": p["probe"], "verdict": p["verdict"],
+                               "why": p.get("why") or p.get("reason")})
+                 for p in (results.get("security") or {}).get("probes", [])]
     cases += [("requirements", r) for r in results.get("requirements", [])]
     if results["status"] != "complete":
         cases.append(("run", {"id": "run completed", "verdict": "fail",

@@ -67,6 +67,8 @@ def build(results: dict[str, Any]) -> str:
                          f"{_figure(query['latency'].get('p99'), ' ms', 1)}")
         judged = [(c["id"], c["verdict"], c.get("why")) for c in results.get("checks", [])]
         judged += [(c["id"], c["verdict"], c.get("why")) for c in results.get("checkers", [])]
+        judged += [(f"security {p['probe']}", p["verdict"], p.get("why") or p.get("reason"))
+                   for p in (results.get("security") or {}).get("probes", [])]
         if judged:
             lines += ["", "| check | verdict | why |", "|---|---|---|"]
             lines += [f"| {md(i)} | {ICON.get(v, '')} {v} | {md(w)} |" for i, v, w in judged]

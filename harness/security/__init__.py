@@ -55,6 +55,15 @@ def _probe(module: ModuleType) -> Probe:
                  settings_schema=dict(getattr(module, "SETTINGS", {})), module=module)
 
 
+def probe_ids() -> list[str]:
+    """The probes' ids without importing them (a probe's ID is its module's name): what the
+    judge layer may know of the registry without loading any network code."""
+    import harness.security.probes as package
+
+    return sorted(info.name for info in pkgutil.iter_modules(package.__path__)
+                  if not info.name.startswith("_"))
+
+
 @cache
 def registry() -> dict[str, Probe]:
     """Every probe by id, in run order. Modules whose names start with '_' are helpers."""
@@ -65,11 +74,21 @@ def registry() -> dict[str, Probe]:
         if info.name.startswith("_"):
             continue
         probe = _probe(importlib.import_module(f"{package.__name__}.{info.name}"))
-        if probe.id in found:
-            raise TypeError(f"security probe '{probe.id}' is defined twice ({probe.module.__name__})")
+        if probe.id != info.name:   # the judge layer finds ids by module name (probe_ids)
+            raise TypeError(f"security probe {probe.module.__name__}: ID {probe.id!r} must be "
+                            f"its module's name {info.name!r}")
         found[probe.id] = probe
     return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
 
 
 def names() -> list[str]:
     return list(registry())
+
+
+def settings_schema() -> dict[str, Any]:
+    """The suite's `security.settings`: per probe, an object of that probe's settings."""
+    return {"type": "object", "additionalProperties": False,
+            "properties": {probe.id: {"type": "object", "additionalProperties": False,
+                                      "properties": {key: probe.settings_schema.get(key, {})
+                                                     for key in probe.defaults}}
+                           for probe in registry().values()}}

@@ -10,7 +10,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness import security
 from harness.checks import correctness
+from harness.model import SEVERITIES
 
 Value = float | str | None
 
@@ -119,6 +121,29 @@ _FIXED: list[Metric] = [
 ]
 
 
+def _probe(probe_id: str) -> Callable[[dict[str, Any]], Value]:
+    def read(results: dict[str, Any]) -> Value:
+        found = next((p for p in (results.get("security") or {}).get("probes", [])
+                      if p["probe"] == probe_id), None)
+        return None if found is None else found["verdict"]
+    return read
+
+
+def _findings(severity: str) -> Callable[[dict[str, Any]], Value]:
+    def read(results: dict[str, Any]) -> Value:
+        security = results.get("security")
+        return None if security is None else security["findings"][severity]
+    return read
+
+
+def _security_metrics() -> list[Metric]:
+    """security_<probe>: one per probe (harness/security/probes/), plus findings by severity."""
+    return [*[Metric(f"security_{p}", "verdict", f"the {p} security probe's verdict (pass / fail / "
+                     "unknown / not-applicable)", _probe(p)) for p in security.probe_ids()],
+            *[Metric(f"security_findings_{s}", "findings", f"failed probe attempts of {s} severity",
+                     _findings(s)) for s in SEVERITIES]]
+
+
 def _checker_metrics() -> list[Metric]:
     """checker_<id>: one per registered checker (harness/checks/correctness.py)."""
     return [Metric(f"checker_{c}", "verdict", f"the {c} checker's verdict (pass / fail / unknown)",
@@ -129,7 +154,8 @@ class _Metrics(Mapping[str, Metric]):
     """Every metric by name; the checker metrics follow the registry when it changes."""
 
     def _all(self) -> dict[str, Metric]:
-        return {m.name: m for m in [*_FIXED[:_CHECKERS_AT], *_checker_metrics(), *_FIXED[_CHECKERS_AT:]]}
+        return {m.name: m for m in [*_FIXED[:_CHECKERS_AT], *_checker_metrics(), *_FIXED[_CHECKERS_AT:],
+                                    *_security_metrics()]}
 
     def __getitem__(self, name: str) -> Metric:
         return self._all()[name]
@@ -152,6 +178,9 @@ def read(name: str, results: dict[str, Any]) -> tuple[Value, str | None]:
         return None, f"{name}: {metric.missing}"
     value = metric.read(results)
     if value is None:
+        if name.startswith("security_") and not results.get("security"):
+            return None, (f"{name} was not measured in this run (no security probes: the suite "
+                          "has no `security:` section)")
         if name.startswith("query_") and not (results.get("phases") or {}).get("query"):
             return None, (f"{name} was not measured in this run (no query phase: the suite has "
                           "no `query:` section)")

@@ -252,7 +252,7 @@ def test_query_lines_round_trip_through_the_history_file(tmp_path):
     original.header["run_id"] = "r"
     hist.write(tmp_path / "h.jsonl", original)
     lines = [json.loads(line) for line in (tmp_path / "h.jsonl").read_text().splitlines()]
-    assert lines[0]["format"] == "bctest-history/2"
+    assert lines[0]["format"] == "bctest-history/3"
     assert sum(1 for line in lines if line["type"] == "query") == 100
     back = hist.read(tmp_path / "h.jsonl")
     assert back.queries == original.queries

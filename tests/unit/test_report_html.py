@@ -460,3 +460,28 @@ def test_an_inconclusive_run_says_so_in_the_banner(sample: dict[str, Any], tmp_p
     assert re.search(r'<div class="verdict-banner v-inconclusive" id="verdict">\s*<div class="word">'
                      r'inconclusive</div>', page)
     assert "could not be decided (unknown): no pass can be claimed" in page
+
+
+def test_security_section_shows_each_finding_with_its_request_and_answer(sample: dict[str, Any],
+                                                                         run_dir: Path) -> None:
+    from harness import findings
+    from harness.model import Attempt, ProbeOutcome
+
+    probed = copy.deepcopy(sample)
+    hostile_answer = 'HTTP 200\n\n{"result": "<script>alert(1)</script>"}'
+    probed["security"] = findings.entry([
+        ProbeOutcome("exposure", "Interface exposure", "ran", attempts=[
+            Attempt("exposure", "http.anvil_nodeInfo", "node0", "fail", "high",
+                    "anvil_nodeInfo is refused over HTTP", "the node answered it",
+                    '{"jsonrpc":"2.0","id":1,"method":"anvil_nodeInfo","params":[]}', hostile_answer),
+            Attempt("exposure", "http.admin_nodeInfo", "node0", "pass", "high", "admin refused")]),
+        ProbeOutcome("equivocation", "Twins", "not-applicable", "the evm family has no validator keys")])
+    page = html.render(probed, run_dir)
+    assert '<section id="security">' in page and "1 findings (1 high)." in page
+    assert "anvil_nodeInfo is refused over HTTP" in page and "the node answered it" in page
+    assert "&#34;method&#34;:&#34;anvil_nodeInfo&#34;" in page          # the exact request, escaped
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "the evm family has no validator keys" in page
+    plain = html.render(sample, run_dir)
+    assert '<section id="security">' not in plain
+    assert '<span class="num">5</span>' in plain                    # sections renumber without it

@@ -1,0 +1,55 @@
+"""Security findings: the probes' attempts (History `probe` lines) judged into one verdict
+per probe, for results.json `security`, the standards' `security_<probe>` metrics, the
+report's Security section and findings.sarif.
+
+A probe's verdict is the worst of its attempts (pass < unknown < fail). A probe that did not
+apply is not-applicable, with the probe's reason. A probe that broke (the harness's failure,
+or its time budget ran out) is unknown unless an attempt already failed: the harness's
+trouble never passes a chain, and never fails one either. Judge layer: model only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from harness import verdicts
+from harness.model import SEVERITIES, ProbeOutcome
+
+
+def probe_entry(outcome: ProbeOutcome) -> dict[str, Any]:
+    attempts = outcome.attempts
+    counts = {v: sum(1 for a in attempts if a.verdict == v) for v in ("pass", "fail", "unknown")}
+    failed = [a for a in attempts if a.verdict == "fail"]
+    if outcome.status == "not-applicable":
+        verdict, why = "not-applicable", outcome.reason
+    elif failed:
+        first = failed[0]
+        verdict = "fail"
+        why = (f"{len(failed)} of {len(attempts)} attempts failed; first: {first.title} — "
+               f"{first.why}" if first.why else f"{len(failed)} of {len(attempts)} attempts failed")
+    elif outcome.status == "error":
+        verdict, why = "unknown", f"the probe did not complete: {outcome.reason}"
+    elif not attempts:
+        verdict, why = "unknown", "the probe made no attempt"
+    else:
+        verdict = verdicts.worst(a.verdict for a in attempts)
+        why = None if verdict == "pass" else \
+            f"{counts['unknown']} of {len(attempts)} attempts could not be judged"
+    severity = min((a.severity for a in failed), key=SEVERITIES.index, default=None)
+    return {"probe": outcome.probe, "title": outcome.title, "status": outcome.status,
+            "reason": outcome.reason, "verdict": verdict, "why": why, "severity": severity,
+            "started": outcome.started, "ended": outcome.ended, "counts": counts,
+            "attempts": [asdict(a) for a in attempts]}
+
+
+def entry(probes: list[ProbeOutcome]) -> dict[str, Any] | None:
+    """results.json `security`: None when the run probed nothing."""
+    if not probes:
+        return None
+    entries = [probe_entry(p) for p in probes]
+    judged = [e["verdict"] for e in entries if e["verdict"] != "not-applicable"]
+    findings = {s: sum(1 for e in entries for a in e["attempts"]
+                       if a["verdict"] == "fail" and a["severity"] == s) for s in SEVERITIES}
+    return {"verdict": verdicts.outcome(verdicts.worst(judged, default="pass")) if judged
+            else "not-applicable", "findings": findings, "probes": entries}
