@@ -63,8 +63,8 @@ SETTINGS = {name: {"type": "integer" if integer else "number", "minimum": low, "
 ERROR, CLOSED, OTHER, LENIENT, RESULT, HUNG, REFUSED, CUT = (
     "error", "closed", "other", "lenient", "result", "hung", "refused", "cut")
 _SAID = {ERROR: "answered an error", CLOSED: "closed the connection",
-         OTHER: "answered without a result or an error", LENIENT: "answered a result to odd but "
-         "runnable input (noted)", RESULT: "answered a success result to garbage",
+         OTHER: "answered without a result or an error", LENIENT: "answered a result to input a "
+         "server may run (noted, not failed)", RESULT: "answered a success result to garbage",
          HUNG: "went unanswered within the timeout", REFUSED: "found the connection refused",
          CUT: "were cut short by the probe's time budget"}
 MIN_WAIT = 0.5   # seconds: with less time left a request is not sent (it could not be judged)
