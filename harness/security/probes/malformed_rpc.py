@@ -52,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
 _BOUNDS: dict[str, tuple[float, float, bool]] = {
     "cases": (0, 20000, True), "seconds": (1, 3600, False), "seed": (0, 2**63 - 1, True),
     "timeout": (0.5, 120, False), "nodes": (0, 1000, True), "batch_entries": (0, 1_000_000, True),
-    "nesting_depth": (1, 10_000_000, True), "oversized_mib": (0, 256, True),
+    "nesting_depth": (1, 10_000_000, True), "oversized_mib": (0, 64, True),
     "half_sent_connections": (0, 64, True), "half_sent_hold": (0, 60, False),
     "stop_after_refused": (1, 1000, True),
 }
@@ -220,7 +220,7 @@ class NodeFuzz:
             break
         return tally
 
-    def attempt(self, tally: Tally, extra: str = "") -> Attempt:
+    def attempt(self, tally: Tally) -> Attempt:
         counts = tally.counts
         judged = sum(n for outcome, n in counts.items() if outcome not in (REFUSED, CUT))
         parts = [f"{counts[o]} {_SAID[o]}" for o in (ERROR, CLOSED, OTHER, LENIENT, RESULT, HUNG, REFUSED)
@@ -229,26 +229,28 @@ class NodeFuzz:
         why = f"{sent} request{'s' if sent != 1 else ''}: " + ("; ".join(parts) or "none answered")
         if tally.unsent:
             why += f"; {tally.unsent} not sent ({tally.unsent_why})"
-        severity = None
+        severity = "medium"     # what a fail of a category would mean at worst (a hung handler)
         if counts.get(HUNG):
             passed, severity = False, "medium"
         elif counts.get(RESULT):
             passed, severity = False, "low"
         else:
             passed = True if judged else None
-        shown = tally.failing or tally.lenient or tally.first
+        shown, label = tally.first, "first"
+        if tally.failing is not None:
+            req, reply, outcome = tally.failing
+            shown = (req, reply)
+            label = "first unanswered" if outcome == HUNG else "first answered with a result"
+        elif tally.lenient is not None:
+            shown, label = tally.lenient, "noted"
         request: bytes | str = ""
         answer = ""
         if shown is not None:
-            req, reply = shown[0], shown[1]
+            req, reply = shown
             request = req.body if req.body is not None else req.text()
             answer = reply.text()
-            label = {HUNG: "first unanswered", RESULT: "first answered with a result"}.get(
-                shown[2] if len(shown) > 2 else "", "noted" if shown is tally.lenient else "first")
             why += f". Shown: the {label} request ({req.note})"
-        if extra:
-            why += f". {extra}"
-        if not judged and passed is None:
+        if not judged:
             why += ". Nothing could be judged"
         return self.target.attempt(f"{tally.category}", self.node, passed, TITLES[tally.category],
                                    why + ".", request, answer, severity=severity)
@@ -380,7 +382,7 @@ async def half_sent(fuzz: NodeFuzz) -> Attempt:
         about.append(f"closed {len(closed)} (after {', '.join(closed)})")
     if held:
         about.append(f"left {held} open until the probe closed them")
-    severity = None
+    severity = "medium"
     if outcome in (ERROR, LENIENT, OTHER, RESULT):
         passed = True
         about.append(f"a valid request sent during the hold was answered (HTTP {reply.status}) "
@@ -388,6 +390,9 @@ async def half_sent(fuzz: NodeFuzz) -> Attempt:
     elif outcome == CUT:
         passed = None
         about.append("the probe's time budget ended before a valid request sent during the hold was answered")
+    elif outcome == REFUSED:   # the node is gone: survival (the stage) judges that, not this case
+        passed = None
+        about.append(f"a valid request sent during the hold found the connection refused ({reply.error})")
     else:
         passed, severity = False, "medium"
         about.append(f"a valid request sent during the hold {_SAID[outcome]} ({reply.error})")
@@ -417,7 +422,7 @@ async def fuzz_node(target: ProbeTarget, node: Node, family: cases.Family, cfg: 
         return [target.attempt("baseline", node, None, TITLES["baseline"],
                                f"a valid {family.read} call {_SAID.get(outcome, outcome)} instead of a "
                                "result, so errors to malformed requests would prove nothing; the node was "
-                               "not fuzzed.", control.body or b"", reply.text())]
+                               "not fuzzed.", control.body or b"", reply.text(), severity="medium")]
     plan: list[tuple[str, list[cases.Request]]] = list(cases.generated(family, cfg.seed, cfg.cases).items())
     plan.append(("empty_batch", [cases.empty_batch()]))
     plan.append(("deep_nesting", list(cases.deep_nesting(family, cfg.nesting_depth))))
