@@ -433,3 +433,13 @@ def test_seeds_change_the_requests_and_the_heavy_cases_have_their_size():
     batch = json.loads(cases.huge_batch(family, 10000).body)
     assert len(batch) == 10000 and all(entry["method"] == "eth_blockNumber" for entry in batch)
     assert [r.body[:3] for r in cases.deep_nesting(family, 100000)] == [b"[[[", b'{"j', b'{"a']
+
+
+@settings(max_examples=200, deadline=None)
+@given(status=st.one_of(st.none(), st.integers(100, 599)), body=st.binary(max_size=300),
+       strict=st.booleans())
+def test_no_answer_makes_the_judging_raise(status, body, strict):
+    outcomes = {"error", "closed", "other", "lenient", "result", "hung", "refused"}
+    assert probe.classify(Reply(status, body, error=None if status else "X"), strict) in outcomes
+    assert probe.classify(probe._parse_http(b"HTTP/1.1 200 OK\r\n\r\n" + body), strict) in outcomes
+    assert probe.classify(probe._parse_http(body), strict) in outcomes
