@@ -12,7 +12,10 @@ three windows of `window` seconds: before, during and after the burst. The burst
             pool's queue for ever) and replacements of a queued "anchor" transaction at a
             lower gas price (the pool must refuse them: underpriced);
   CometBFT  transactions kvstore's CheckTx refuses (no '=') and duplicates of honest
-            transactions already sent (the mempool cache refuses them).
+            transactions already sent (the mempool cache refuses them);
+  Bitcoin   double spends of the junk's own pending txs (no replace-by-fee signalled). The
+            load spent the UTXOs made for it, so the adapter first fans out fresh ones
+            (owned by the run's keys, mined in before anything is measured).
 Commits are seen by the adapter's own block watch on the first node; a transaction's
 latency is the moment its block was seen minus the moment it was due.
 
@@ -256,8 +259,9 @@ def junk_attempt(target: ProbeTarget, junk: list[Tx], seen: Seen, node: Node) ->
         parts.append(f"{kind}: {answers.get('accepted', 0)} of {sum(answers.values())} accepted"
                      + (f", refused {_reasons(refused)}" if refused else ""))
     # A duplicate of an honest tx is junk only in its second copy: count blocks holding it twice.
-    committed = [tx for tx in junk if (seen.count[tx.tx_id] > 1 if tx.kind == "duplicate"
-                                      else tx.tx_id in seen.first)]
+    # An anchor (Bitcoin) is the valid tx its double spends aim at: it commits, rightly.
+    committed = [tx for tx in junk if tx.kind != "anchor" and (
+        seen.count[tx.tx_id] > 1 if tx.kind == "duplicate" else tx.tx_id in seen.first)]
     request = "\n".join(clip(tx.body, 600) for tx in samples.values())
     answer = "\n".join(f"{kind}: {tx.reply.text() if tx.reply else ''}" for kind, tx in samples.items())
     why = f"{len(junk)} junk txs sent: " + "; ".join(parts)
@@ -421,15 +425,7 @@ async def cometbft_streams(target: ProbeTarget, seen: Seen, rate: float,
 
     adapter, nodes, window = target.adapter, target.nodes, float(target.settings["window"])
     method = getattr(adapter, "broadcast_method", "broadcast_tx_sync")
-    deadline = time.monotonic() + float(target.settings["setup_timeout"])
-    while seen.blocks == 0:   # the watch is following before anything is sent
-        if time.monotonic() > deadline:
-            raise Setup(f"{nodes[0].name} made no block within {target.settings['setup_timeout']:g} s")
-        seen.event.clear()
-        try:
-            await asyncio.wait_for(seen.event.wait(), 0.5)
-        except TimeoutError:
-            pass
+    await first_block(target, seen)
     per_window = max(1, round(rate * window))
     tag = hashlib.sha256(f"bctest/flood/{adapter.seed}/{time.time_ns()}".encode()).hexdigest()[:10]
     honest = []
@@ -449,6 +445,75 @@ async def cometbft_streams(target: ProbeTarget, seen: Seen, rate: float,
     return _split(honest), junk
 
 
+async def first_block(target: ProbeTarget, seen: Seen) -> None:
+    """Until the watch reported a block: it follows the chain before anything is sent."""
+    deadline = time.monotonic() + float(target.settings["setup_timeout"])
+    while seen.blocks == 0:
+        if time.monotonic() > deadline:
+            raise Setup(f"{target.nodes[0].name} made no block within "
+                        f"{target.settings['setup_timeout']:g} s")
+        seen.event.clear()
+        try:
+            await asyncio.wait_for(seen.event.wait(), 0.5)
+        except TimeoutError:
+            pass
+
+
+# -- Bitcoin ---------------------------------------------------------------------------------
+
+
+async def bitcoin_streams(target: ProbeTarget, seen: Seen, rate: float,
+                          junk_rate: float) -> tuple[dict[str, list[Tx]], list[Tx]]:
+    """The load spent the UTXOs made for it: the adapter fans out fresh ones (mined in,
+    owned by the run's keys). Honest: one 1-in-1-out spend per fresh UTXO; junk: one
+    anchor spend per junk UTXO, then conflicting spends of the same outpoints (double
+    spends without replace-by-fee signalling: the mempool refuses them)."""
+    from harness.adapters import bitcoin_tx as btx
+    from harness.adapters import jsonrpc
+    from harness.errors import InfraError
+
+    adapter, nodes, window = target.adapter, target.nodes, float(target.settings["window"])
+    per_window = max(1, round(rate * window))
+    junk_keys = int(target.settings["junk_accounts"])
+    # Blocks come every few seconds and mine the anchors: fresh anchors every second of the
+    # burst keep most double spends aimed at a pending tx, not a spent output.
+    rounds = max(1, math.ceil(window))
+    first = len(adapter.utxos)
+    try:   # the adapter's own fan-out: level-1 and level-2 txs from its matured coinbases
+        await asyncio.to_thread(_bitcoin_fan_out, adapter, first + 3 * per_window + rounds * junk_keys)
+    except InfraError as exc:
+        raise Setup(f"the fresh UTXOs could not be made: {exc}") from None
+    await first_block(target, seen)
+    fresh = adapter.utxos[first:]
+    fee, recipients = int(adapter.load_fee), adapter.recipients
+
+    def spend(kind: str, index: int, utxo: Any, node: Node, extra_fee: int = 0) -> Tx:
+        raw, txid = btx.spend_p2wpkh(btx.txid_to_bytes(utxo.txid), utxo.vout, utxo.value,
+                                     adapter.keys[utxo.key], recipients[index % len(recipients)],
+                                     utxo.value - fee - extra_fee)
+        body = jsonrpc.request_body("sendrawtransaction", [raw.hex()], index)
+        return Tx(kind=kind, node=node, body=body, tx_id=txid.lower())
+
+    honest = [spend(WINDOWS[min(2, i // per_window)], i, utxo, nodes[i % len(nodes)])
+              for i, utxo in enumerate(fresh[:3 * per_window])]
+    pool = fresh[3 * per_window:]
+    junk_count = max(1, round(junk_rate * window))
+    per_round = max(1, -(-junk_count // rounds))
+    junk = []
+    for j in range(junk_count):
+        r, i = divmod(j, per_round)   # each round: its anchors first, then their double spends
+        k = i % junk_keys
+        utxo, node = pool[r * junk_keys + k], nodes[k % len(nodes)]
+        junk.append(spend("anchor", j, utxo, node) if i < junk_keys else
+                    spend("double-spend", j, utxo, node, extra_fee=i // junk_keys))
+    return _split(honest), junk
+
+
+def _bitcoin_fan_out(adapter: Any, count: int) -> None:
+    with adapter._rpcs("the flood probe's UTXO fan-out") as rpcs:
+        adapter._fan_out(rpcs, count)
+
+
 def _split(honest: list[Tx]) -> dict[str, list[Tx]]:
     return {name: [tx for tx in honest if tx.kind == name] for name in WINDOWS}
 
@@ -465,12 +530,7 @@ def honest_rate(target: ProbeTarget) -> float:
 
 
 async def run(target: ProbeTarget) -> list[Attempt]:
-    if target.family == "bitcoin":
-        raise NotApplicable(
-            "no honest stream to send: the run's load spent every UTXO the harness made for it (one "
-            "per planned transaction, adapters/bitcoin.py), and its outputs are not tracked after "
-            "the load; a flood needs fresh matured UTXOs (a second fan-out), not built yet")
-    if target.family not in ("evm", "cometbft"):
+    if target.family not in ("evm", "cometbft", "bitcoin"):
         raise NotApplicable(f"no {ID} cases for the {target.family} family")
     settings = target.settings
     rate = honest_rate(target)
@@ -489,6 +549,8 @@ async def run(target: ProbeTarget) -> list[Attempt]:
         try:
             if target.family == "evm":
                 windows, junk = await evm_streams(target, seen, gate, rate, junk_rate)
+            elif target.family == "bitcoin":
+                windows, junk = await bitcoin_streams(target, seen, rate, junk_rate)
             else:
                 windows, junk = await cometbft_streams(target, seen, rate, junk_rate)
         except Setup as exc:
