@@ -1,8 +1,9 @@
 """The flood probe through the real `bctest run` on real nodes: after a tiny load, an honest
 open-loop stream runs before, during and after a burst of 10× its rate of junk. anvil parks
 the nonce-gap txs and refuses the underpriced replacements; four CometBFT validators refuse
-the malformed txs in CheckTx and the duplicates from the mempool cache; on both the honest
-stream keeps committing within the default bounds (and the nodes survive)."""
+the malformed txs in CheckTx and the duplicates from the mempool cache; Litecoin refuses
+double spends of pending txs; on each the honest stream keeps committing within the default
+bounds (and the nodes survive)."""
 
 from __future__ import annotations
 
@@ -78,5 +79,17 @@ def test_cometbft_refuses_the_junk_and_keeps_committing(docker_client, cometbft_
     assert (junk["verdict"], junk["severity"]) == ("pass", "info"), junk["why"]
     assert "malformed: 0 of 250 accepted, refused 250 × 'code 2'" in junk["why"], junk["why"]
     assert "duplicate: 0 of 250 accepted" in junk["why"] and "tx already exists in cache" in junk["why"]
+    assert got["security"]["probes"][0]["verdict"] == "pass"
+    assert run_objects(docker_client, got["run_id"]) == []
+
+
+def test_litecoin_refuses_the_double_spends_and_keeps_committing(docker_client, litecoin_image, tmp_path):
+    got, cases, done = run_flood(tmp_path, "litecoin", 1)
+    assert_honest_load_held(cases)
+    junk = cases["junk.answers"]
+    assert (junk["verdict"], junk["severity"]) == ("pass", "info"), junk["why"]
+    # five rounds (one a second of the burst) of 16 anchors, each double spent while pending
+    assert "anchor: 80 of 80 accepted" in junk["why"], junk["why"]
+    assert "double-spend: 0 of 420 accepted" in junk["why"] and "txn-mempool-conflict" in junk["why"]
     assert got["security"]["probes"][0]["verdict"] == "pass"
     assert run_objects(docker_client, got["run_id"]) == []

@@ -256,3 +256,87 @@ def test_junk_that_commits_fails():
     dup[0].tx_id = "0xbefore1"                           # a duplicate committed a second time
     bad = _judge([500] * 10, [500] * 10, dup, twice={"0xbefore1"})["junk.answers"]
     assert (bad.verdict, bad.severity) == ("fail", "high")
+
+
+def _layout_target(family: str, adapter: Any, nodes: int = 2) -> ProbeTarget:
+    return ProbeTarget(probe="flood", severity="high", family=family, pack=None,
+                       nodes=[Node(f"node{i}", i, "cid", {"rpc": 1 + i}) for i in range(nodes)],
+                       adapter=adapter, runtime=None, settings={**flood.DEFAULTS, "junk_accounts": 4},
+                       deadline=time.monotonic() + 60, run_dir=Path("."))
+
+
+def _watching() -> flood.Seen:
+    seen = flood.Seen()
+    seen.blocks = 1          # the watch already follows the chain
+    return seen
+
+
+def test_cometbft_junk_is_malformed_or_a_duplicate_of_an_honest_tx_already_sent():
+    import base64
+    import json
+
+    target = _layout_target("cometbft", SimpleNamespace(seed=3, broadcast_method="broadcast_tx_sync"))
+    windows, junk = asyncio.run(flood.cometbft_streams(target, _watching(), 10.0, 100.0))
+    assert [len(windows[w]) for w in flood.WINDOWS] == [50, 50, 50]
+    before = {tx.body for tx in windows["before"]}
+    kinds = Counter(tx.kind for tx in junk)
+    assert kinds == {"malformed": 250, "duplicate": 250}
+    for tx in junk:
+        raw = base64.b64decode(json.loads(tx.body)["params"]["tx"])
+        if tx.kind == "malformed":
+            assert b"=" not in raw            # kvstore's CheckTx refuses it
+        else:
+            assert tx.body in before          # sent a window before the burst
+    honest = [base64.b64decode(json.loads(tx.body)["params"]["tx"]) for w in windows.values() for tx in w]
+    assert len(set(honest)) == 150 and all(raw.count(b"=") == 1 for raw in honest)
+
+
+class FakeBitcoinAdapter:
+    """The parts of the bitcoin adapter the probe uses: keys, recipients, the fan-out."""
+
+    def __init__(self):
+        from harness.adapters import bitcoin_tx as btx
+
+        self.keys = [btx.derive_key("utxo", 1, k) for k in range(4)]
+        self.recipients = [btx.derive_key("recipient", 1, k).p2wpkh for k in range(4)]
+        self.load_fee, self.utxos = 220, []
+
+    def _rpcs(self, stage: str):
+        import contextlib
+        return contextlib.nullcontext([])
+
+    def _fan_out(self, rpcs: list, count: int) -> None:
+        from harness.adapters.bitcoin import Utxo
+
+        self.utxos += [Utxo(f"{n:064x}", 0, 50_000, n % 4) for n in range(len(self.utxos), count)]
+
+
+def test_bitcoin_junk_double_spends_each_rounds_anchors():
+    from harness.adapters import bitcoin_tx as btx
+
+    adapter = FakeBitcoinAdapter()
+    adapter.utxos = ["spent by the load"] * 7
+    target = _layout_target("bitcoin", adapter)
+    windows, junk = asyncio.run(flood.bitcoin_streams(target, _watching(), 10.0, 100.0))
+    assert [len(windows[w]) for w in flood.WINDOWS] == [50, 50, 50]
+    # fresh UTXOs only: 150 honest + 5 rounds (one a second of the burst) × 4 anchors
+    assert len(adapter.utxos) == 7 + 150 + 20
+
+    def outpoint(tx: flood.Tx) -> bytes:
+        import json
+        parsed = btx.parse_tx(bytes.fromhex(json.loads(tx.body)["params"][0]))
+        assert parsed.txid() == tx.tx_id
+        return parsed.inputs[0].outpoint()
+
+    honest = [outpoint(tx) for w in windows.values() for tx in w]
+    assert len(set(honest)) == 150
+    assert Counter(tx.kind for tx in junk) == {"anchor": 20, "double-spend": 480}
+    anchors: dict[bytes, int] = {}
+    for j, tx in enumerate(junk):
+        point = outpoint(tx)
+        assert point not in honest
+        if tx.kind == "anchor":
+            anchors[point] = j
+        else:   # a double spend of an anchor sent earlier in the same burst
+            assert point in anchors and anchors[point] < j
+    assert len({tx.tx_id for tx in junk}) == 500
