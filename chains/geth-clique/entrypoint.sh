@@ -31,22 +31,23 @@ echo "bctest-entrypoint: node ${BCTEST_NODE_INDEX}/${BCTEST_NODE_COUNT}: signer 
 want=$((BCTEST_NODE_COUNT - 1))
 (
   ipc="$data/geth.ipc"
-  for _ in $(seq 120); do
-    peers=$(geth --verbosity 1 attach --exec 'admin.peers.length' "$ipc" 2>/dev/null || echo 0)
-    [ "${peers:-0}" -ge "$want" ] 2>/dev/null && break
-    sleep 0.5
+  while [ ! -S "$ipc" ]; do sleep 0.2; done
+  # One console does the waiting (a geth attach per poll costs seconds on a busy 0.5-CPU
+  # node): up to 60 s for the peers, then until --unlock has unlocked the signer key (a
+  # seal before that fails for good; eth.sign succeeds only with the key unlocked).
+  script="var want = $want, end = Date.now() + 60000;
+while (admin.peers.length < want && Date.now() < end) admin.sleep(0.5);
+function unlocked() { try { eth.sign(eth.coinbase, '0x00'); return true } catch (e) { return false } }
+end = Date.now() + 60000;
+while (!unlocked() && Date.now() < end) admin.sleep(0.5);
+miner.start();
+'sealing with ' + admin.peers.length + '/' + want + ' peers, key unlocked: ' + unlocked()"
+  said="could not start sealing"
+  for _ in 1 2 3 4 5; do
+    said=$(geth --verbosity 1 attach --exec "$script" "$ipc" 2>&1) && break
+    sleep 2
   done
-  # and only once --unlock has unlocked the signer key: a seal before that fails for good
-  for _ in $(seq 120); do
-    state=$(geth --verbosity 1 attach --exec 'personal.listWallets[0].status' "$ipc" 2>/dev/null || true)
-    [ "$state" = '"Unlocked"' ] && break
-    sleep 0.5
-  done
-  for _ in $(seq 60); do
-    geth --verbosity 1 attach --exec 'miner.start()' "$ipc" >/dev/null 2>&1 && break
-    sleep 1
-  done
-  echo "bctest-entrypoint: sealing with ${peers:-0}/$want peers"
+  echo "bctest-entrypoint: $said"
 ) &
 exec geth --config "$HOME/config.toml" --datadir "$data" \
   --networkid "$BCTEST_CHAIN_ID" --nodekey /bctest/nodekey --nodiscover \

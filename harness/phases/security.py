@@ -15,7 +15,7 @@ import asyncio
 import time
 
 from harness import security
-from harness.model import Attempt, Node, ProbeOutcome
+from harness.model import SEVERITIES, Attempt, Node, ProbeOutcome
 from harness.phases.context import RunContext
 from harness.security.probe import NodeState, NotApplicable, ProbeTarget
 
@@ -104,7 +104,8 @@ def describe(outcome: ProbeOutcome) -> str:
     if outcome.status == "error":
         line += f"; probe error: {outcome.reason}"
     if failed:
-        line += f" (first: {failed[0].case} on {failed[0].node})"
+        worst = min(failed, key=lambda a: SEVERITIES.index(a.severity))
+        line += f" (worst: {worst.severity} {worst.case} on {worst.node})"
     return line
 
 
