@@ -109,8 +109,19 @@ class StubEvm:
         return web.json_response(answer)
 
 
+class WatchDies(EvmAdapter):
+    """The real adapter whose block watch breaks down 2 s in (the harness's trouble)."""
+
+    async def watch(self, node, on_block, stop, subscribe=True, poll_interval=0.1) -> str:
+        try:
+            await asyncio.wait_for(super().watch(node, on_block, stop, subscribe, poll_interval), 2.0)
+        except TimeoutError:
+            pass
+        raise RuntimeError("the watch lost its connection")
+
+
 async def _run_probe(stub: StubEvm, tmp_path: Path, settings: dict | None = None,
-                     family: str = "evm", budget: float = 60.0) -> list:
+                     family: str = "evm", budget: float = 60.0, adapter_class: type = EvmAdapter) -> list:
     app = web.Application()
     app.router.add_post("/", stub.handle)
     runner = web.AppRunner(app)
@@ -126,7 +137,7 @@ async def _run_probe(stub: StubEvm, tmp_path: Path, settings: dict | None = None
 
     maker = asyncio.create_task(blocks())
     pack = SimpleNamespace(chain_id=CHAIN_ID, options={"gas_price_gwei": 10}, family="evm")
-    adapter = EvmAdapter(pack, {}, 1, seed=5, accounts=8)
+    adapter = adapter_class(pack, {}, 1, seed=5, accounts=8)
     try:
         async with aiohttp.ClientSession() as session:
             target = ProbeTarget(probe=flood.ID, severity=flood.SEVERITY, family=family, pack=pack,
@@ -184,6 +195,12 @@ def test_a_node_that_loses_honest_txs_under_the_burst_fails(tmp_path):
     assert attempts["honest.during"].verdict == "fail"
     assert "0 of 20 honest txs committed" in attempts["honest.during"].why
     assert "below 0.95" in attempts["honest.during"].why
+
+
+def test_a_watch_that_breaks_leaves_every_window_unknown(tmp_path):
+    attempts = asyncio.run(_run_probe(StubEvm(), tmp_path, adapter_class=WatchDies))
+    assert {a.verdict for a in attempts} == {"unknown"}, [(a.case, a.verdict, a.why) for a in attempts]
+    assert "the watch lost its connection" in attempts[1].why
 
 
 def test_other_families_are_not_applicable(tmp_path):

@@ -555,8 +555,8 @@ async def run(target: ProbeTarget) -> list[Attempt]:
                 windows, junk = await cometbft_streams(target, seen, rate, junk_rate)
         except Setup as exc:
             why = str(exc)
-            if watch.done() and watch.exception() is not None:
-                why += f" (the block watch on {node.name} failed: {clip(str(watch.exception()), 200)})"
+            if _died(watch):
+                why += f" (the block watch on {node.name} failed: {_died(watch)})"
             return [target.attempt("setup", node, None, "the probe can lay out its honest and junk "
                                    "streams", why + ": the flood was not sent, nothing is judged")]
         honest = schedule([tx for name in WINDOWS for tx in windows[name]], rate)
@@ -566,6 +566,7 @@ async def run(target: ProbeTarget) -> list[Attempt]:
         accepted = {tx.tx_id for tx in honest if tx.error is None}
         drain_end = min(time.monotonic() + float(settings["drain"]), target.deadline - 2)
         await seen.wait_for(accepted, drain_end)
+        died = _died(watch)   # ended before it was told to: later commits went unseen
     finally:
         stop.set()
         try:
@@ -573,8 +574,17 @@ async def run(target: ProbeTarget) -> list[Attempt]:
         except Exception:   # the watch's own failure is judged below through what it saw
             watch.cancel()
     attempts = judge(target, windows, junk, seen, settings, rate, junk_rate, node)
-    if seen.blocks == 0:
-        attempts = [target.attempt(a.case, node, None, a.title, a.why + f"; {node.name}'s blocks could "
-                                   "not be followed, so commits were not seen", a.request, a.answer)
+    if seen.blocks == 0 or died:
+        cause = f": {died}" if died else ""
+        attempts = [target.attempt(a.case, node, None, a.title, a.why + f"; not judged: {node.name}'s "
+                                   f"blocks could not be followed to the end{cause}", a.request, a.answer)
                     for a in attempts]
     return attempts
+
+
+def _died(watch: asyncio.Task) -> str | None:
+    """Why the block watch ended on its own (None while it runs)."""
+    if not watch.done() or watch.cancelled():
+        return None
+    error = watch.exception()
+    return clip(f"{type(error).__name__}: {error}", 200) if error else "it returned early"
