@@ -73,7 +73,7 @@ async def _one(ctx: RunContext, probe: security.Probe, session: object) -> Probe
                          pack=ctx.suite.chain, nodes=ctx.nodes, adapter=ctx.adapter,
                          runtime=ctx.runtime, settings=dict(spec.settings.get(probe.id, probe.defaults)),
                          deadline=time.monotonic() + spec.budget, run_dir=ctx.run_dir, say=ctx.say,
-                         session=session)
+                         session=session, suite_rate=ctx.suite.load.rate)
     states = {node.name: await asyncio.to_thread(target.node_state, node) for node in ctx.nodes}
     heights = await _heights(ctx)
     outcome = ProbeOutcome(probe=probe.id, title=probe.title["en"], status="ran",

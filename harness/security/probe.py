@@ -189,6 +189,7 @@ class ProbeTarget:
     run_dir: Path
     say: Callable[[str], None] = print
     session: Any = None                  # aiohttp.ClientSession, opened by the stage
+    suite_rate: float | None = None      # the suite's load rate (tx/s), for probes that send load
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()

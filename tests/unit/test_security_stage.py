@@ -59,7 +59,8 @@ def probe_module(name: str, run, severity: str = "high") -> security.Probe:
 def context(probes: list[security.Probe], adapter=None, runtime=None, liveness=1.0, budget=5.0):
     spec = SecuritySpec(probes=tuple(p.id for p in probes), budget=budget, liveness=liveness,
                         settings={p.id: {"n": 2} for p in probes})
-    suite = SimpleNamespace(security=spec, chain=SimpleNamespace(family="evm", ports={"rpc": 8545}))
+    suite = SimpleNamespace(security=spec, chain=SimpleNamespace(family="evm", ports={"rpc": 8545}),
+                            load=SimpleNamespace(rate=20.0))
     ctx = RunContext(suite=suite, run_id="r", run_dir=None, console=None, stopped=lambda: None,
                      say=lambda line: None)
     ctx.adapter, ctx.runtime = adapter or FakeAdapter(), runtime or FakeRuntime()
