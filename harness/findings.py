@@ -23,10 +23,10 @@ def probe_entry(outcome: ProbeOutcome) -> dict[str, Any]:
     failed = [a for a in attempts if a.verdict == "fail"]
     if outcome.status == "not-applicable":
         verdict, why = "not-applicable", outcome.reason
-    elif failed:
-        first = failed[0]
+    elif failed:   # lead with the worst finding, then the first of that severity
+        first = min(failed, key=lambda a: SEVERITIES.index(a.severity))
         verdict = "fail"
-        why = (f"{len(failed)} of {len(attempts)} attempts failed; first: {first.title} — "
+        why = (f"{len(failed)} of {len(attempts)} attempts failed; worst: {first.title} — "
                f"{first.why}" if first.why else f"{len(failed)} of {len(attempts)} attempts failed")
     elif outcome.status == "error":
         verdict, why = "unknown", f"the probe did not complete: {outcome.reason}"

@@ -15,7 +15,7 @@ import asyncio
 import time
 
 from harness import security
-from harness.model import Attempt, Node, ProbeOutcome
+from harness.model import SEVERITIES, Attempt, Node, ProbeOutcome
 from harness.phases.context import RunContext
 from harness.security.probe import NodeState, NotApplicable, ProbeTarget
 
@@ -73,7 +73,7 @@ async def _one(ctx: RunContext, probe: security.Probe, session: object) -> Probe
                          pack=ctx.suite.chain, nodes=ctx.nodes, adapter=ctx.adapter,
                          runtime=ctx.runtime, settings=dict(spec.settings.get(probe.id, probe.defaults)),
                          deadline=time.monotonic() + spec.budget, run_dir=ctx.run_dir, say=ctx.say,
-                         session=session)
+                         session=session, suite_rate=ctx.suite.load.rate)
     states = {node.name: await asyncio.to_thread(target.node_state, node) for node in ctx.nodes}
     heights = await _heights(ctx)
     outcome = ProbeOutcome(probe=probe.id, title=probe.title["en"], status="ran",
@@ -104,7 +104,8 @@ def describe(outcome: ProbeOutcome) -> str:
     if outcome.status == "error":
         line += f"; probe error: {outcome.reason}"
     if failed:
-        line += f" (first: {failed[0].case} on {failed[0].node})"
+        worst = min(failed, key=lambda a: SEVERITIES.index(a.severity))
+        line += f" (worst: {worst.severity} {worst.case} on {worst.node})"
     return line
 
 

@@ -61,3 +61,17 @@ def test_the_model_imports_only_the_standard_library():
     imports = [line.split()[1] for line in source.splitlines()
                if line.startswith(("import ", "from ")) and not line.startswith("from __future__")]
     assert all(name.split(".")[0] in sys.stdlib_module_names for name in imports), imports
+
+
+def test_the_harness_never_raises_the_recursion_limit():
+    """A node's `[[[[...` answer must end in RecursionError, never overflow the C stack: the
+    harness process (run, adapters, probes) keeps Python's default limit. py_ecc, imported by
+    eth_account, raises it to 100000 on import, so neither may be imported by the harness."""
+    import subprocess
+    import sys
+
+    code = ("import sys, harness.run, harness.adapters.evm, harness.adapters.bitcoin, "
+            "harness.adapters.cometbft, harness.security as s; s.registry(); "
+            "print(sys.getrecursionlimit(), 'py_ecc' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["1000", "False"]

@@ -59,7 +59,8 @@ def probe_module(name: str, run, severity: str = "high") -> security.Probe:
 def context(probes: list[security.Probe], adapter=None, runtime=None, liveness=1.0, budget=5.0):
     spec = SecuritySpec(probes=tuple(p.id for p in probes), budget=budget, liveness=liveness,
                         settings={p.id: {"n": 2} for p in probes})
-    suite = SimpleNamespace(security=spec, chain=SimpleNamespace(family="evm", ports={"rpc": 8545}))
+    suite = SimpleNamespace(security=spec, chain=SimpleNamespace(family="evm", ports={"rpc": 8545}),
+                            load=SimpleNamespace(rate=20.0))
     ctx = RunContext(suite=suite, run_id="r", run_dir=None, console=None, stopped=lambda: None,
                      say=lambda line: None)
     ctx.adapter, ctx.runtime = adapter or FakeAdapter(), runtime or FakeRuntime()
@@ -240,3 +241,20 @@ def test_probe_lines_round_trip_and_judge_the_run(tmp_path):
     assert metrics.read("security_findings_high", results) == (1, None)
     history.probes[0].attempts = [attempt("pass")]
     assert results_module.compute(history)["security"]["verdict"] == "pass"
+
+
+def test_deep_nesting_is_not_parsed_at_all():
+    from harness.security.probe import MAX_DEPTH, nesting_depth
+
+    assert nesting_depth(b'{"a": "[[[[", "b": [1, {"c": "\\"]"}]}') == 3   # strings do not count
+    assert Reply(200, b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1)).json() is None
+    assert Reply(200, b"[" * 10 + b"]" * 10).json() == [[[[[[[[[[]]]]]]]]]]
+
+
+def test_the_worst_finding_leads_the_probe_summary():
+    outcome = ProbeOutcome("x", "X", "ran", attempts=[
+        Attempt("x", "cors", "node0", "fail", "medium", "no CORS grant", "it echoed the origin"),
+        Attempt("x", "send", "node0", "fail", "critical", "eth_sendTransaction refused", "it signed")])
+    entry = findings.probe_entry(outcome)
+    assert entry["why"] == "2 of 2 attempts failed; worst: eth_sendTransaction refused — it signed"
+    assert entry["severity"] == "critical"
