@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_shipped_campaigns_load():
     cert = campaign.load(ROOT / "suites" / "certification.yaml")
     assert [c.id for c in cert.cases] == ["pressure-4", "spike-4", "stability-4", "pressure-16",
-                                         "bft-threshold", "crash-restart"]
-    assert [c.id for c in cert.standards] == ["bctest-performance", "bctest-reliability", "bctest-function"]
+                                         "bft-threshold", "crash-restart", "security"]
+    assert [c.id for c in cert.standards] == ["bctest-performance", "bctest-reliability", "bctest-function",
+                                              "bctest-security"]
     assert campaign.is_campaign(ROOT / "suites" / "certification.yaml")
     assert not campaign.is_campaign(ROOT / "suites" / "quickstart.yaml")
 

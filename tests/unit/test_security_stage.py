@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
@@ -258,3 +259,31 @@ def test_the_worst_finding_leads_the_probe_summary():
     entry = findings.probe_entry(outcome)
     assert entry["why"] == "2 of 2 attempts failed; worst: eth_sendTransaction refused — it signed"
     assert entry["severity"] == "critical"
+
+
+@pytest.mark.parametrize("name", ["evm", "geth-clique", "cometbft", "bitcoin",
+                                  "cometbft-equivocation-negative"])
+def test_the_shipped_security_suites_load_with_every_probe_they_name(name):
+    from pathlib import Path
+
+    from harness import suite as suite_module
+
+    loaded = suite_module.load(Path(__file__).parents[2] / "suites" / "security" / f"{name}.yaml")
+    assert loaded.security is not None and set(loaded.security.probes) <= set(security.names())
+    for probe in loaded.security.probes:    # every probe's settings: its DEFAULTS, then the suite's
+        assert set(loaded.security.settings[probe]) == set(security.registry()[probe].defaults)
+
+
+def test_an_unknown_probe_or_setting_is_one_clear_input_error(tmp_path):
+    from harness import suite as suite_module
+    from harness.errors import InputError
+
+    base = ("name: s\nchain: {chain}\nnodes: 1\nload: {{rate: 1, duration: 1}}\n")
+    chain = Path(__file__).parents[2] / "chains" / "anvil"
+    for extra, field in (("security: {probes: [nosuchprobe]}\n", "security.probes"),
+                         ("security: {settings: {exposure: {nosuch: 1}}}\n", "security.settings")):
+        path = tmp_path / "s.yaml"
+        path.write_text(base.format(chain=chain) + extra)
+        with pytest.raises(InputError) as error:
+            suite_module.load(path)
+        assert str(error.value.field).startswith(field), error.value
