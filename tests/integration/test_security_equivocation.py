@@ -113,6 +113,7 @@ security:
 """
 
 
+@pytest.mark.long
 def test_two_clique_signers_with_one_key_are_recorded(docker_client, geth_image, tmp_path):
     """Clique has no equivocation evidence: the probe records what the chain did."""
     suite = write_suite(tmp_path, "clique", CLIQUE)

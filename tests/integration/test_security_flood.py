@@ -7,6 +7,8 @@ bounds (and the nodes survive)."""
 
 from __future__ import annotations
 
+import pytest
+
 from harness import history as hist
 
 from .conftest import ROOT, bctest, results, run_objects, write_suite
@@ -57,6 +59,7 @@ def assert_honest_load_held(cases: dict[str, dict]) -> None:
     assert survival and set(survival.values()) == {"pass"}, survival
 
 
+@pytest.mark.long
 def test_anvil_parks_the_junk_and_keeps_committing(docker_client, anvil_image, tmp_path):
     got, cases, done = run_flood(tmp_path, "anvil", 1)
     assert_honest_load_held(cases)
@@ -83,6 +86,7 @@ def test_cometbft_refuses_the_junk_and_keeps_committing(docker_client, cometbft_
     assert run_objects(docker_client, got["run_id"]) == []
 
 
+@pytest.mark.long
 def test_litecoin_refuses_the_double_spends_and_keeps_committing(docker_client, litecoin_image, tmp_path):
     got, cases, done = run_flood(tmp_path, "litecoin", 1)
     assert_honest_load_held(cases)
