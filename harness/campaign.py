@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from harness import __version__, results, signing, standards, suite, verdicts
+from harness import __version__, findings, results, signing, standards, suite, verdicts
 from harness.errors import EXIT_INFRA_FAILED, EXIT_INTERRUPTED, InfraError, InputError
 from harness.standards.catalogue import Catalogue
 from harness.standards.verdicts import describe
@@ -168,6 +168,7 @@ def judge(run_dir: Path, catalogues: list[dict[str, Any]] | None = None,
         "chain": first.get("chain", {}),
         "cases": [_case_entry(c, found[c["id"]]) for c in planned["cases"]],
         **judged,
+        "security": findings.merge({case_id: r.get("security") for case_id, r in ran.items()}),
         "status": "complete" if complete else "incomplete",
         "verdict": verdict,
     }

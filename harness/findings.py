@@ -53,3 +53,17 @@ def entry(probes: list[ProbeOutcome]) -> dict[str, Any] | None:
                        if a["verdict"] == "fail" and a["severity"] == s) for s in SEVERITIES}
     return {"verdict": verdicts.outcome(verdicts.worst(judged, default="pass")) if judged
             else "not-applicable", "findings": findings, "probes": entries}
+
+
+def merge(cases: dict[str, dict[str, Any] | None]) -> dict[str, Any] | None:
+    """A campaign's `security`: every case's probes (each entry names its `case`), the
+    findings summed, the verdict the worst of the cases' (None when no case probed)."""
+    probed = {case: entry for case, entry in cases.items() if entry}
+    if not probed:
+        return None
+    probes = [{**probe, "case": case} for case, entry in probed.items() for probe in entry["probes"]]
+    judged = [e["verdict"] for e in probed.values() if e["verdict"] != "not-applicable"]
+    return {"verdict": verdicts.outcome(verdicts.worst(judged, default="pass")) if judged
+            else "not-applicable",
+            "findings": {s: sum(e["findings"][s] for e in probed.values()) for s in SEVERITIES},
+            "probes": probes}

@@ -361,12 +361,14 @@ def security_view(results: dict[str, Any]) -> dict[str, Any] | None:
     security = results.get("security")
     if not security:
         return None
-    findings = [a for p in security["probes"] for a in p["attempts"] if a["verdict"] == "fail"]
+    findings = [{**a, "campaign_case": p.get("case")} for p in security["probes"] for a in p["attempts"]
+                if a["verdict"] == "fail"]
     findings.sort(key=lambda a: SEVERITY_ORDER.index(a["severity"]))
     counted = ", ".join(f"{n} {s}" for s, n in security["findings"].items() if n)
     sentence = (f"{len(findings)} findings ({counted})." if findings
                 else "No probe found anything.")
-    return {"probes": security["probes"], "findings": findings, "sentence": sentence}
+    return {"probes": security["probes"], "findings": findings, "sentence": sentence,
+            "campaign": any(p.get("case") for p in security["probes"])}
 
 
 def context(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -465,6 +467,7 @@ def campaign_context(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "standards": _standards(results),
         "requirements": requirements_view(results, case_reports),
         "cases": _case_rows(results, run_dir),
+        "security": security_view(results),
         "files": [{"label": label, "href": name, "name": name}
                   for label, name in CAMPAIGN_FILES if (run_dir / name).is_file()],
     }

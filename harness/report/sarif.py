@@ -30,22 +30,25 @@ def _probe_rule(probe: dict[str, Any]) -> dict[str, Any]:
                            "counts": probe["counts"], "status": probe["status"]}}
 
 
-def _attempt_result(probe: str, attempt: dict[str, Any], run_id: str) -> dict[str, Any]:
-    return {"ruleId": probe, "level": LEVEL[attempt["severity"]],
+def _attempt_result(probe: dict[str, Any], attempt: dict[str, Any], run_id: str) -> dict[str, Any]:
+    where = f"{probe['case']}/" if probe.get("case") else ""   # a campaign's case
+    fingerprint = f"{where}{probe['probe']}/{attempt['case']}/{attempt['node']}"
+    return {"ruleId": probe["probe"], "level": LEVEL[attempt["severity"]],
             "message": {"text": f"{attempt['node']}: {attempt['title']}: {attempt['why']}".strip(": ")},
             "locations": [{"physicalLocation": {"artifactLocation": {"uri": "results.json"}},
                            "logicalLocations": [{"name": attempt["node"], "kind": "node"}]}],
-            "partialFingerprints": {"bctest/case": f"{probe}/{attempt['case']}/{attempt['node']}"},
+            "partialFingerprints": {"bctest/case": fingerprint},
             "properties": {"case": attempt["case"], "node": attempt["node"],
                            "severity": attempt["severity"], "request": attempt["request"],
-                           "answer": attempt["answer"], "run": run_id}}
+                           "answer": attempt["answer"], "run": run_id,
+                           **({"campaign_case": probe["case"]} if probe.get("case") else {})}}
 
 
 def build(results: dict[str, Any]) -> dict[str, Any]:
     security = results.get("security") or {"probes": []}
     probes = [p for p in security["probes"] if p["status"] != "not-applicable"]
-    rules = [_probe_rule(p) for p in probes]
-    findings = [_attempt_result(p["probe"], a, results["run_id"]) for p in probes for a in p["attempts"]
+    rules = list({p["probe"]: _probe_rule(p) for p in probes}.values())   # a rule once per probe
+    findings = [_attempt_result(p, a, results["run_id"]) for p in probes for a in p["attempts"]
                 if a["verdict"] == "fail"]
     requirements = [r for r in results.get("requirements", []) if r["category"] == "security"]
     failed = [r for r in requirements if r["verdict"] == "fail"]

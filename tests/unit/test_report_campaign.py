@@ -224,3 +224,29 @@ def test_missing_campaign_template_is_an_infra_error(built: tuple[dict[str, Any]
     with pytest.raises(InfraError, match=re.escape(str(tmp_path / "reports" / "campaign.html.j2"))):
         html.write_campaign(tmp_path / "report.html", built[0], built[1])
     assert not (tmp_path / "report.html").exists()
+
+
+def test_a_campaign_shows_every_case_s_security_findings(built: tuple[dict[str, Any], Path]) -> None:
+    from harness import findings
+    from harness.model import Attempt, ProbeOutcome
+    from harness.report import sarif
+
+    results, folder = copy.deepcopy(built[0]), built[1]
+    open_dev = findings.entry([ProbeOutcome("exposure", "Interface exposure", "ran", attempts=[
+        Attempt("exposure", "http.anvil_nodeInfo", "node0", "fail", "high", "anvil_* is refused",
+                "it answered", "REQ-<b>", "ANS")])])
+    clean = findings.entry([ProbeOutcome("exposure", "Interface exposure", "ran", attempts=[
+        Attempt("exposure", "http.admin_nodeInfo", "node1", "pass", "high", "admin_* is refused")])])
+    results["security"] = findings.merge({"security": open_dev, "pressure-4": None, "security-4": clean})
+    assert results["security"]["verdict"] == "fail" and results["security"]["findings"]["high"] == 1
+    assert [p["case"] for p in results["security"]["probes"]] == ["security", "security-4"]
+    page = html.render_campaign(results, folder)
+    part = section(page, "security")
+    assert "anvil_* is refused" in part and "security: exposure/http.anvil_nodeInfo" in part
+    assert "REQ-&lt;b&gt;" in part and '<span class="num">5</span>' in page   # reproducibility moved
+    log = sarif.build(results)["runs"][0]
+    assert [r["id"] for r in log["tool"]["driver"]["rules"]] == ["exposure"]
+    (finding,) = log["results"]
+    assert finding["properties"]["campaign_case"] == "security"
+    assert finding["partialFingerprints"]["bctest/case"] == "security/exposure/http.anvil_nodeInfo/node0"
+    assert findings.merge({"a": None}) is None
