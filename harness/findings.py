@@ -10,6 +10,7 @@ trouble never passes a chain, and never fails one either. Judge layer: model onl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -48,11 +49,15 @@ def entry(probes: list[ProbeOutcome]) -> dict[str, Any] | None:
     if not probes:
         return None
     entries = [probe_entry(p) for p in probes]
-    judged = [e["verdict"] for e in entries if e["verdict"] != "not-applicable"]
     findings = {s: sum(1 for e in entries for a in e["attempts"]
                        if a["verdict"] == "fail" and a["severity"] == s) for s in SEVERITIES}
-    return {"verdict": verdicts.outcome(verdicts.worst(judged, default="pass")) if judged
-            else "not-applicable", "findings": findings, "probes": entries}
+    return {"verdict": _overall(e["verdict"] for e in entries), "findings": findings, "probes": entries}
+
+
+def _overall(judged: Iterable[str]) -> str:
+    """The worst verdict in a run's words; not-applicable when nothing applied."""
+    applied = [v for v in judged if v != "not-applicable"]
+    return verdicts.outcome(verdicts.worst(applied)) if applied else "not-applicable"
 
 
 def merge(cases: dict[str, dict[str, Any] | None]) -> dict[str, Any] | None:
@@ -62,8 +67,6 @@ def merge(cases: dict[str, dict[str, Any] | None]) -> dict[str, Any] | None:
     if not probed:
         return None
     probes = [{**probe, "case": case} for case, entry in probed.items() for probe in entry["probes"]]
-    judged = [e["verdict"] for e in probed.values() if e["verdict"] != "not-applicable"]
-    return {"verdict": verdicts.outcome(verdicts.worst(judged, default="pass")) if judged
-            else "not-applicable",
+    return {"verdict": _overall(e["verdict"] for e in probed.values()),
             "findings": {s: sum(e["findings"][s] for e in probed.values()) for s in SEVERITIES},
             "probes": probes}
