@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from harness import __version__, paths
+from harness import __version__, commands, paths
 from harness.errors import EXIT_INVALID_INPUT, EXIT_PASS, BctestError, InfraError, InputError
 from harness.verdicts import exit_code
 
@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="the test center's public key (default: the keys dir)")
     verify.add_argument("--strict", action="store_true",
                         help="fail on recomputed differences even when another bctest version judged the run")
+
+    for module in commands.modules():   # one file each in harness/commands/
+        module.configure(sub.add_parser(module.NAME, help=module.HELP, description=module.HELP))
     return parser
 
 
@@ -322,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse already printed its message
         return EXIT_INVALID_INPUT if exc.code else EXIT_PASS
     try:
-        return COMMANDS[args.command](args)
+        if args.command in COMMANDS:
+            return COMMANDS[args.command](args)
+        return next(m for m in commands.modules() if m.NAME == args.command).run(args, console)
     except BctestError as exc:
         errors.print(Text.assemble(("error:", "red"), f" {exc}"))
         return exc.exit_code
