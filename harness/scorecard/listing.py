@@ -89,9 +89,10 @@ def requirement_verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
     for r in results.get("requirements") or []:
         if isinstance(r, dict) and isinstance(r.get("id"), str):
             title = r.get("title") if isinstance(r.get("title"), dict) else {}
+            en = str(title.get("en") or r["id"])
             out.append({"id": r["id"], "category": str(r.get("category") or ""),
                         "obligation": str(r.get("obligation") or ""), "verdict": str(r.get("verdict") or ""),
-                        "title": {"en": str(title.get("en") or r["id"]), "zh": str(title.get("zh") or title.get("en") or r["id"])}})
+                        "title": {"en": en, "zh": str(title.get("zh") or en)}})
     return out
 
 
@@ -147,7 +148,8 @@ def _latency(cases: Any) -> float | None:
 
 def _fault_tolerance(requirements: list[dict[str, Any]], consensus: Any) -> dict[str, Any]:
     verdict = next((r.get("verdict") for r in requirements if r.get("id") == FAULT_REQUIREMENT), None)
-    f = tolerated(consensus, FAULT_NODES) if isinstance(consensus, str) and verdict != "not-applicable" else None
+    applies = isinstance(consensus, str) and verdict != "not-applicable"
+    f = tolerated(consensus, FAULT_NODES) if applies else None
     return {"requirement": FAULT_REQUIREMENT, "verdict": verdict, "f": f, "nodes": FAULT_NODES}
 
 

@@ -136,7 +136,8 @@ def build(roots: list[Path], out: Path, key: Path, skip_invalid: bool = False) -
         built.lines.sort(key=lambda e: (e["date"] or "", e["started_at"] or "", e["digest"]), reverse=True)
         listing.write(staging / LISTING, built.lines)
         shutil.copy(validation.SCHEMA_DIR / f"{listing.SCHEMA}.schema.json", staging / "listing.schema.json")
-        pem = trusted.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        pem = trusted.public_bytes(serialization.Encoding.PEM,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
         (staging / "keys").mkdir()
         (staging / "keys" / f"{signing.key_id(trusted)}.pub").write_bytes(pem)
         write_pages(staging, built.lines, details)
@@ -247,7 +248,8 @@ def trends(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
             series.append({"vendor": vendor, "colour": COLOURS[number % len(COLOURS)], "points": points,
                            "path": " ".join(f"{p['x']},{p['y']}" for p in points)})
         ticks = [{"y": round(PAD_TOP + inner_h * (1 - f), 1), "label": fmt(top * f, 0)} for f in (0, 0.5, 1)]
-        labels = [{"x": round(x, 1), "text": _short(r["chain"]["version"])} for x, r in zip(xs, history, strict=True)]
+        labels = [{"x": round(x, 1), "text": _short(r["chain"]["version"])}
+                  for x, r in zip(xs, history, strict=True)]
         charts.append({"id": key, "label": label, "unit": unit, "series": series, "ticks": ticks,
                        "labels": labels, "empty": not known, "width": WIDTH, "height": HEIGHT,
                        "left": PAD_LEFT, "right": WIDTH - PAD_RIGHT, "top": PAD_TOP,
