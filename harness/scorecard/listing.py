@@ -79,7 +79,8 @@ def line(cert: Certification) -> dict[str, Any]:
         "security": _security(results.get("security")),
         "links": {"folder": run, "report": f"{run}/report.html", "results": f"{run}/results.json"},
     }
-    validation.validate(entry, SCHEMA, where)
+    # the field named is the line's (listing.schema.json), read from results.json
+    validation.validate(entry, SCHEMA, f"{where}, its listing line")
     return entry
 
 

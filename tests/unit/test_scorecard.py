@@ -364,3 +364,27 @@ def test_find_does_not_descend_into_a_certification_or_follow_links(tmp_path: Pa
     assert [p.name for p in collect.find([root])] == sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
     with pytest.raises(InputError, match="not a folder"):
         collect.find([tmp_path / "elsewhere"])
+
+
+def test_an_empty_scorecard_and_an_unreadable_certify_block(tmp_path: Path) -> None:
+    public, _ = signing.init_keys(tmp_path / "keys")
+    (tmp_path / "nothing").mkdir()
+    result = site.build([tmp_path / "nothing"], tmp_path / "site", public)
+    assert result.lines == [] and (tmp_path / "site" / "listing.jsonl").read_text(encoding="utf-8") == ""
+    assert 'id="empty"' in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+
+    root, public = signed_fixtures(tmp_path / "broken")
+    target = root / "acme-anvil-1.8.0"
+    results = json.loads((target / "results.json").read_text(encoding="utf-8"))
+    results["certify"]["pack"] = "anvil"   # signed, but not the contract's shape
+    (target / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    signing.sign(target, tmp_path / "broken" / "keys" / signing.PRIVATE)
+    with pytest.raises(InputError, match=r"acme-anvil-1.8.0/results.json at certify.pack: an object"):
+        site.build([root], tmp_path / "site2", public)
+    results["certify"]["pack"] = {"name": "anvil", "version": "1.8.0", "family": "evm", "consensus": "single"}
+    results["certify"]["profile"] = "turbo"
+    (target / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    signing.sign(target, tmp_path / "broken" / "keys" / signing.PRIVATE)
+    result = site.build([root], tmp_path / "site2", public, skip_invalid=True)
+    assert len(result.lines) == 4 and len(result.skipped) == 1
+    assert "profile" in result.skipped[0].problem and str(target) in result.skipped[0].problem
