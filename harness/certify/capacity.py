@@ -126,12 +126,14 @@ def next_step(program: Program, steps: list[dict[str, Any]]) -> tuple[float, str
     profile = program.profile
     if not steps:
         return start_rate(program), "ramp"
-    if any(s["harness_limited"] for s in steps) or steps[-1]["stage"] == "confirm":
+    if steps[-1]["stage"] == "confirm":
         return None
     searched = [s for s in steps if s["stage"] != "confirm"]
     passed = [s["offered"] for s in searched if s["passed"]]
     failed = [s["offered"] for s in searched if not s["passed"]]
     best = max(passed, default=None)
+    if any(s["harness_limited"] for s in steps):   # no evidence above: confirm what was found
+        return (best, "confirm") if best is not None else None
     lowest_fail = min((f for f in failed if best is None or f > best), default=None)
     ramp = [s for s in searched if s["stage"] == "ramp"]
     if lowest_fail is None:      # nothing failed yet: keep doubling within the profile

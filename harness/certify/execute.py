@@ -31,14 +31,28 @@ def build_program(pack_dir: Path, claims_file: Path | None, profile: str) -> Pro
 
     pack = chainpack.load(pack_dir)
     adapters.adapter_class(pack.family, str(pack.manifest))
+    check_sizes(pack)
+    claimed = claims.load(claims_file) if claims_file is not None else None
+    check_claims(claimed, profile, claims_file)
+    return Program(pack=pack, claims=claimed, profile=PROFILES[profile])
+
+
+def check_sizes(pack: chainpack.ChainPack) -> None:
     if pack.consensus != "single" and not (pack.min_nodes <= ROUND_NODES and
                                             (pack.max_nodes is None or pack.max_nodes >= ROUND_NODES)):
         # A pack cannot opt out of the 4-node rounds by declaring a smaller network: only a
         # single-node chain has them not-applicable.
         raise InputError(str(pack.manifest), "consensus", f"a {pack.consensus} chain is certified at "
                          f"{ROUND_NODES} nodes; the pack allows {pack.min_nodes}..{pack.max_nodes}")
-    claimed = claims.load(claims_file) if claims_file is not None else None
-    return Program(pack=pack, claims=claimed, profile=PROFILES[profile])
+
+
+def check_claims(claimed: claims.Claims | None, profile: str, claims_file: Path | None) -> None:
+    ceiling = PROFILES[profile].max_rate
+    for nodes, rate in sorted((claimed.throughput if claimed else {}).items()):
+        if rate > ceiling:   # the rate is signed and sent whole: a claim must not size the test center's work
+            field = "throughput" if nodes == ROUND_NODES else f"throughput_{nodes}"
+            raise InputError(str(claims_file), field, f"at most {ceiling:g} tx/s (the {profile} profile's "
+                             f"ceiling on this test center), got {rate:g}")
 
 
 def _plan(program: Program, run_id: str, vendor: str, submission: str | None,
