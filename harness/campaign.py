@@ -1,5 +1,6 @@
 """A campaign: several suites (cases) run one after another, judged together against
-requirement catalogues (suites/certification.yaml).
+requirement catalogues. `bctest certify` (harness/certify/) builds one for any chain pack;
+a test center may also write its own campaign file (docs/standards.md).
 
 Folder: campaign.json (what was planned: cases, catalogues, ids), cases/<id>/ (each a
 complete run), and the campaign's results.json, report.html, junit.xml, summary.md and

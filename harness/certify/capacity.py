@@ -174,7 +174,8 @@ def judge(profile: Profile, nodes: int, steps: list[dict[str, Any]], bars: Crite
                f"confirmation run ({(confirm or {}).get('why') or 'not run'}): no capacity is certified")
     else:
         why = (f"measured capacity {capacity:g} tx/s at {nodes} node(s): the highest offered rate at which "
-               f"success ≥ {bars.success_ratio:.0%}, commits kept pace with sends (≥ {bars.commit_send_ratio:.0%}) "
+               f"success ≥ {bars.success_ratio:.0%}, commits kept pace with sends "
+               f"(≥ {bars.commit_send_ratio:.0%}) "
                f"and p99 ≤ {bars.latency_p99_ms:g} ms, confirmed by a {profile.confirm_duration:g} s run")
         if limited_by == "harness":
             why += (f"; the search stopped because the harness could not send faster ({limited['why']}): "

@@ -125,7 +125,8 @@ class Certification:
             if not why and self.program.profile.name not in module.PROFILES:
                 status, why = "not-run", (f"not in the {self.program.profile.name} profile (a self-check; "
                                           "the certificate runs --profile full)")
-            self.plan["rounds"].append({"case": module.ID, "title": module.TITLE, "status": status, "why": why})
+            self.plan["rounds"].append({"case": module.ID, "title": module.TITLE, "status": status,
+                                        "why": why})
         self.save()
         planned = [m for m, r in zip(modules, self.plan["rounds"], strict=True) if r["status"] == "run"]
         for number, module in enumerate(planned, 1):
@@ -174,4 +175,5 @@ def _write_campaign_file(out: Path) -> None:
     document = {"name": planned["name"], "description": planned["description"],
                 "standards": [str(paths.home() / "standards" / name) for name in CATALOGUES],
                 "cases": [{"id": c["id"], "suite": f"{c['id']}.yaml"} for c in planned["cases"]]}
-    (out / "program" / "campaign.yaml").write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    (out / "program" / "campaign.yaml").write_text(yaml.safe_dump(document, sort_keys=False),
+                                                  encoding="utf-8")

@@ -73,7 +73,9 @@ class Program:
     def rate_source(self) -> str:
         if self.claims and self.claims.rate(ROUND_NODES):
             return "the vendor's claimed rate"
-        return "the measured capacity" if self.capacity else "the profile's start rate (no claim, no capacity)"
+        if self.capacity:
+            return "the measured capacity"
+        return "the profile's start rate (no claim, no capacity)"
 
     def params(self, **wanted: Any) -> dict[str, Any]:
         """Those parameters the pack declares (a vendor's pack may not know a reference

@@ -30,7 +30,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from harness.certify import execute
 
     if not re.fullmatch(execute.VENDOR_NAME, args.vendor):
-        raise InputError(None, "--vendor", f"a vendor name matching {execute.VENDOR_NAME}, got {args.vendor!r}")
+        raise InputError(None, "--vendor", f"a vendor name matching {execute.VENDOR_NAME}, "
+                         f"got {args.vendor!r}")
     if args.submission is not None and not re.fullmatch(r"[0-9a-f]{64}", args.submission):
         raise InputError(None, "--submission", f"a sha256 content address (64 hex), got {args.submission!r}")
     if args.claims is not None and not args.claims.is_file():

@@ -16,7 +16,8 @@ from harness.certify.program import PROFILES, Program
 from harness.errors import InputError
 from harness.standards import verdicts
 
-BARS = capacity.Criteria(success_ratio=0.95, commit_send_ratio=0.95, latency_p99_ms=5000, send_rate_ratio=0.95)
+BARS = capacity.Criteria(success_ratio=0.95, commit_send_ratio=0.95, latency_p99_ms=5000,
+                         send_rate_ratio=0.95)
 
 
 def pack(name: str) -> chainpack.ChainPack:
@@ -32,7 +33,8 @@ def results(offered: float, sent: float | None = None, committed: float | None =
     sent = offered if sent is None else sent
     committed = sent if committed is None else committed
     return {"status": status, "node_count": 4,
-            "phases": {"measure": {"send_rate": sent, "send_rate_ratio": sent / offered, "throughput": committed,
+            "phases": {"measure": {"send_rate": sent, "send_rate_ratio": sent / offered,
+                                   "throughput": committed,
                                    "success_ratio": success, "latency": {"p50": p99 / 2, "p99": p99}}}}
 
 
@@ -135,7 +137,8 @@ def test_rounds_follow_the_consensus_kind_and_the_profile():
     bft = plan_of(program("cometbft"))
     assert bft["bft-threshold"] == "run" and bft["partition-pow"] == "n/a" and bft["pressure-16"] == "run"
     pow_ = plan_of(program("litecoin"))
-    assert pow_["bft-threshold"] == "n/a" and pow_["partition-pow"] == "run" and pow_["crash-restart"] == "run"
+    assert pow_["bft-threshold"] == "n/a" and pow_["partition-pow"] == "run"
+    assert pow_["crash-restart"] == "run"
     single = plan_of(program("anvil"))
     assert single["pressure-4"] == "run" and single["security"] == "run"
     assert all(single[r] == "n/a" for r in ("spike-4", "bft-threshold", "crash-restart", "pressure-16"))
@@ -167,7 +170,8 @@ def test_a_multi_node_chain_cannot_declare_its_way_out_of_the_4_node_rounds():
 
 
 def test_a_crash_round_cannot_be_dodged_by_omitting_the_data_dir():
-    prog = Program(pack=dataclasses.replace(pack("cometbft"), data_dir=None), claims=None, profile=PROFILES["full"])
+    prog = Program(pack=dataclasses.replace(pack("cometbft"), data_dir=None), claims=None,
+                   profile=PROFILES["full"])
     assert plan_of(prog)["crash-restart"] == "run"
 
 
@@ -202,7 +206,8 @@ def test_claim_verdicts():
     assert got["throughput-4"]["verdict"] == "fail" and "60%" in got["throughput-4"]["why"]
     assert got["latency-p99"]["verdict"] == "fail"
     harness_short = {"pressure-4": results(500, sent=200)}
-    assert judge.claim_verdicts(claims_of(throughput={4: 500.0}), harness_short, "bft")[0]["verdict"] == "unknown"
+    got = judge.claim_verdicts(claims_of(throughput={4: 500.0}), harness_short, "bft")
+    assert got[0]["verdict"] == "unknown"
     assert judge.claim_verdicts(claims_of(throughput={16: 100.0}), {}, "bft")[0]["verdict"] == "unknown"
     ft = {"bft-threshold": {"status": "complete", "checkers": [{"id": "fault_tolerance", "verdict": "pass"}]}}
     assert judge.claim_verdicts(claims_of(f=1), ft, "bft")[0]["verdict"] == "pass"
@@ -210,9 +215,11 @@ def test_claim_verdicts():
     assert judge.worst_claim({"claim_verdicts": []}) == "pass"
 
 
-REQUIREMENT = {"id": "R", "title": {"en": "r", "zh": "r"}, "category": "performance", "obligation": "mandatory",
+REQUIREMENT = {"id": "R", "title": {"en": "r", "zh": "r"}, "category": "performance",
+               "obligation": "mandatory",
                "source": {"document": "x", "clause": "1"}, "method": {"cases": ["spike-4"]},
-               "threshold": {"metric": "success_ratio", "op": ">=", "value": 0.9}, "conditions": {"nodes": [4]}}
+               "threshold": {"metric": "success_ratio", "op": ">=", "value": 0.9},
+               "conditions": {"nodes": [4]}}
 
 
 def test_rounds_the_program_left_out_keep_their_reason():
@@ -220,9 +227,11 @@ def test_rounds_the_program_left_out_keep_their_reason():
     judged = verdicts.judge_requirement(REQUIREMENT, {}, "bft", {"skipped": skipped})
     assert judged["verdict"] == "inconclusive" and "quick profile" in judged["why"]
     skipped = {"spike-4": {"verdict": "not-applicable", "why": "needs 4 nodes"}}
-    assert verdicts.judge_requirement(REQUIREMENT, {}, "single", {"skipped": skipped})["verdict"] == "not-applicable"
+    judged = verdicts.judge_requirement(REQUIREMENT, {}, "single", {"skipped": skipped})
+    assert judged["verdict"] == "not-applicable"
     one_node = {"spike-4": {**results(10), "node_count": 1}}
-    assert verdicts.judge_requirement(REQUIREMENT, one_node, "single", {"max_nodes": 1})["verdict"] == "not-applicable"
+    judged = verdicts.judge_requirement(REQUIREMENT, one_node, "single", {"max_nodes": 1})
+    assert judged["verdict"] == "not-applicable"
     assert verdicts.judge_requirement(REQUIREMENT, one_node, "bft", None)["verdict"] == "inconclusive"
 
 

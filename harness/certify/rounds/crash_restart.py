@@ -11,7 +11,8 @@ from harness.certify.rounds import _common
 ID = "crash-restart"
 ORDER = 70
 PROFILES = ("full",)
-TITLE = {"en": "Crash, restart and wipe: nodes catch up, nothing lost", "zh": "崩溃、重启与清盘：节点追平，无数据丢失"}
+TITLE = {"en": "Crash, restart and wipe: nodes catch up, nothing lost",
+         "zh": "崩溃、重启与清盘：节点追平，无数据丢失"}
 
 
 def applies(program: Program) -> str | None:
