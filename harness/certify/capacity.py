@@ -7,8 +7,8 @@ bound. A step where the HARNESS fell behind its schedule (send rate short of the
 is no evidence about the chain: the search stops there and says the figure is a lower
 bound set by the harness, never the chain's limit.
 
-Ramp: double the rate from the start (half the claim, or the profile's start) until a step
-fails; halve from the start while nothing passed. Bisect: halve the interval between the
+Ramp: raise the rate (×2 in the full profile, ×4 in the quick one) from the start (half
+the claim, or the profile's start) until a step fails; halve from the start while nothing passed. Bisect: halve the interval between the
 best pass and the lowest failure. Confirm: a full-length run at the best pass.
 
 Each step is its own run on a fresh network, not a rate change on one running network:
@@ -136,8 +136,8 @@ def next_step(program: Program, steps: list[dict[str, Any]]) -> tuple[float, str
         return (best, "confirm") if best is not None else None
     lowest_fail = min((f for f in failed if best is None or f > best), default=None)
     ramp = [s for s in searched if s["stage"] == "ramp"]
-    if lowest_fail is None:      # nothing failed yet: keep doubling within the profile
-        rate = 2 * steps[-1]["offered"]
+    if lowest_fail is None:      # nothing failed yet: keep raising within the profile
+        rate = profile.ramp_factor * steps[-1]["offered"]
         if len(ramp) < profile.ramp_steps and rate <= profile.max_rate:
             return rate, "ramp"
         return (best, "confirm") if best is not None else None
@@ -181,8 +181,11 @@ def judge(profile: Profile, nodes: int, steps: list[dict[str, Any]], bars: Crite
             why += (f"; the search stopped because the harness could not send faster ({limited['why']}): "
                     f"the chain's capacity is at least {capacity:g} tx/s, not at most")
         elif limited_by == "profile":
-            why += (f"; nothing failed up to the {profile.name} profile's limit: the capacity is "
-                    f"at least {capacity:g} tx/s")
+            ramped = sum(1 for s in searched if s["stage"] == "ramp")
+            limit = (f"its {ramped} ramp steps" if ramped >= profile.ramp_steps
+                     else f"its highest rate ({profile.max_rate:g} tx/s)")
+            why += (f"; nothing failed within the {profile.name} profile's search ({limit}): the capacity "
+                    f"is at least {capacity:g} tx/s")
         else:
             why += f"; {min(s['offered'] for s in failed_above):g} tx/s failed"
     return {"nodes": nodes, "criteria": bars.entry(),

@@ -71,9 +71,12 @@ def test_ramp_then_bisect_then_confirm_finds_the_knee():
 def test_the_claim_sets_the_start_and_quick_keeps_it_short():
     claimed = claims.Claims(throughput={4: 1000.0}, latency_p99_ms=None, fault_tolerance=None, sha256="")
     found = search(program(profile="quick", claimed=claimed), chain_with_capacity(5000))
-    assert [s["offered"] for s in found["steps"]] == [500, 1000, 2000, 2000]   # max 2000 in quick
+    assert [s["offered"] for s in found["steps"]] == [500, 2000, 2000]   # ×4, at most 2000 in quick
     assert found["limited_by"] == "profile" and found["capacity"] == 2000
-    assert "at least 2000" in found["why"]
+    assert "at least 2000" in found["why"] and "highest rate (2000" in found["why"]
+    found = search(program(profile="quick"), chain_with_capacity(1e9))
+    assert [s["offered"] for s in found["steps"]] == [25, 100, 400, 1600, 1600]
+    assert "its 4 ramp steps" in found["why"]
 
 
 def test_the_harness_ceiling_is_never_reported_as_the_chains_capacity():
