@@ -355,6 +355,7 @@ def capacity_curve(capacity: dict[str, Any] | None) -> str | None:
             legend.append(plt.Line2D([], [], color=KNEE, ls="-.", label="knee (highest passing step)"))
         handles, _ = rate.get_legend_handles_labels()
         rate.legend(handles=handles + legend, loc="lower right")
-        latency.legend(loc="upper left")
+        if latency.get_legend_handles_labels()[0]:
+            latency.legend(loc="upper left")
 
     return _render(draw, ncols=2, width=10.0, height=3.8, layout="constrained")
