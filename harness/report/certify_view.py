@@ -103,10 +103,16 @@ def claimed_throughput(certify: dict[str, Any], nodes: Any) -> float | None:
     return number(claimed.get(str(nodes), claimed.get(nodes)))  # type: ignore[call-overload]
 
 
+def _finished(line: str) -> str:
+    """A clause as a sentence: capital first letter, closing full stop."""
+    line = line[:1].upper() + line[1:]
+    return line if line.endswith((".", "!", "?", "。", DASH)) else line + "."
+
+
 def capacity_sentence(certify: dict[str, Any]) -> dict[str, str]:
-    """The capacity in words a tester can quote: the search's own `why`, the measured figure at
-    N nodes and what limited it, beside the vendor's claim; a harness or profile limit is said
-    to be a lower bound, never the chain's limit."""
+    """The capacity in words a tester can quote: the measured figure at N nodes and what limited
+    it, beside the vendor's claim, then the search's own `why`; a harness or profile limit is
+    said to be a lower bound, never the chain's limit."""
     capacity = certify.get("capacity")
     if not isinstance(capacity, dict):
         return text("The capacity search did not run: this certification has no capacity figure.",
@@ -118,22 +124,29 @@ def capacity_sentence(certify: dict[str, Any]) -> dict[str, str]:
     value = number(capacity.get("capacity"))
     limited = capacity.get("limited_by")
     limit = LIMITED_BY.get(limited) if isinstance(limited, str) else None
-    if value is None:
-        tried = [number(s.get("offered")) for s in _list(capacity.get("steps"))]
+    steps = _list(capacity.get("steps"))
+    knee = next((s for s in steps if s.get("case") == capacity.get("knee") and s.get("stage") != "confirm"
+                 and number(s.get("offered")) is not None), None) if capacity.get("knee") else None
+    claimed = claimed_throughput(certify, nodes)
+    claim_en = f"; the vendor claims {figure(claimed)} tx/s at {n_en}" if claimed is not None else ""
+    claim_zh = f"；厂商声明 {n_zh}下为 {figure(claimed)} tx/s" if claimed is not None else ""
+    if value is None and knee is not None:
+        best = f"{figure(knee.get('offered'))} tx/s"
+        en = (f"No capacity is certified at {n_en}: the best step, {best}, did not pass its full-length "
+              f"confirmation run{claim_en}.")
+        zh = f"{n_zh}下未认证容量：最佳台阶 {best} 未通过完整时长的确认运行{claim_zh}。"
+    elif value is None:
+        tried = [number(s.get("offered")) for s in steps]
         lowest = min((t for t in tried if t is not None), default=None)
         en = f"No offered rate met the criteria at {n_en}, so there is no measured capacity"
         zh = f"在 {n_zh}下没有任何发送速率满足判据，因此没有实测容量"
         if lowest is not None:
             en += f" (even the lowest rate tried, {figure(lowest)} tx/s, failed)"
             zh += f"（连尝试的最低速率 {figure(lowest)} tx/s 也未通过）"
-        en, zh = en + ".", zh + "。"
-        if limited == "harness":
-            en += " The harness could not send fast enough: this says nothing about the chain's capacity."
-            zh += "测试框架无法以足够的速率发送：这并不说明链的容量。"
+        en, zh = f"{en}{claim_en}.", f"{zh}{claim_zh}。"
     else:
-        shown = f"{figure(value)} tx/s"
-        en = f"Measured capacity {shown} at {n_en}"
-        zh = f"{n_zh}下实测容量 {shown}"
+        en = f"Measured capacity {figure(value)} tx/s at {n_en}"
+        zh = f"{n_zh}下实测容量 {figure(value)} tx/s"
         if limit:
             en += f", limited by {limit['en']}"
             zh += f"，受限于{limit['zh']}"
@@ -143,23 +156,23 @@ def capacity_sentence(certify: dict[str, Any]) -> dict[str, str]:
         if capacity.get("confirmed") is not True:
             en += " (not confirmed by a full-length run)"
             zh += "（未经完整时长运行确认）"
-        claimed = claimed_throughput(certify, nodes)
-        if claimed is not None:
-            en += f"; the vendor claims {figure(claimed)} tx/s at {n_en}"
-            zh += f"；厂商声明 {n_zh}下为 {figure(claimed)} tx/s"
-        en, zh = en + ".", zh + "。"
-        if limited == "harness":
+        en, zh = f"{en}{claim_en}.", f"{zh}{claim_zh}。"
+    shown = f"{figure(value)} tx/s" if value is not None else None
+    if limited == "harness":
+        if shown:
             en += (f" The harness could not send faster: {shown} is a lower bound of the chain's capacity, "
                    "not the chain's limit.")
             zh += f"测试框架无法发送得更快：{shown} 只是该链容量的下限，而不是链的极限。"
-        elif limited == "profile":
-            profile = word(certify.get("profile"))
-            en += (f" The search stopped at the highest rate the {profile} profile tries: "
-                   f"the chain may sustain more, and {shown} is a lower bound.")
-            zh += (f"搜索在 {profile} 配置所尝试的最高速率处停止：该链可能承受更高负载，"
-                   f"{shown} 只是下限。")
-    if why:
-        en, zh = f"{why['en']} {en}", f"{why['zh']} {zh}"
+        else:
+            en += " The harness could not send fast enough: this says nothing about the chain's capacity."
+            zh += "测试框架无法以足够的速率发送：这并不说明链的容量。"
+    elif limited == "profile" and shown:
+        profile = word(certify.get("profile"))
+        en += (f" The search stopped at the highest rate the {profile} profile tries: "
+               f"the chain may sustain more, and {shown} is a lower bound.")
+        zh += f"搜索在 {profile} 配置所尝试的最高速率处停止：该链可能承受更高负载，{shown} 只是下限。"
+    if why:   # the search's own account after the figure: the figure is what a tester quotes
+        en, zh = f"{en} {_finished(why['en'])}", f"{zh} {_finished(why['zh'])}"
     return text(en, zh)
 
 

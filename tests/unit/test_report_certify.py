@@ -69,7 +69,7 @@ def certify_block(**changes: Any) -> dict[str, Any]:
                       step("capacity-04", "bisect", 300.0, True),
                       step("capacity-confirm", "confirm", 300.0, True)],
             "capacity": 300.0, "confirmed": True, "limited_by": "chain", "knee": "capacity-04",
-            "why": "The chain kept pace up to 300 tx/s; at 400 tx/s commits fell behind sends."},
+            "why": "the chain kept pace up to 300 tx/s; at 400 tx/s commits fell behind sends"},
         "not_applicable": [{"case": "partition-pow",
                             "why": "partition applies to pow chains; anvil is single"}],
         "not_run": [{"case": "spike-4", "why": "not in the quick profile"}],
@@ -173,9 +173,9 @@ def test_claims_table(page: str, built: tuple[dict[str, Any], Path]) -> None:
 def test_capacity_sentence_figures_and_claim(page: str) -> None:
     part = section(page, "certify")
     en = text_of(english(part).split('id="capacity-sentence">')[1].split("</p>")[0])
-    assert en == ("The chain kept pace up to 300 tx/s; at 400 tx/s commits fell behind sends. "
-                  "Measured capacity 300.0 tx/s at 4 nodes, limited by the chain; "
-                  "the vendor claims 500.0 tx/s at 4 nodes.")
+    assert en == ("Measured capacity 300.0 tx/s at 4 nodes, limited by the chain; the vendor claims "
+                  "500.0 tx/s at 4 nodes. The chain kept pace up to 300 tx/s; at 400 tx/s commits fell "
+                  "behind sends.")
     zh = text_of(chinese(part).split('id="capacity-sentence">')[1].split("</p>")[0])
     assert "4 个节点下实测容量 300.0 tx/s，受限于链本身；厂商声明 4 个节点下为 500.0 tx/s。" in zh
     cards = dict(re.findall(CARDS, english(part)))
@@ -278,11 +278,24 @@ def test_no_capacity_when_no_step_passed(built: tuple[dict[str, Any], Path]) -> 
     part = _capacity_part(built, capacity=None, knee=None, confirmed=False, steps=failed, why=None)
     en = text_of(english(part).split('id="capacity-sentence">')[1].split("</p>")[0])
     assert en == ("No offered rate met the criteria at 4 nodes, so there is no measured capacity "
-                  "(even the lowest rate tried, 100.0 tx/s, failed).")
+                  "(even the lowest rate tried, 100.0 tx/s, failed); the vendor claims 500.0 tx/s at 4 "
+                  "nodes.")
     cards = dict(re.findall(CARDS, english(part)))
     assert cards["capacity-value"] == "—" and cards["capacity-confirmed"] == "no"
     assert "focus" not in table(part, "capacity-steps") and "None" not in part
     assert '<figure id="capacity-curve">' in part   # the failing step is still drawn
+
+
+def test_a_knee_that_failed_confirmation_certifies_no_capacity(built: tuple[dict[str, Any], Path]) -> None:
+    steps = copy.deepcopy(built[0]["certify"]["capacity"]["steps"])
+    steps[-1].update(passed=False, why="latency_p99 = 12000, needs <= 10000")
+    part = _capacity_part(built, capacity=None, confirmed=False, steps=steps, why=None)
+    en = text_of(english(part).split('id="capacity-sentence">')[1].split("</p>")[0])
+    assert en == ("No capacity is certified at 4 nodes: the best step, 300.0 tx/s, did not pass its "
+                  "full-length confirmation run; the vendor claims 500.0 tx/s at 4 nodes.")
+    assert "最佳台阶 300.0 tx/s 未通过完整时长的确认运行" in chinese(part)
+    assert rows(table(english(part), "capacity-steps"))[-1][-2:] == ["fail",
+                                                                    "latency_p99 = 12000, needs &lt;= 10000"]
 
 
 def test_no_capacity_search(built: tuple[dict[str, Any], Path]) -> None:
@@ -380,9 +393,9 @@ def test_summary_md_has_the_program_claims_and_capacity(built: tuple[dict[str, A
     assert ("| throughput-4 | 500.0 | 480.2 | tx/s | ❌ fail | 480.2 tx/s committed at the claimed 500 tx/s, "
             "below the claim |") in text
     assert "| fault-tolerance-4 | 1 | — | nodes | ❔ unknown |" in text
-    assert ("**Capacity:** The chain kept pace up to 300 tx/s; at 400 tx/s commits fell behind sends. "
-            "Measured capacity 300.0 tx/s at 4 nodes, limited by the chain; the vendor claims 500.0 tx/s "
-            "at 4 nodes.") in text
+    assert ("**Capacity:** Measured capacity 300.0 tx/s at 4 nodes, limited by the chain; the vendor claims "
+            "500.0 tx/s at 4 nodes. The chain kept pace up to 300 tx/s; at 400 tx/s commits fell behind "
+            "sends.") in text
     assert "not applicable: partition-pow (partition applies to pow chains; anvil is single)" in text
     assert "not run: spike-4 (not in the quick profile)" in text
     assert text.index("**Certification program**") < text.index("**Certification:**")
@@ -416,6 +429,7 @@ def test_console_summary(built: tuple[dict[str, Any], Path]) -> None:
                         + ", pack [red]evil[/red] 1.7.1 (evm, single)")
     assert ("   fail claim throughput-4: claimed 500.0 tx/s, measured 480.2 tx/s: 480.2 tx/s committed "
             "at the claimed 500 tx/s, below the claim") in lines
-    assert any(line.startswith("capacity: The chain kept pace") and "a lower bound" in line for line in lines)
+    assert any(line.startswith("capacity: Measured capacity 300.0 tx/s at 4 nodes, limited by the harness")
+               and "a lower bound" in line for line in lines)
     assert "not applicable: partition-pow (partition applies to pow chains; anvil is single)" in lines
     assert "not run: spike-4 (not in the quick profile)" in lines
