@@ -111,13 +111,12 @@ def _finished(line: str) -> str:
 
 def capacity_sentence(certify: dict[str, Any]) -> dict[str, str]:
     """The capacity in words a tester can quote: the measured figure at N nodes and what limited
-    it, beside the vendor's claim, then the search's own `why`; a harness or profile limit is
-    said to be a lower bound, never the chain's limit."""
+    it, beside the vendor's claim; a harness or profile limit is said to be a lower bound, never
+    the chain's limit. The search's own account follows it (`search_sentence`)."""
     capacity = certify.get("capacity")
     if not isinstance(capacity, dict):
         return text("The capacity search did not run: this certification has no capacity figure.",
                     "未进行容量搜索：本次认证没有容量数据。")
-    why = sentence(capacity.get("why")) if capacity.get("why") else None
     nodes = capacity.get("nodes")
     n_en = f"{figure(nodes)} nodes" if number(nodes) is not None else "the nodes tested"
     n_zh = f"{figure(nodes)} 个节点" if number(nodes) is not None else "所测节点数"
@@ -145,8 +144,8 @@ def capacity_sentence(certify: dict[str, Any]) -> dict[str, str]:
             zh += f"（连尝试的最低速率 {figure(lowest)} tx/s 也未通过）"
         en, zh = f"{en}{claim_en}.", f"{zh}{claim_zh}。"
     else:
-        en = f"Measured capacity {figure(value)} tx/s at {n_en}"
-        zh = f"{n_zh}下实测容量 {figure(value)} tx/s"
+        en = f"Measured capacity {figure(capacity.get('capacity'))} tx/s at {n_en}"
+        zh = f"{n_zh}下实测容量 {figure(capacity.get('capacity'))} tx/s"
         if limit:
             en += f", limited by {limit['en']}"
             zh += f"，受限于{limit['zh']}"
@@ -157,7 +156,7 @@ def capacity_sentence(certify: dict[str, Any]) -> dict[str, str]:
             en += " (not confirmed by a full-length run)"
             zh += "（未经完整时长运行确认）"
         en, zh = f"{en}{claim_en}.", f"{zh}{claim_zh}。"
-    shown = f"{figure(value)} tx/s" if value is not None else None
+    shown = f"{figure(capacity.get('capacity'))} tx/s" if value is not None else None
     if limited == "harness":
         if shown:
             en += (f" The harness could not send faster: {shown} is a lower bound of the chain's capacity, "
@@ -171,9 +170,16 @@ def capacity_sentence(certify: dict[str, Any]) -> dict[str, str]:
         en += (f" The search stopped at the highest rate the {profile} profile tries: "
                f"the chain may sustain more, and {shown} is a lower bound.")
         zh += f"搜索在 {profile} 配置所尝试的最高速率处停止：该链可能承受更高负载，{shown} 只是下限。"
-    if why:   # the search's own account after the figure: the figure is what a tester quotes
-        en, zh = f"{en} {_finished(why['en'])}", f"{zh} {_finished(why['zh'])}"
     return text(en, zh)
+
+
+def search_sentence(certify: dict[str, Any]) -> dict[str, str] | None:
+    """How the capacity search ended, in its own words (`capacity.why`), as a sentence."""
+    why = _dict(certify.get("capacity")).get("why")
+    if not why:
+        return None
+    both = sentence(why)
+    return {k: _finished(v) for k, v in both.items()}
 
 
 def criteria_sentence(criteria: dict[str, Any]) -> dict[str, str] | None:
@@ -252,7 +258,7 @@ def capacity_view(certify: dict[str, Any], case_reports: dict[str, str | None],
     claimed = claimed_throughput(certify, nodes)
     limited = capacity.get("limited_by")
     return {
-        "value": figure(capacity.get("capacity")), "nodes": figure(nodes),
+        "value": figure(capacity.get('capacity')), "nodes": figure(nodes),
         "claimed": figure(claimed) if claimed is not None else None,
         "limited_by": word(limited), "harness_limited": limited == "harness",
         "confirmed": capacity.get("confirmed") is True, "knee": word(capacity.get("knee")),
@@ -285,6 +291,7 @@ def view(results: dict[str, Any], run_dir: Path,
         "claims_sha256": word(_dict(claims).get("sha256")),
         "claims": claim_rows(certify, reports, run_dir),
         "capacity_sentence": capacity_sentence(certify),
+        "search_sentence": search_sentence(certify),
         "capacity": capacity_view(certify, reports, run_dir),
         "rounds": rounds,
     }

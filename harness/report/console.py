@@ -101,5 +101,7 @@ def certify_summary(console: Console, results: dict[str, Any]) -> None:
                       f"{escape(claim['claimed'] + unit)}, measured {escape(claim['measured'] + unit)}: "
                       f"{escape(claim['why']['en'])}", highlight=False, markup=True)
     plain(f"capacity: {view['capacity_sentence']['en']}")
+    if view["search_sentence"]:
+        plain(f"  how the search ended: {view['search_sentence']['en']}")
     for row in view["rounds"]:
         plain(f"{row['status'].replace('-', ' ')}: {row['case']} ({row['why']['en']})")

@@ -56,6 +56,9 @@ def _certify_lines(results: dict[str, Any]) -> list[str]:
     else:
         lines.append("No claim verdict was recorded." if view["claimed"] else "The vendor made no claims.")
     lines += ["", f"**Capacity:** {md(view['capacity_sentence']['en'])}"]
+    if view["search_sentence"]:
+        lines += ["", f"How the search ended: {md(view['search_sentence']['en'])}"]
+    lines.append("")
     lines += [f"- {r['status'].replace('-', ' ')}: {md(r['case'])} ({md(r['why']['en'])})"
               for r in view["rounds"]]
     return lines

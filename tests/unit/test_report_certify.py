@@ -174,8 +174,10 @@ def test_capacity_sentence_figures_and_claim(page: str) -> None:
     part = section(page, "certify")
     en = text_of(english(part).split('id="capacity-sentence">')[1].split("</p>")[0])
     assert en == ("Measured capacity 300.0 tx/s at 4 nodes, limited by the chain; the vendor claims "
-                  "500.0 tx/s at 4 nodes. The chain kept pace up to 300 tx/s; at 400 tx/s commits fell "
-                  "behind sends.")
+                  "500.0 tx/s at 4 nodes.")
+    why = text_of(english(part).split('id="capacity-why">')[1].split("</p>")[0])
+    assert why == ("How the search ended: The chain kept pace up to 300 tx/s; at 400 tx/s commits fell "
+                   "behind sends.")
     zh = text_of(chinese(part).split('id="capacity-sentence">')[1].split("</p>")[0])
     assert "4 个节点下实测容量 300.0 tx/s，受限于链本身；厂商声明 4 个节点下为 500.0 tx/s。" in zh
     cards = dict(re.findall(CARDS, english(part)))
@@ -394,8 +396,8 @@ def test_summary_md_has_the_program_claims_and_capacity(built: tuple[dict[str, A
             "below the claim |") in text
     assert "| fault-tolerance-4 | 1 | — | nodes | ❔ unknown |" in text
     assert ("**Capacity:** Measured capacity 300.0 tx/s at 4 nodes, limited by the chain; the vendor claims "
-            "500.0 tx/s at 4 nodes. The chain kept pace up to 300 tx/s; at 400 tx/s commits fell behind "
-            "sends.") in text
+            "500.0 tx/s at 4 nodes.\n\nHow the search ended: The chain kept pace up to 300 tx/s; at 400 tx/s "
+            "commits fell behind sends.") in text
     assert "not applicable: partition-pow (partition applies to pow chains; anvil is single)" in text
     assert "not run: spike-4 (not in the quick profile)" in text
     assert text.index("**Certification program**") < text.index("**Certification:**")
@@ -433,3 +435,5 @@ def test_console_summary(built: tuple[dict[str, Any], Path]) -> None:
                and "a lower bound" in line for line in lines)
     assert "not applicable: partition-pow (partition applies to pow chains; anvil is single)" in lines
     assert "not run: spike-4 (not in the quick profile)" in lines
+    assert "  how the search ended: The chain kept pace up to 300 tx/s; at 400 tx/s commits fell behind " \
+           "sends." in lines
