@@ -157,6 +157,9 @@ def conclude(out: Path, console: Console, codes: list[int]) -> int:
     certification = judged["certification"]
     console.print(f"\ncertification: {describe(certification)}; report: "
                   f"{out / 'report.html'}", highlight=False)
+    if judged.get("certify"):
+        from harness.report import console as console_report
+        console_report.certify_summary(console, judged)
     for requirement in judged["requirements"]:
         if requirement["verdict"] in ("fail", "inconclusive") and requirement["obligation"] == "mandatory":
             console.print(f"  {requirement['verdict']:>12} {requirement['id']}: {requirement['why']}",

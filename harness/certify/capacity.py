@@ -189,6 +189,6 @@ def judge(profile: Profile, nodes: int, steps: list[dict[str, Any]], bars: Crite
         else:
             why += f"; {min(s['offered'] for s in failed_above):g} tx/s failed"
     return {"nodes": nodes, "criteria": bars.entry(),
-            "steps": [{k: v for k, v in s.items() if k != "harness_limited"} for s in steps],
+            "steps": steps,
             "capacity": capacity, "confirmed": confirmed, "limited_by": limited_by,
             "knee": knee["case"] if knee else None, "why": why}
