@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,10 @@ class Certification:
         path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
         case = campaign.Case(id=case_id, suite=suite.load(path))
         campaign.add_case(self.out, case)
+        # Between runs a SIGTERM (a worker stopping) must end the certification like Ctrl-C:
+        # judged and written as incomplete. Each run's own loop handles it while it runs and
+        # leaves the default (die at once) behind, so set it again before every case.
+        signal.signal(signal.SIGTERM, _interrupt)
         self.codes.append(campaign.run_case(self.out, case, label, self.console,
                                             rebuild=self.rebuild and not self.codes))
         return campaign.stored_case_results(self.out, case_id)
@@ -161,12 +166,22 @@ def certify(pack_dir: Path, claims_file: Path | None, profile: str, out: Path | 
     work.save()
     console.print(f"certify {run_id}: {program.pack.name} {program.pack.version}, {profile} profile, "
                   f"vendor {vendor} → {out}", highlight=False, markup=False)
-    found = work.search()
-    work.program = dataclasses.replace(program, capacity=found)
-    if not work.interrupted():
-        work.rounds()
+    try:
+        found = work.search()
+        work.program = dataclasses.replace(program, capacity=found)
+        if not work.interrupted():
+            work.rounds()
+    except KeyboardInterrupt:
+        console.print("certification interrupted between cases: the rest was not run", highlight=False)
+        work.codes.append(EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _write_campaign_file(out)
     return campaign.conclude(out, console, work.codes)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _write_campaign_file(out: Path) -> None:
