@@ -9,7 +9,8 @@ bound set by the harness, never the chain's limit.
 
 Ramp: raise the rate (×2 in the full profile, ×4 in the quick one) from the start (half
 the claim, or the profile's start) until a step fails; halve from the start while nothing
-passed. Bisect: halve the interval between the best pass and the lowest failure. Confirm: a full-length run at the best pass.
+passed. Bisect: halve the interval between the best pass and the lowest failure.
+Confirm: a full-length run at the best pass.
 
 Each step is its own run on a fresh network, not a rate change on one running network:
 a saturated step leaves a mempool backlog (and, on nonce or UTXO chains, gaps) that
