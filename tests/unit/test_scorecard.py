@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import html.parser
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -26,6 +27,8 @@ from harness.scorecard import collect, listing, site
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "scorecard"
+REAL_RUN = Path(os.environ.get("BCTEST_CERTIFY_RUN", "/tmp/sc/real/anvil-quick"))  # a `bctest certify` OUT
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 HOSTILE = ("<script>alert(1)</script>\"'{{7*7}}{% raw %}\u202e\u200fevil\u202c</script><!--"
            + "x" * 10_000)
 
@@ -84,7 +87,7 @@ def test_listing_lines_follow_the_schema_and_the_fixture_figures(built) -> None:
     assert (acme["chain"]["family"], acme["chain"]["consensus"]) == ("evm", "single")
     assert acme["date"] == "2026-11-20" and acme["profile"] == "full" and acme["grade"] == "A"
     assert acme["capacity"] == {"value": 480.0, "limited_by": "chain", "confirmed": True, "nodes": 4,
-                                "claimed": 500.0}
+                                "claimed": 500.0, "why": "the search stopped: limited by the chain"}
     assert acme["latency_p99_ms"] == 1500.0
     assert acme["fault_tolerance"] == {"requirement": "REL-FT-THRESHOLD", "verdict": "not-applicable",
                                        "f": None, "nodes": 4}
@@ -132,15 +135,27 @@ class Links(html.parser.HTMLParser):
         self.ids: set[str] = set()
         self.tags: list[str] = []
         self.attributes: set[str] = set()
+        self.open: list[str] = []
+        self.unbalanced: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
+        if tag not in VOID:
+            self.open.append(tag)
         self.attributes.update(name for name, _ in attrs)
         values = dict(attrs)
         if values.get("id"):
             self.ids.add(values["id"])
         if tag == "a" and values.get("href"):
             self.hrefs.append(values["href"])
+
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open[-1] != tag:
+            self.unbalanced.append(f"</{tag}> closes <{self.open[-1] if self.open else None}> "
+                                   f"at {self.getpos()}")
+        elif self.open:
+            self.open.pop()
 
 
 def parse(page: Path) -> Links:
@@ -162,6 +177,7 @@ def test_every_signed_folder_is_copied_whole_and_every_link_resolves(built) -> N
         assert signing.check_signature(copy, signing.load_public(built[1])) == []
     for page in pages:
         links = parse(page)
+        assert links.unbalanced == [] and links.open == [], (page, links.unbalanced[:3], links.open)
         for href in links.hrefs:
             parts = urlsplit(href)
             assert not parts.scheme and not parts.netloc, (page, href)
@@ -388,3 +404,30 @@ def test_an_empty_scorecard_and_an_unreadable_certify_block(tmp_path: Path) -> N
     result = site.build([root], tmp_path / "site2", public, skip_invalid=True)
     assert len(result.lines) == 4 and len(result.skipped) == 1
     assert "profile" in result.skipped[0].problem and str(target) in result.skipped[0].problem
+
+
+def test_a_real_certify_folder(tmp_path: Path) -> None:
+    """The reader against what `bctest certify` really writes (BCTEST_CERTIFY_RUN, by default
+    the folder of `bctest certify chains/anvil --profile quick --out /tmp/sc/real/anvil-quick`),
+    and the site's "how to verify this" command run on the published copy."""
+    if not (REAL_RUN / "certify.json").is_file():
+        pytest.skip(f"no certify folder at {REAL_RUN} (set BCTEST_CERTIFY_RUN to one)")
+    folder = tmp_path / "in" / "real"
+    shutil.copytree(REAL_RUN, folder)
+    (folder / "signature.json").unlink(missing_ok=True)
+    public, _ = signing.init_keys(tmp_path / "keys")
+    signing.sign(folder, tmp_path / "keys" / signing.PRIVATE)
+    result = site.build([tmp_path / "in"], tmp_path / "site", public)
+    [line] = listing.read(tmp_path / "site" / "listing.jsonl")
+    stored = json.loads((REAL_RUN / "results.json").read_text(encoding="utf-8"))
+    certify = stored["certify"]
+    assert line["chain"]["name"] == certify["pack"]["name"] and line["profile"] == certify["profile"]
+    assert line["grade"] == stored["certification"]["grade"]
+    assert line["capacity"]["value"] == (certify["capacity"] or {}).get("capacity")
+    assert line["security"]["findings"] == {k: (stored.get("security") or {}).get("findings", {}).get(k, 0)
+                                            for k in line["security"]["findings"]}
+    assert result.lines == [line]
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "verify", line["links"]["folder"], "--key",
+                           f"keys/{line['key_id']}.pub"], cwd=tmp_path / "site", capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and "every file intact" in done.stdout, done.stdout + done.stderr
