@@ -112,7 +112,13 @@ def build(roots: list[Path], out: Path, key: Path, skip_invalid: bool = False) -
         for number, folder in enumerate(found):
             copy = staging / "runs" / f".incoming-{number}"
             try:
-                # Check the copy, not the original: what is published is what was checked.
+                # A FIFO would block the copy, a link would pull in another folder: refused
+                # before copying. Then the copy is checked, not the original: what is
+                # published is exactly what was checked.
+                _, strange = signing.signed_files(folder)
+                if strange:
+                    raise InputError(str(folder), None, f"tampered: {strange[0]} is a link or a special "
+                                     "file, not a signed file")
                 shutil.copytree(folder, copy, symlinks=True)
                 cert = collect.check(copy, trusted, origin=folder)
                 target = staging / "runs" / listing.prefix(cert.digest)

@@ -165,6 +165,14 @@ async def browse(ws_url: str, site: Path, shots: Path) -> dict[str, Any]:
             await page.reload()
             found["acme_reloaded"] = await page.js(VISIBLE)
             found["acme_select_reloaded"] = await page.js("document.getElementById('f-vendor').value")
+            # the hostile vendor as a filter value: one row, and the URL brings it back intact
+            hostile = await page.js("Array.from(document.querySelectorAll('#f-vendor option'))"
+                                    ".map(o => o.value).find(v => v.startsWith('<script>'))")
+            await page.choose("#f-vendor", hostile)
+            found["hostile"] = await page.js(VISIBLE)
+            await page.reload()
+            found["hostile_reloaded"] = await page.js(VISIBLE)
+            found["hostile_value"] = await page.js("document.getElementById('f-vendor').value")
             await page.choose("#f-vendor", "")
             await page.choose("#f-family", "evm")
             found["evm"] = await page.js(VISIBLE)
@@ -280,6 +288,7 @@ def test_scorecard_site_in_chromium(site: Path, tmp_path: Path) -> None:
     assert found["all"] == 6 and found["shown_all"] == "6"
     assert found["acme"] == 2 and "vendor=acme" in found["acme_url"]
     assert found["acme_reloaded"] == 2 and found["acme_select_reloaded"] == "acme"
+    assert found["hostile"] == 1 and found["hostile_reloaded"] == 1 and found["hostile_value"] == HOSTILE
     assert found["evm"] == 3 and found["evm_C"] == 1 and found["cleared"] == 6
     assert found["bft"] == 2   # globex's cometbft and the hostile folder (consensus bft)
     assert found["dates"] == 3, found   # globex 11-25, acme 1.8.0 11-27, initech 11-28 (inclusive)

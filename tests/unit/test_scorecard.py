@@ -266,6 +266,11 @@ def test_an_added_file_and_a_planted_link_are_tampering(tmp_path: Path) -> None:
     (root / "acme-anvil-1.8.0" / "passwd").symlink_to("/etc/passwd")
     with pytest.raises(InputError, match="passwd is a link"):
         site.build([root], tmp_path / "site", public)
+    (root / "acme-anvil-1.8.0" / "passwd").unlink()
+    os.mkfifo(root / "acme-anvil-1.8.0" / "pipe")   # copying it would block on the read
+    with pytest.raises(InputError, match="pipe is a link or a special file"):
+        site.build([root], tmp_path / "site", public)
+    assert not (tmp_path / "site").exists()
 
 
 def test_skip_invalid_lists_the_refused_folders_and_builds_the_rest(tmp_path: Path) -> None:
