@@ -17,7 +17,8 @@ HELP = "certify a chain pack: capacity search, the rounds that apply, claims jud
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pack", help="chain pack folder or name under chains/")
     parser.add_argument("--claims", type=Path,
-                        help="the vendor's claims.yaml (rated throughput, latency, f); default: claims.yaml in the pack folder when there is one")
+                        help="the vendor's claims.yaml (rated throughput, latency, f); "
+                             "default: claims.yaml in the pack folder when there is one")
     parser.add_argument("--profile", choices=("quick", "full"), default="full",
                         help="quick: a vendor's self-check in minutes; full: the certificate (default)")
     parser.add_argument("--out", type=Path, help="folder (default runs/certify-<pack>-<time>-<id>)")
