@@ -130,7 +130,7 @@ def build(roots: list[Path], out: Path, key: Path, skip_invalid: bool = False) -
             except InputError as exc:
                 shutil.rmtree(copy, ignore_errors=True)
                 if not skip_invalid:
-                    raise
+                    raise InputError(None, None, _one_line(exc, folder)) from None
                 built.skipped.append(collect.Skipped(folder, _one_line(exc, folder)))
                 continue
             except OSError as exc:
@@ -153,9 +153,12 @@ def build(roots: list[Path], out: Path, key: Path, skip_invalid: bool = False) -
     return built
 
 
-def _one_line(exc: InputError, folder: Path) -> str:
+def _one_line(exc: InputError, folder: Path, limit: int = 600) -> str:
+    """The refusal as one line naming the folder; a vendor's string quoted in it (a schema
+    error shows the value) cannot add lines or run to megabytes."""
     text = " ".join(str(exc).split())
-    return text if str(folder) in text else f"{folder}: {text}"
+    text = text if str(folder) in text else f"{folder}: {text}"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _swap(staging: Path, out: Path) -> None:

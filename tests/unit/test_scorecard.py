@@ -409,6 +409,12 @@ def test_an_empty_scorecard_and_an_unreadable_certify_block(tmp_path: Path) -> N
     result = site.build([root], tmp_path / "site2", public, skip_invalid=True)
     assert len(result.lines) == 4 and len(result.skipped) == 1
     assert "profile" in result.skipped[0].problem and str(target) in result.skipped[0].problem
+    results["certify"]["profile"] = "turbo\nsecond line" + "x" * 5000   # quoted in the error
+    (target / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    signing.sign(target, tmp_path / "broken" / "keys" / signing.PRIVATE)
+    line = one_error_line(bctest("scorecard", "build", str(root), "--out", str(tmp_path / "site3"),
+                                 "--key", str(public)))
+    assert str(target) in line and "profile" in line and len(line) < 700, line[:200]
 
 
 def test_a_real_certify_folder(tmp_path: Path) -> None:
