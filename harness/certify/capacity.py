@@ -32,6 +32,7 @@ from harness.standards import metrics
 HARNESS_SHARE = 0.95        # send rate ÷ target below this: the harness, not the chain, fell behind
 COMMIT_SHARE = 0.95         # throughput ÷ send rate: commits keep pace with sends
 CLOSE_ENOUGH = 1.05         # bisect no further once fail ÷ pass is this close
+RETRY_SHARE = 0.8           # a failed confirmation with no lower step retries at this share
 
 
 @dataclass(frozen=True)
@@ -127,12 +128,18 @@ def next_step(program: Program, steps: list[dict[str, Any]]) -> tuple[float, str
     profile = program.profile
     if not steps:
         return start_rate(program), "ramp"
-    if steps[-1]["stage"] == "confirm":
-        return None
     searched = [s for s in steps if s["stage"] != "confirm"]
     passed = [s["offered"] for s in searched if s["passed"]]
     failed = [s["offered"] for s in searched if not s["passed"]]
     best = max(passed, default=None)
+    confirms = [s for s in steps if s["stage"] == "confirm"]
+    if confirms:                 # a short step's pass may not hold for the full length: step down
+        last = confirms[-1]
+        if last["passed"] or last["harness_limited"] or len(confirms) >= profile.confirm_attempts:
+            return None
+        lower = max((p for p in passed if p < last["offered"]), default=None)
+        rate = lower if lower is not None else round(RETRY_SHARE * last["offered"], 2)
+        return (rate, "confirm") if rate >= 1 else None
     if any(s["harness_limited"] for s in steps):   # no evidence above: confirm what was found
         return (best, "confirm") if best is not None else None
     lowest_fail = min((f for f in failed if best is None or f > best), default=None)
@@ -153,31 +160,44 @@ def next_step(program: Program, steps: list[dict[str, Any]]) -> tuple[float, str
     return best, "confirm"
 
 
+def confirm_case(steps: list[dict[str, Any]]) -> str:
+    """capacity-confirm, then capacity-confirm-2 … for the retries."""
+    done = sum(1 for s in steps if s["stage"] == "confirm")
+    return "capacity-confirm" if done == 0 else f"capacity-confirm-{done + 1}"
+
+
 def judge(profile: Profile, nodes: int, steps: list[dict[str, Any]], bars: Criteria) -> dict[str, Any]:
     """results.json's certify.capacity from the judged steps."""
     searched = [s for s in steps if s["stage"] != "confirm"]
-    confirm = next((s for s in steps if s["stage"] == "confirm"), None)
+    confirms = [s for s in steps if s["stage"] == "confirm"]
+    held = next((s for s in confirms if s["passed"]), None)
     passing = [s for s in searched if s["passed"]]
-    knee = max(passing, key=lambda s: s["offered"], default=None)
+    best = max(passing, key=lambda s: s["offered"], default=None)
+    capacity = held["offered"] if held else None
+    # The knee: the step at the confirmed rate (a retry below every step is its own point).
+    knee = (next((s for s in passing if s["offered"] == capacity), held) if held else best)
     limited = next((s for s in steps if s["harness_limited"]), None)
     failed_above = [s for s in searched if not s["passed"] and not s["harness_limited"]
-                    and (knee is None or s["offered"] > knee["offered"])]
+                    and (best is None or s["offered"] > best["offered"])]
     limited_by = "harness" if limited else ("chain" if failed_above else "profile")
-    confirmed = bool(confirm and confirm["passed"])
-    capacity = knee["offered"] if knee and confirmed else None
-    if knee is None:
+    unheld = [s for s in confirms if not s["passed"]]
+    if best is None:
         why = ("no step passed: the chain kept none of the offered rates "
                f"({', '.join(format(s['offered'], 'g') for s in searched)} tx/s) within the criteria")
         if limited:
             why = f"no step passed before the harness itself fell behind: {limited['why']}"
-    elif not confirmed:
-        why = (f"the best step, {knee['offered']:g} tx/s at {nodes} node(s), failed its full-length "
-               f"confirmation run ({(confirm or {}).get('why') or 'not run'}): no capacity is certified")
+    elif held is None:
+        tried = ", ".join(f"{s['offered']:g} tx/s ({s['why'] or 'not run'})" for s in unheld) or "none ran"
+        why = (f"the best step, {best['offered']:g} tx/s at {nodes} node(s), did not hold for a full-length "
+               f"run — confirmation runs at {tried}: no capacity is certified")
     else:
         why = (f"measured capacity {capacity:g} tx/s at {nodes} node(s): the highest offered rate at which "
                f"success ≥ {bars.success_ratio:.0%}, commits kept pace with sends "
                f"(≥ {bars.commit_send_ratio:.0%}) "
                f"and p99 ≤ {bars.latency_p99_ms:g} ms, confirmed by a {profile.confirm_duration:g} s run")
+        if unheld:
+            why += ("; " + ", ".join(f"{s['offered']:g} tx/s" for s in unheld)
+                    + f" passed a short step but not the full-length run ({unheld[0]['why']})")
         if limited_by == "harness":
             why += (f"; the search stopped because the harness could not send faster ({limited['why']}): "
                     f"the chain's capacity is at least {capacity:g} tx/s, not at most")
@@ -189,7 +209,6 @@ def judge(profile: Profile, nodes: int, steps: list[dict[str, Any]], bars: Crite
                     f"is at least {capacity:g} tx/s")
         else:
             why += f"; {min(s['offered'] for s in failed_above):g} tx/s failed"
-    return {"nodes": nodes, "criteria": bars.entry(),
-            "steps": steps,
-            "capacity": capacity, "confirmed": confirmed, "limited_by": limited_by,
+    return {"nodes": nodes, "criteria": bars.entry(), "steps": steps,
+            "capacity": capacity, "confirmed": held is not None, "limited_by": limited_by,
             "knee": knee["case"] if knee else None, "why": why}

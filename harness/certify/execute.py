@@ -108,7 +108,7 @@ class Certification:
         steps: list[dict[str, Any]] = []
         while not self.interrupted() and (chosen := capacity.next_step(self.program, steps)) is not None:
             rate, stage = chosen
-            case_id = "capacity-confirm" if stage == "confirm" else f"capacity-{len(steps) + 1:02d}"
+            case_id = capacity.confirm_case(steps) if stage == "confirm" else f"capacity-{len(steps) + 1:02d}"
             self.plan["capacity_steps"].append({"case": case_id, "stage": stage, "offered": rate})
             self.save()
             got = self.run(case_id, capacity.step_suite(self.program, rate, stage),

@@ -27,7 +27,8 @@ class Profile:
     ramp_steps: int           # at most this many steps while raising the rate …
     ramp_factor: float        # … each this many times the last
     bisect_steps: int         # then this many halvings of the interval between pass and fail
-    confirm_duration: float   # the full-length run at the capacity found
+    confirm_duration: float   # the full-length run at the capacity found …
+    confirm_attempts: int     # … tried this many times, each lower than the last
     start_rate: float         # the first step when the vendor claims no rate
     max_rate: float           # the search never offers more (then limited_by "profile")
     round_duration: float     # pressure / spike rounds' measured seconds
@@ -37,10 +38,10 @@ class Profile:
 
 PROFILES = {
     "quick": Profile("quick", step_warmup=2, step_duration=8, step_settle=10, ramp_steps=4, ramp_factor=4,
-                     bisect_steps=1, confirm_duration=15, start_rate=25, max_rate=2000,
+                     bisect_steps=1, confirm_duration=15, confirm_attempts=2, start_rate=25, max_rate=2000,
                      round_duration=15, stability_duration=0, security_budget=45),
     "full": Profile("full", step_warmup=3, step_duration=20, step_settle=20, ramp_steps=8, ramp_factor=2,
-                    bisect_steps=3, confirm_duration=60, start_rate=50, max_rate=20000,
+                    bisect_steps=3, confirm_duration=60, confirm_attempts=3, start_rate=50, max_rate=20000,
                     round_duration=60, stability_duration=300, security_budget=120),
 }
 

@@ -50,7 +50,7 @@ def search(prog: Program, chain) -> dict:
     steps: list[dict] = []
     while (chosen := capacity.next_step(prog, steps)) is not None:
         rate, stage = chosen
-        case = "capacity-confirm" if stage == "confirm" else f"capacity-{len(steps) + 1:02d}"
+        case = capacity.confirm_case(steps) if stage == "confirm" else f"capacity-{len(steps) + 1:02d}"
         steps.append(capacity.judge_step(case, stage, rate, chain(rate), BARS))
         assert len(steps) < 30, "the search must end"
     return capacity.judge(prog.profile, prog.round_nodes, steps, BARS)
@@ -94,15 +94,36 @@ def test_a_chain_that_keeps_nothing_has_no_capacity():
     assert "no step passed" in found["why"]
 
 
-def test_a_failed_confirmation_certifies_no_capacity():
-    calls = []
+def run_search(prog: Program, chain) -> dict:
+    """The search against `chain(rate, stage)`."""
+    steps: list[dict] = []
+    while (chosen := capacity.next_step(prog, steps)) is not None:
+        rate, stage = chosen
+        case = capacity.confirm_case(steps) if stage == "confirm" else f"capacity-{len(steps) + 1:02d}"
+        steps.append(capacity.judge_step(case, stage, rate, chain(rate, stage), BARS))
+        assert len(steps) < 30, "the search must end"
+    return capacity.judge(prog.profile, prog.round_nodes, steps, BARS)
 
-    def flaky(rate: float) -> dict:
-        calls.append(rate)
-        return chain_with_capacity(300)(rate) if len(calls) < 8 else results(rate, committed=rate / 2)
-    found = search(program(), flaky)
-    assert found["steps"][-1]["stage"] == "confirm" and not found["confirmed"]
-    assert found["capacity"] is None and "confirmation" in found["why"]
+
+def test_a_failed_confirmation_steps_down_to_a_rate_that_holds():
+    def chain(rate: float, stage: str) -> dict:   # short steps keep 300 tx/s, full-length runs 200
+        limit = 200 if stage == "confirm" else 300
+        return results(rate, committed=min(rate, limit), p99=800 if rate <= limit else 20000)
+    found = run_search(program(), chain)
+    confirms = [s for s in found["steps"] if s["stage"] == "confirm"]
+    assert [s["case"] for s in confirms][:2] == ["capacity-confirm", "capacity-confirm-2"]
+    assert not confirms[0]["passed"] and confirms[-1]["passed"] and confirms[-1]["offered"] <= 200
+    assert found["capacity"] == confirms[-1]["offered"] and found["confirmed"]
+    assert "passed a short step but not the full-length run" in found["why"]
+
+
+def test_confirmations_that_never_hold_certify_no_capacity():
+    def chain(rate: float, stage: str) -> dict:
+        return results(rate, committed=rate / 2) if stage == "confirm" else chain_with_capacity(300)(rate)
+    prog = program()
+    found = run_search(prog, chain)
+    assert sum(1 for s in found["steps"] if s["stage"] == "confirm") == prog.profile.confirm_attempts
+    assert found["capacity"] is None and not found["confirmed"] and "no capacity is certified" in found["why"]
 
 
 def test_a_step_is_judged_on_every_criterion():
