@@ -267,6 +267,13 @@ def load(folder: Path) -> Submission:
 
 # -- storing -------------------------------------------------------------------------------
 
+def _renamed(exc: SubmissionInvalid, old: str, new: str, source: str) -> SubmissionInvalid:
+    def swap(text: str | None) -> str | None:
+        return text.replace(old, new) if text else text
+    return SubmissionInvalid(source, [InputError(swap(p.file), p.field, swap(p.expected) or "")
+                                      for p in exc.problems])
+
+
 def stored_folder(data: Path, submission_id: str) -> Path:
     return data / "submissions" / submission_id
 
@@ -297,7 +304,12 @@ def accept(source: Path, data: Path) -> Submission:
             extract(source, staging)
         else:
             raise InputError(str(source), None, "a folder or a tarball, not a special file")
-        submission = load(staging)
+        try:
+            submission = load(staging)
+        except SubmissionInvalid as exc:
+            # name the vendor's files, not our staging copy of them
+            shown = f"{source}/" if source.is_dir() else f"{source}:"
+            raise _renamed(exc, f"{_root(staging)}/", shown, str(source)) from None
         target = stored_folder(data, submission.digest)
         if not target.exists():
             os.replace(_root(staging), target)

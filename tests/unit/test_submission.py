@@ -244,3 +244,38 @@ def test_not_a_tarball(tmp_path):
 def test_nothing_there(tmp_path):
     with pytest.raises(Exception, match="nothing is there"):
         submission.accept(tmp_path / "absent", tmp_path / "data")
+
+
+def cli(*args: str, env: dict | None = None):
+    import os
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=root, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_submit_queues_once_and_queue_lists_it(tmp_path):
+    source, data = make(tmp_path / "s"), tmp_path / "data"
+    first = cli("submit", str(source), "--data", str(data))
+    assert first.returncode == 0, first.stderr
+    assert "queued" in first.stdout and "acme, demo 1.0, profile quick" in first.stdout
+    again = cli("submit", str(source), "--data", str(data))
+    assert again.returncode == 0 and "already queued" in again.stdout
+    listing = cli("queue", "--data", str(data))
+    assert listing.returncode == 0
+    header, row = listing.stdout.splitlines()
+    assert header.split() == ["id", "vendor", "chain", "profile", "state", "attempts", "submitted",
+                              "started", "finished", "result"]
+    assert row.split()[:7] == [submission.digest(source)[:12], "acme", "demo", "1.0", "quick", "queued", "0"]
+
+
+def test_submit_of_an_invalid_tarball_names_the_vendors_files_and_exits_2(tmp_path):
+    source = make(tmp_path / "s", {"vendor": {"name": "X"}, "pack": "pack", "profile": "slow"})
+    tarball = tarball_of(source, tmp_path / "s.tar")
+    result = cli("submit", str(tarball), "--data", str(tmp_path / "data"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "2 problems" in result.stderr
+    assert f"{tarball}:submission.yaml at vendor.name" in result.stderr
+    assert f"{tarball}:submission.yaml at profile" in result.stderr
+    assert ".incoming" not in result.stderr
