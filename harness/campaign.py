@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.text import Text
 
 from harness import __version__, findings, results, signing, standards, suite, verdicts
+from harness.certify import judge as certify_judge
 from harness.errors import EXIT_INFRA_FAILED, EXIT_INTERRUPTED, InfraError, InputError
 from harness.standards.catalogue import Catalogue
 from harness.standards.verdicts import describe
@@ -85,39 +86,68 @@ def plan(campaign: Campaign, run_id: str) -> dict[str, Any]:
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
         "harness": {"version": __version__},
         "standards": [standards.entry(c) for c in campaign.standards],
-        "cases": [{"id": c.id, "suite": {"name": c.suite.name, "path": str(c.suite.path),
-                                         "sha256": c.suite.sha256}} for c in campaign.cases],
+        "cases": [_planned_case(c) for c in campaign.cases],
     }
+
+
+def _planned_case(case: Case) -> dict[str, Any]:
+    return {"id": case.id, "suite": {"name": case.suite.name, "path": str(case.suite.path),
+                                     "sha256": case.suite.sha256}}
 
 
 def execute(campaign: Campaign, out: Path | None, console: Console, rebuild: bool = False) -> int:
     from harness import run
-    from harness.report import write_campaign_reports
 
     run_id = run.new_run_id()
     if out is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{campaign.name}-{stamp}-{run_id}"
-    if (out / PLAN).exists() or (out / "results.json").exists():
-        raise InputError(str(out), None, "already holds a run; choose another --out or remove it")
-    out.mkdir(parents=True, exist_ok=True)
-    planned = plan(campaign, run_id)
-    results.write_json(out / PLAN, planned)
+    begin(out)
+    results.write_json(out / PLAN, plan(campaign, run_id))
     console.print(f"campaign {run_id}: {campaign.name}, {len(campaign.cases)} cases → {out}", highlight=False)
     codes = []
     for number, case in enumerate(campaign.cases, 1):
-        console.print(Text.assemble("\n", (f"case {number}/{len(campaign.cases)}: {case.id}", "bold"),
-                                    f" ({case.suite.path.name})"), highlight=False)
-        try:
-            code = run.execute(case.suite, out / "cases" / case.id, console,
-                               rebuild=rebuild and number == 1)
-        except InfraError as exc:  # one case's infrastructure failure does not end the campaign
-            console.print(Text.assemble((f"case {case.id} failed:", "red"), f" {exc}"), highlight=False)
-            code = EXIT_INFRA_FAILED
+        code = run_case(out, case, f"case {number}/{len(campaign.cases)}", console,
+                        rebuild=rebuild and number == 1)
         codes.append(code)
         if code == EXIT_INTERRUPTED:
             console.print("campaign interrupted: the remaining cases were not run", highlight=False)
             break
+    return conclude(out, console, codes)
+
+
+def begin(out: Path) -> None:
+    """Make the campaign folder; refuse one that already holds a run."""
+    if (out / PLAN).exists() or (out / "results.json").exists():
+        raise InputError(str(out), None, "already holds a run; choose another --out or remove it")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def run_case(out: Path, case: Case, label: str, console: Console, rebuild: bool = False) -> int:
+    """Run one case into cases/<id>/; an infrastructure failure is its exit code, not the
+    campaign's end."""
+    from harness import run
+
+    console.print(Text.assemble("\n", (f"{label}: {case.id}", "bold"), f" ({case.suite.path.name})"),
+                  highlight=False)
+    try:
+        return run.execute(case.suite, out / "cases" / case.id, console, rebuild=rebuild)
+    except InfraError as exc:
+        console.print(Text.assemble((f"case {case.id} failed:", "red"), f" {exc}"), highlight=False)
+        return EXIT_INFRA_FAILED
+
+
+def add_case(out: Path, case: Case) -> None:
+    """Append a case to campaign.json (a certification plans its capacity steps as it goes)."""
+    planned = json.loads((out / PLAN).read_text(encoding="utf-8"))
+    planned["cases"].append(_planned_case(case))
+    results.write_json(out / PLAN, planned)
+
+
+def conclude(out: Path, console: Console, codes: list[int]) -> int:
+    """Judge the campaign, write its reports, sign it; the exit code."""
+    from harness.report import write_campaign_reports
+
     judged = judge(out)
     write_campaign_reports(out, judged)
     signed = signing.sign_if_configured(out)
@@ -151,7 +181,8 @@ def judge(run_dir: Path, catalogues: list[dict[str, Any]] | None = None,
              for c in planned["cases"]}
     ran = {case_id: r for case_id, r in found.items() if r is not None}
     catalogues = planned["standards"] if catalogues is None else catalogues
-    judged = standards.judge_all(catalogues, ran)
+    certify_plan = _certify_plan(run_dir)
+    judged = standards.judge_all(catalogues, ran, certify_plan and program_context(certify_plan))
     for requirement in judged["requirements"]:
         for evidence in requirement["evidence"]:
             if evidence.get("history"):
@@ -159,8 +190,11 @@ def judge(run_dir: Path, catalogues: list[dict[str, Any]] | None = None,
     first = next(iter(ran.values()), {})
     complete = len(ran) == len(planned["cases"]) and all(r["status"] == "complete" for r in ran.values())
     # Every case's verdict and the certification, merged (pass < inconclusive < fail).
+    certified = certify_judge.judge(certify_plan, found) if certify_plan else None
     verdict = ("incomplete" if not complete else verdicts.outcome(verdicts.worst(
-        [*(r["verdict"] for r in ran.values()), judged["certification"]["verdict"]])))
+        [*(r["verdict"] for r in ran.values()), judged["certification"]["verdict"],
+         certify_judge.worst_claim(certified)])))
+    extra = {"certify": certified} if certified else {}
     return {
         **{k: planned[k] for k in ("format", "run_id", "name", "description", "path", "sha256",
                                    "started_at", "harness")},
@@ -169,9 +203,24 @@ def judge(run_dir: Path, catalogues: list[dict[str, Any]] | None = None,
         "cases": [_case_entry(c, found[c["id"]]) for c in planned["cases"]],
         **judged,
         "security": findings.merge({case_id: r.get("security") for case_id, r in ran.items()}),
+        **extra,
         "status": "complete" if complete else "incomplete",
         "verdict": verdict,
     }
+
+
+def _certify_plan(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / certify_judge.PLAN
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def program_context(certify_plan: dict[str, Any]) -> dict[str, Any]:
+    """What the requirement verdicts need of a certification program (standards/verdicts.py)."""
+    skipped = {r["case"]: {"verdict": "not-applicable" if r["status"] == "not-applicable" else "inconclusive",
+                           "why": r["why"]}
+               for r in certify_plan["rounds"] if r["status"] != "run"}
+    return {"skipped": skipped, "max_nodes": certify_plan["pack"].get("max_nodes"),
+            "consensus": certify_plan["pack"]["consensus"]}
 
 
 def _case_entry(planned: dict[str, Any], got: dict[str, Any] | None) -> dict[str, Any]:

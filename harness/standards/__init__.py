@@ -16,11 +16,13 @@ def entry(catalogue: Catalogue) -> dict[str, Any]:
             "file": str(catalogue.path), "sha256": catalogue.sha256, "document": catalogue.document}
 
 
-def judge_all(catalogues: list[dict[str, Any]], cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Every catalogue judged on the same cases; the certification grade over all of them."""
+def judge_all(catalogues: list[dict[str, Any]], cases: dict[str, dict[str, Any]],
+              program: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every catalogue judged on the same cases; the certification grade over all of them
+    (`program`: a certification program's skipped cases and node limit, verdicts.judge)."""
     requirements, summaries = [], []
     for catalogue in catalogues:
-        judged = verdicts.judge(catalogue["document"], cases)
+        judged = verdicts.judge(catalogue["document"], cases, program)
         requirements += [{**r, "standard": catalogue["id"]} for r in judged["requirements"]]
         summaries.append({k: catalogue[k] for k in ("id", "version", "title", "file", "sha256",
                                                       "document")}

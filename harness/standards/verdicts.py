@@ -40,16 +40,25 @@ def _outside(conditions: dict[str, Any], results: dict[str, Any]) -> str | None:
     return None
 
 
-def _judge_case(requirement: dict[str, Any], case: str, results: dict[str, Any] | None
-                ) -> tuple[str, str | None, dict[str, Any]]:
+def _judge_case(requirement: dict[str, Any], case: str, results: dict[str, Any] | None,
+                program: dict[str, Any] | None = None) -> tuple[str, str | None, dict[str, Any]]:
     evidence: dict[str, Any] = {"case": case}
+    program = program or {}
     if results is None:
+        skipped = (program.get("skipped") or {}).get(case)
+        if skipped:   # the certification program left it out, and said why
+            return skipped["verdict"], f"case {case} was not run: {skipped['why']}", evidence
         return "inconclusive", f"case {case} was not run", evidence
     evidence.update(run_id=results.get("run_id"), history=(results.get("artifacts") or {}).get("history"))
     if results.get("status") != "complete":
         return "inconclusive", f"case {case} did not complete ({results.get('status_reason')})", evidence
-    outside = _outside(requirement.get("conditions") or {}, results)
+    conditions = requirement.get("conditions") or {}
+    outside = _outside(conditions, results)
     if outside:
+        largest = program.get("max_nodes")
+        if largest is not None and "nodes" in conditions and largest < min(conditions["nodes"]):
+            return "not-applicable", (f"case {case} {outside}, and the chain runs at most {largest} "
+                                      f"node(s) (its pack's consensus.max_nodes)"), evidence
         return "inconclusive", f"case {case} {outside}", evidence
     figures, failures, missing, inapplicable = {}, [], [], []
     for threshold in thresholds(requirement):
@@ -76,7 +85,7 @@ def _judge_case(requirement: dict[str, Any], case: str, results: dict[str, Any] 
 
 
 def judge_requirement(requirement: dict[str, Any], cases: dict[str, dict[str, Any]],
-                      consensus: str | None) -> dict[str, Any]:
+                      consensus: str | None, program: dict[str, Any] | None = None) -> dict[str, Any]:
     conditions = requirement.get("conditions") or {}
     base = {"id": requirement["id"], "title": requirement["title"],
             "category": requirement["category"], "obligation": requirement["obligation"],
@@ -85,7 +94,8 @@ def judge_requirement(requirement: dict[str, Any], cases: dict[str, dict[str, An
     if consensus and "consensus" in conditions and consensus not in conditions["consensus"]:
         return {**base, "verdict": "not-applicable", "measured": None, "evidence": [],
                 "why": f"applies to {', '.join(conditions['consensus'])} chains; this chain is {consensus}"}
-    judged = [_judge_case(requirement, case, cases.get(case)) for case in requirement["method"]["cases"]]
+    judged = [_judge_case(requirement, case, cases.get(case), program)
+              for case in requirement["method"]["cases"]]
     verdict = verdicts.outcome(verdicts.worst((v for v, _, _ in judged), default="not-applicable"))
     why = "; ".join(w for v, w, _ in judged if w and v == verdict) or None
     measured = {e["case"]: e.get("figures") for _, _, e in judged}
@@ -115,10 +125,16 @@ def describe(certification: dict[str, Any]) -> str:
     return f"{certification['verdict']} (grade {certification['grade']}; {counts})"
 
 
-def judge(catalogue: dict[str, Any], cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Every requirement of `catalogue` judged on the results of `cases` (case id → results)."""
+def judge(catalogue: dict[str, Any], cases: dict[str, dict[str, Any]],
+          program: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every requirement of `catalogue` judged on the results of `cases` (case id → results).
+    `program` (a certification's, from certify.json): `skipped` {case: {verdict, why}} for the
+    cases it left out, `max_nodes` the pack's largest network (node conditions above it are
+    not-applicable, not inconclusive)."""
     consensus = next((r["chain"].get("consensus") for r in cases.values() if r.get("chain")), None)
-    requirements = [judge_requirement(r, cases, consensus) for r in catalogue["requirements"]]
+    if consensus is None and program:
+        consensus = program.get("consensus")
+    requirements = [judge_requirement(r, cases, consensus, program) for r in catalogue["requirements"]]
     meta = catalogue["catalogue"]
     return {"standard": {"id": meta["id"], "version": meta["version"], "title": meta["title"]},
             "requirements": requirements, **grade(requirements)}
