@@ -34,11 +34,11 @@ CertifyCommand = Callable[[Entry, submission.Submission, Path], list[str]]
 
 
 def certify_command(entry: Entry, sub: submission.Submission, out: Path) -> list[str]:
-    """The certification of one attempt, as the vendor could run it themselves. --rebuild:
-    load the submission's own tarball even if an image of that tag is present."""
+    """The certification of one attempt, as the vendor could run it themselves. The worker
+    removed any image of the pack's tag first, so certify loads the submission's own tarball."""
     command = [sys.executable, "-m", "harness.cli", "certify", str(sub.pack.folder),
                "--profile", sub.profile, "--vendor", sub.vendor, "--submission", entry.id,
-               "--out", str(out), "--rebuild"]
+               "--out", str(out)]
     if sub.claims is not None:
         command += ["--claims", str(sub.claims)]
     return command
