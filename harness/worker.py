@@ -162,10 +162,17 @@ class Run:
         out = results / f"attempt-{entry.attempts}"
         self.log(f"{entry.short}: {entry.vendor} {entry.chain} {entry.version} ({entry.profile}), "
                  f"attempt {entry.attempts}")
+        stored = submission.stored_folder(self.options.data, entry.id)
+        if not stored.is_dir():   # the test center's problem (an unshared data folder), not the vendor's
+            return self.queue.finish(entry.id, self.me, "queued", None, f"{stored} is not on this host "
+                                     "(several hosts on one queue need a shared data folder)")
         try:
-            sub = submission.load(Path(entry.path))
+            sub = submission.load(stored)
         except InputError as exc:
             return self.queue.finish(entry.id, self.me, "rejected", None, str(exc)[:4000])
+        if sub.digest != entry.id:
+            return self.queue.finish(entry.id, self.me, "rejected", None, f"{stored} no longer holds "
+                                     f"the content submitted (sha256 {sub.digest})")
         self.options.remove_image(entry.image, self.log)   # a stale image of that tag is not the vendor's
         try:
             results.mkdir(parents=True, exist_ok=True)

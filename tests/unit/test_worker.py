@@ -195,6 +195,25 @@ def test_a_stored_submission_that_no_longer_validates_is_rejected(tmp_path):
     assert entry.state == "rejected" and "pack" in entry.message and command.seen == []
 
 
+def test_a_stored_submission_that_changed_is_rejected(tmp_path):
+    data = tmp_path / "data"
+    sid = queued(data, make(tmp_path / "s"))
+    claims = data / "submissions" / sid / "claims.yaml"
+    claims.chmod(0o644)
+    claims.write_text("latency_p99_ms: 1\n")
+    worker.run(options(data, fake(0)))
+    entry = state(data, sid)
+    assert entry.state == "rejected" and "no longer holds the content submitted" in entry.message
+
+
+def test_a_submission_missing_from_this_hosts_data_folder_is_retried_not_rejected(tmp_path):
+    data = tmp_path / "data"
+    sid = queued(data, make(tmp_path / "s"))
+    worker.run(options(tmp_path / "other-host-data", fake(0), queue_url=f"sqlite:///{data / 'queue.sqlite'}"))
+    entry = state(data, sid)
+    assert (entry.state, entry.attempts) == ("queued", 1) and "shared data folder" in entry.message
+
+
 def test_no_signing_key_no_worker(tmp_path, monkeypatch):
     monkeypatch.setenv("BCTEST_KEYS", str(tmp_path / "nokeys"))
     with pytest.raises(InputError, match="bctest keys init"):
