@@ -279,3 +279,18 @@ def test_submit_of_an_invalid_tarball_names_the_vendors_files_and_exits_2(tmp_pa
     assert f"{tarball}:submission.yaml at vendor.name" in result.stderr
     assert f"{tarball}:submission.yaml at profile" in result.stderr
     assert ".incoming" not in result.stderr
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--vendor", "Acme"], "at --vendor: 2-39 characters"),
+    (["--vendor", "acme", "--claims", "/nonexistent/claims.yaml"], "nothing is there"),
+    (["--vendor", "acme", "--out-is-full"], "a new or empty folder"),
+])
+def test_bundle_input_errors_are_one_clear_message(tmp_path, args, expected):
+    out = tmp_path / "out"
+    if "--out-is-full" in args:
+        args = [a for a in args if a != "--out-is-full"]
+        out.mkdir()
+        (out / "something").write_text("x")
+    result = cli("bundle", "anvil", *args, "--out", str(out))
+    assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr

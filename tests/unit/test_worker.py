@@ -274,3 +274,35 @@ def test_certify_dies_with_a_killed_worker(tmp_path):
     worker.run(options(data, fake(0)))
     entry = state(data, sid)
     assert (entry.state, entry.attempts) == ("certified", 2)
+
+
+def test_sigterm_ends_the_attempt_and_queues_the_submission_again(tmp_path):
+    data = tmp_path / "data"
+    sid = queued(data, make(tmp_path / "s"))
+    pid_file = tmp_path / "child.pid"
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from harness import worker
+        from tests.unit.test_worker import fake
+        try:
+            worker.run(worker.Options(data=Path({str(data)!r}), once=True, heartbeat_every=0.2,
+                                      command=fake(0, sleep=60, pid_file=Path({str(pid_file)!r})),
+                                      remove_image=lambda tag, log: None, clean=lambda log: None))
+        except KeyboardInterrupt:
+            raise SystemExit(130)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not Path(f"/proc/{pid_file.read_text()}").exists()
+    entry = state(data, sid)
+    assert (entry.state, entry.attempts, entry.message) == ("queued", 1, "the worker was interrupted")
