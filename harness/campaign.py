@@ -1,5 +1,6 @@
 """A campaign: several suites (cases) run one after another, judged together against
-requirement catalogues (suites/certification.yaml).
+requirement catalogues. `bctest certify` (harness/certify/) builds one for any chain pack;
+a test center may also write its own campaign file (docs/standards.md).
 
 Folder: campaign.json (what was planned: cases, catalogues, ids), cases/<id>/ (each a
 complete run), and the campaign's results.json, report.html, junit.xml, summary.md and
@@ -156,6 +157,9 @@ def conclude(out: Path, console: Console, codes: list[int]) -> int:
     certification = judged["certification"]
     console.print(f"\ncertification: {describe(certification)}; report: "
                   f"{out / 'report.html'}", highlight=False)
+    if judged.get("certify"):
+        from harness.report import console as console_report
+        console_report.certify_summary(console, judged)
     for requirement in judged["requirements"]:
         if requirement["verdict"] in ("fail", "inconclusive") and requirement["obligation"] == "mandatory":
             console.print(f"  {requirement['verdict']:>12} {requirement['id']}: {requirement['why']}",

@@ -175,6 +175,9 @@ def _report_campaign(run_dir: Path, catalogues: list | None) -> int:
     judged = campaign.judge(run_dir, catalogues, recomputed)
     write_campaign_reports(run_dir, judged)
     console.print(f"certification: {verdicts.describe(judged['certification'])}")
+    if judged.get("certify"):
+        from harness.report import console as console_report
+        console_report.certify_summary(console, judged)
     console.print(f"verdict: {judged['verdict']}; report: {run_dir / 'report.html'}")
     return exit_code(judged)
 

@@ -7,9 +7,10 @@ bound. A step where the HARNESS fell behind its schedule (send rate short of the
 is no evidence about the chain: the search stops there and says the figure is a lower
 bound set by the harness, never the chain's limit.
 
-Ramp: double the rate from the start (half the claim, or the profile's start) until a step
-fails; halve from the start while nothing passed. Bisect: halve the interval between the
-best pass and the lowest failure. Confirm: a full-length run at the best pass.
+Ramp: raise the rate (×2 in the full profile, ×4 in the quick one) from the start (half
+the claim, or the profile's start) until a step fails; halve from the start while nothing
+passed. Bisect: halve the interval between the best pass and the lowest failure.
+Confirm: a full-length run at the best pass.
 
 Each step is its own run on a fresh network, not a rate change on one running network:
 a saturated step leaves a mempool backlog (and, on nonce or UTXO chains, gaps) that
@@ -126,16 +127,18 @@ def next_step(program: Program, steps: list[dict[str, Any]]) -> tuple[float, str
     profile = program.profile
     if not steps:
         return start_rate(program), "ramp"
-    if any(s["harness_limited"] for s in steps) or steps[-1]["stage"] == "confirm":
+    if steps[-1]["stage"] == "confirm":
         return None
     searched = [s for s in steps if s["stage"] != "confirm"]
     passed = [s["offered"] for s in searched if s["passed"]]
     failed = [s["offered"] for s in searched if not s["passed"]]
     best = max(passed, default=None)
+    if any(s["harness_limited"] for s in steps):   # no evidence above: confirm what was found
+        return (best, "confirm") if best is not None else None
     lowest_fail = min((f for f in failed if best is None or f > best), default=None)
     ramp = [s for s in searched if s["stage"] == "ramp"]
-    if lowest_fail is None:      # nothing failed yet: keep doubling within the profile
-        rate = 2 * steps[-1]["offered"]
+    if lowest_fail is None:      # nothing failed yet: keep raising within the profile
+        rate = profile.ramp_factor * steps[-1]["offered"]
         if len(ramp) < profile.ramp_steps and rate <= profile.max_rate:
             return rate, "ramp"
         return (best, "confirm") if best is not None else None
@@ -172,17 +175,21 @@ def judge(profile: Profile, nodes: int, steps: list[dict[str, Any]], bars: Crite
                f"confirmation run ({(confirm or {}).get('why') or 'not run'}): no capacity is certified")
     else:
         why = (f"measured capacity {capacity:g} tx/s at {nodes} node(s): the highest offered rate at which "
-               f"success ≥ {bars.success_ratio:.0%}, commits kept pace with sends (≥ {bars.commit_send_ratio:.0%}) "
+               f"success ≥ {bars.success_ratio:.0%}, commits kept pace with sends "
+               f"(≥ {bars.commit_send_ratio:.0%}) "
                f"and p99 ≤ {bars.latency_p99_ms:g} ms, confirmed by a {profile.confirm_duration:g} s run")
         if limited_by == "harness":
             why += (f"; the search stopped because the harness could not send faster ({limited['why']}): "
                     f"the chain's capacity is at least {capacity:g} tx/s, not at most")
         elif limited_by == "profile":
-            why += (f"; nothing failed up to the {profile.name} profile's limit: the capacity is "
-                    f"at least {capacity:g} tx/s")
+            ramped = sum(1 for s in searched if s["stage"] == "ramp")
+            limit = (f"its {ramped} ramp steps" if ramped >= profile.ramp_steps
+                     else f"its highest rate ({profile.max_rate:g} tx/s)")
+            why += (f"; nothing failed within the {profile.name} profile's search ({limit}): the capacity "
+                    f"is at least {capacity:g} tx/s")
         else:
             why += f"; {min(s['offered'] for s in failed_above):g} tx/s failed"
     return {"nodes": nodes, "criteria": bars.entry(),
-            "steps": [{k: v for k, v in s.items() if k != "harness_limited"} for s in steps],
+            "steps": steps,
             "capacity": capacity, "confirmed": confirmed, "limited_by": limited_by,
             "knee": knee["case"] if knee else None, "why": why}

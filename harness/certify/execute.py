@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,28 @@ def build_program(pack_dir: Path, claims_file: Path | None, profile: str) -> Pro
 
     pack = chainpack.load(pack_dir)
     adapters.adapter_class(pack.family, str(pack.manifest))
+    check_sizes(pack)
+    claimed = claims.load(claims_file) if claims_file is not None else None
+    check_claims(claimed, profile, claims_file)
+    return Program(pack=pack, claims=claimed, profile=PROFILES[profile])
+
+
+def check_sizes(pack: chainpack.ChainPack) -> None:
     if pack.consensus != "single" and not (pack.min_nodes <= ROUND_NODES and
                                             (pack.max_nodes is None or pack.max_nodes >= ROUND_NODES)):
         # A pack cannot opt out of the 4-node rounds by declaring a smaller network: only a
         # single-node chain has them not-applicable.
         raise InputError(str(pack.manifest), "consensus", f"a {pack.consensus} chain is certified at "
                          f"{ROUND_NODES} nodes; the pack allows {pack.min_nodes}..{pack.max_nodes}")
-    claimed = claims.load(claims_file) if claims_file is not None else None
-    return Program(pack=pack, claims=claimed, profile=PROFILES[profile])
+
+
+def check_claims(claimed: claims.Claims | None, profile: str, claims_file: Path | None) -> None:
+    ceiling = PROFILES[profile].max_rate
+    for nodes, rate in sorted((claimed.throughput if claimed else {}).items()):
+        if rate > ceiling:   # the rate is signed and sent whole: a claim must not size the test center's work
+            field = "throughput" if nodes == ROUND_NODES else f"throughput_{nodes}"
+            raise InputError(str(claims_file), field, f"at most {ceiling:g} tx/s (the {profile} profile's "
+                             f"ceiling on this test center), got {rate:g}")
 
 
 def _plan(program: Program, run_id: str, vendor: str, submission: str | None,
@@ -79,6 +94,10 @@ class Certification:
         path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
         case = campaign.Case(id=case_id, suite=suite.load(path))
         campaign.add_case(self.out, case)
+        # Between runs a SIGTERM (a worker stopping) must end the certification like Ctrl-C:
+        # judged and written as incomplete. Each run's own loop handles it while it runs and
+        # leaves the default (die at once) behind, so set it again before every case.
+        signal.signal(signal.SIGTERM, _interrupt)
         self.codes.append(campaign.run_case(self.out, case, label, self.console,
                                             rebuild=self.rebuild and not self.codes))
         return campaign.stored_case_results(self.out, case_id)
@@ -111,7 +130,8 @@ class Certification:
             if not why and self.program.profile.name not in module.PROFILES:
                 status, why = "not-run", (f"not in the {self.program.profile.name} profile (a self-check; "
                                           "the certificate runs --profile full)")
-            self.plan["rounds"].append({"case": module.ID, "title": module.TITLE, "status": status, "why": why})
+            self.plan["rounds"].append({"case": module.ID, "title": module.TITLE, "status": status,
+                                        "why": why})
         self.save()
         planned = [m for m, r in zip(modules, self.plan["rounds"], strict=True) if r["status"] == "run"]
         for number, module in enumerate(planned, 1):
@@ -146,12 +166,22 @@ def certify(pack_dir: Path, claims_file: Path | None, profile: str, out: Path | 
     work.save()
     console.print(f"certify {run_id}: {program.pack.name} {program.pack.version}, {profile} profile, "
                   f"vendor {vendor} → {out}", highlight=False, markup=False)
-    found = work.search()
-    work.program = dataclasses.replace(program, capacity=found)
-    if not work.interrupted():
-        work.rounds()
+    try:
+        found = work.search()
+        work.program = dataclasses.replace(program, capacity=found)
+        if not work.interrupted():
+            work.rounds()
+    except KeyboardInterrupt:
+        console.print("certification interrupted between cases: the rest was not run", highlight=False)
+        work.codes.append(EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _write_campaign_file(out)
     return campaign.conclude(out, console, work.codes)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _write_campaign_file(out: Path) -> None:
@@ -160,4 +190,5 @@ def _write_campaign_file(out: Path) -> None:
     document = {"name": planned["name"], "description": planned["description"],
                 "standards": [str(paths.home() / "standards" / name) for name in CATALOGUES],
                 "cases": [{"id": c["id"], "suite": f"{c['id']}.yaml"} for c in planned["cases"]]}
-    (out / "program" / "campaign.yaml").write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    (out / "program" / "campaign.yaml").write_text(yaml.safe_dump(document, sort_keys=False),
+                                                  encoding="utf-8")

@@ -18,7 +18,8 @@ def judge(plan: dict[str, Any], cases: dict[str, dict[str, Any] | None]) -> dict
     bars = capacity.Criteria(**plan["criteria"])
     steps = [capacity.judge_step(s["case"], s["stage"], s["offered"], cases.get(s["case"]), bars)
              for s in plan.get("capacity_steps", [])]
-    searched = capacity.judge(PROFILES[plan["profile"]], plan["capacity_nodes"], steps, bars) if steps else None
+    searched = (capacity.judge(PROFILES[plan["profile"]], plan["capacity_nodes"], steps, bars)
+                if steps else None)
     claimed = claims.from_entry(plan.get("claims"))
     return {"format": plan["format"], "profile": plan["profile"], "vendor": plan["vendor"],
             "pack": plan["pack"], "claims": plan.get("claims"),
@@ -48,9 +49,9 @@ def _unrun(case: str, results: dict[str, Any] | None) -> str | None:
 
 
 def _throughput(nodes: int, claimed: float, case: str, results: dict[str, Any] | None) -> dict[str, Any]:
+    ran = (results or {}).get("node_count") or nodes   # a single-node chain's round runs 1
     entry = {"id": f"throughput-{nodes}", "case": case, "claimed": claimed, "unit": "tx/s",
-             "title": {"en": f"Sustained throughput at {nodes} nodes",
-                       "zh": f"{nodes} 节点持续吞吐"},
+             "title": {"en": f"Sustained throughput at {ran} node(s)", "zh": f"{ran} 节点持续吞吐"},
              "measured": _value("throughput", results)}
     missing = _unrun(case, results)
     if missing:
@@ -60,7 +61,8 @@ def _throughput(nodes: int, claimed: float, case: str, results: dict[str, Any] |
     measured = entry["measured"]
     if not isinstance(kept, (int, float)) or kept < capacity.HARNESS_SHARE:
         return {**entry, "verdict": "unknown",
-                "why": f"the harness did not keep the claimed rate (send ÷ target {kept}): no evidence either way"}
+                "why": f"the harness did not keep the claimed rate (send ÷ target {kept}): "
+                       "no evidence either way"}
     if not isinstance(measured, (int, float)) or not isinstance(success, (int, float)):
         return {**entry, "verdict": "unknown", "why": "throughput or success ratio was not measured"}
     if measured >= capacity.COMMIT_SHARE * claimed and success >= 0.95:
@@ -68,7 +70,8 @@ def _throughput(nodes: int, claimed: float, case: str, results: dict[str, Any] |
                 "why": f"offered {claimed:g} tx/s, committed {measured:.4g} tx/s with {success:.2%} success"}
     return {**entry, "verdict": "fail",
             "why": f"offered the claimed {claimed:g} tx/s, committed {measured:.4g} tx/s "
-                   f"({measured / claimed:.0%} of it; needs ≥ {capacity.COMMIT_SHARE:.0%}) with {success:.2%} "
+                   f"({measured / claimed:.0%} of it; needs ≥ {capacity.COMMIT_SHARE:.0%}) "
+                   f"with {success:.2%} "
                    "success (needs ≥ 95 %)"}
 
 
@@ -88,9 +91,11 @@ def claim_verdicts(claimed: claims.Claims | None, cases: dict[str, dict[str, Any
         if missing or not isinstance(measured, (int, float)):
             entry.update(verdict="unknown", why=missing or "latency p99 was not measured")
         elif measured <= claimed.latency_p99_ms:
-            entry.update(verdict="pass", why=f"p99 {measured:.4g} ms ≤ the claimed {claimed.latency_p99_ms:g} ms")
+            entry.update(verdict="pass",
+                         why=f"p99 {measured:.4g} ms ≤ the claimed {claimed.latency_p99_ms:g} ms")
         else:
-            entry.update(verdict="fail", why=f"p99 {measured:.4g} ms > the claimed {claimed.latency_p99_ms:g} ms")
+            entry.update(verdict="fail",
+                         why=f"p99 {measured:.4g} ms > the claimed {claimed.latency_p99_ms:g} ms")
         out.append(entry)
     if claimed.fault_tolerance is not None:
         out.append(_fault_tolerance(claimed.fault_tolerance, cases.get("bft-threshold"), consensus))
@@ -99,7 +104,8 @@ def claim_verdicts(claimed: claims.Claims | None, cases: dict[str, dict[str, Any
 
 def _fault_tolerance(f: int, results: dict[str, Any] | None, consensus: str) -> dict[str, Any]:
     entry = {"id": "fault-tolerance-4", "case": "bft-threshold", "claimed": f, "unit": "nodes",
-             "title": {"en": f"Tolerates f faulty nodes of {ROUND_NODES}", "zh": f"{ROUND_NODES} 节点中容忍 f 个故障节点"},
+             "title": {"en": f"Tolerates f faulty nodes of {ROUND_NODES}",
+                       "zh": f"{ROUND_NODES} 节点中容忍 f 个故障节点"},
              "measured": None}
     if f == 0:
         return {**entry, "measured": 0, "verdict": "pass", "why": "the vendor claims no fault tolerance"}
@@ -113,7 +119,8 @@ def _fault_tolerance(f: int, results: dict[str, Any] | None, consensus: str) -> 
     tolerated = (ROUND_NODES - 1) // 3 if consensus == "bft" else (ROUND_NODES - 1) // 2
     if checker == "pass":
         return {**entry, "measured": tolerated, "verdict": "pass",
-                "why": f"kept committing with {tolerated} of {ROUND_NODES} nodes down and halted without a fork beyond"}
+                "why": f"kept committing with {tolerated} of {ROUND_NODES} nodes down and halted "
+                       "without a fork beyond"}
     if checker == "fail":
         return {**entry, "measured": 0, "verdict": "fail",
                 "why": "the fault-tolerance checker failed in the bft-threshold round (see its report)"}

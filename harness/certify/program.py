@@ -24,7 +24,8 @@ class Profile:
     step_warmup: float        # capacity steps: seconds of load not measured
     step_duration: float      # … measured
     step_settle: float        # … waited for commits afterwards
-    ramp_steps: int           # at most this many steps while doubling the rate
+    ramp_steps: int           # at most this many steps while raising the rate …
+    ramp_factor: float        # … each this many times the last
     bisect_steps: int         # then this many halvings of the interval between pass and fail
     confirm_duration: float   # the full-length run at the capacity found
     start_rate: float         # the first step when the vendor claims no rate
@@ -35,10 +36,10 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", step_warmup=2, step_duration=8, step_settle=10, ramp_steps=4,
+    "quick": Profile("quick", step_warmup=2, step_duration=8, step_settle=10, ramp_steps=4, ramp_factor=4,
                      bisect_steps=1, confirm_duration=15, start_rate=25, max_rate=2000,
                      round_duration=15, stability_duration=0, security_budget=45),
-    "full": Profile("full", step_warmup=3, step_duration=20, step_settle=20, ramp_steps=8,
+    "full": Profile("full", step_warmup=3, step_duration=20, step_settle=20, ramp_steps=8, ramp_factor=2,
                     bisect_steps=3, confirm_duration=60, start_rate=50, max_rate=20000,
                     round_duration=60, stability_duration=300, security_budget=120),
 }
@@ -73,7 +74,9 @@ class Program:
     def rate_source(self) -> str:
         if self.claims and self.claims.rate(ROUND_NODES):
             return "the vendor's claimed rate"
-        return "the measured capacity" if self.capacity else "the profile's start rate (no claim, no capacity)"
+        if self.capacity:
+            return "the measured capacity"
+        return "the profile's start rate (no claim, no capacity)"
 
     def params(self, **wanted: Any) -> dict[str, Any]:
         """Those parameters the pack declares (a vendor's pack may not know a reference

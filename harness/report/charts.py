@@ -264,3 +264,98 @@ def latency_distribution(latencies_ms: Sequence[float],
         curve.set_title("Percentile curve", loc="left")
 
     return _render(draw, ncols=2, width=8.0, height=3.3, layout="constrained")
+
+
+# ---------------------------------------------------------------- capacity search (certify)
+
+PASSED = COMMITTED
+FAILED = P99
+KNEE = "#8172b2"
+
+
+def _number(value: Any) -> float:
+    """A figure of a capacity step as a float; NaN when absent or not a number (hostile or old)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)
+
+
+def capacity_curve(capacity: dict[str, Any] | None) -> str | None:
+    """The capacity search's curve: committed throughput against the offered rate beside the
+    y = x line (left), p50 and p99 latency against the offered rate (right). Passing steps are
+    filled circles, failing steps red crosses, the confirmation run a star; the knee (the
+    highest passing step) is a labelled vertical line. None when no step has an offered rate."""
+    steps = [s for s in (capacity or {}).get("steps") or [] if isinstance(s, dict)]
+    steps = [s for s in steps if not math.isnan(_number(s.get("offered")))]
+    if not steps:
+        return None
+    steps.sort(key=lambda s: (_number(s.get("offered")), s.get("stage") == "confirm"))
+    offered = np.array([_number(s.get("offered")) for s in steps])
+    passed = np.array([s.get("passed") is True for s in steps])
+    confirm = np.array([s.get("stage") == "confirm" for s in steps])
+    searched = ~confirm   # the line joins the search steps; the confirmation run stands alone
+    knee_case = capacity.get("knee") if capacity else None
+    knee = next((s for s in steps if knee_case is not None and s.get("case") == knee_case
+                 and s.get("stage") != "confirm"), None) or \
+        next((s for s in steps if knee_case is not None and s.get("case") == knee_case), None)
+    bound = _number(((capacity or {}).get("criteria") or {}).get("latency_p99_ms"))
+
+    def marks(ax: Any, y: np.ndarray, colour: str, label: str | None) -> None:
+        """One series: a line through the search steps, markers telling pass from fail."""
+        ax.plot(offered[searched], y[searched], color=colour, lw=1.4, zorder=2, label=label)
+        for mask, marker, size, face, edge in (
+                (passed & ~confirm, "o", 6, colour, colour), (~passed & ~confirm, "x", 7, FAILED, FAILED),
+                (passed & confirm, "*", 12, colour, colour), (~passed & confirm, "*", 12, "white", FAILED)):
+            if mask.any():
+                ax.scatter(offered[mask], y[mask], marker=marker, s=size ** 2, zorder=3, color=face,
+                           edgecolors=edge if marker == "*" else None)
+
+    def draw(fig: Any, axes: Any) -> None:
+        rate, latency = axes
+        throughput = np.array([_number(s.get("throughput")) for s in steps])
+        top = np.nanmax(np.concatenate([offered, throughput, [1.0]]))
+        rate.plot([0, top * 1.05], [0, top * 1.05], color=TARGET, lw=1.0, ls="--",
+                  label="y = x (all committed)")
+        marks(rate, throughput, COMMITTED, "committed throughput")
+        rate.set_xlim(0, top * 1.05)
+        rate.set_ylim(0, top * 1.05)
+        rate.set_xlabel("offered rate (tx/s)")
+        rate.set_ylabel("committed throughput (tx/s)")
+        rate.set_title("Throughput vs offered load", loc="left")
+
+        p50 = np.array([_number(s.get("latency_p50")) for s in steps])
+        p99 = np.array([_number(s.get("latency_p99")) for s in steps])
+        if np.all(np.isnan(p99)) and np.all(np.isnan(p50)):
+            latency.set_ylim(0, 1)
+            latency.set_yticks([])
+            _empty(latency, "no transaction committed: no latency to show")
+        else:
+            marks(latency, p99, P99, "p99")
+            marks(latency, p50, P50, "p50")
+            highest = np.nanmax(np.concatenate([p99, p50]))
+            if not math.isnan(bound):
+                latency.axhline(bound, color=TARGET, lw=1.0, ls=":", label=f"p99 bound {bound:,.0f} ms")
+                highest = max(highest, bound)
+            latency.set_ylim(0, highest * 1.15 or 1)
+        latency.set_xlim(0, top * 1.05)
+        latency.set_xlabel("offered rate (tx/s)")
+        latency.set_ylabel("latency (ms)")
+        latency.set_title("Latency vs offered load", loc="left")
+
+        if knee is not None:
+            at = _number(knee.get("offered"))
+            for ax in axes:
+                ax.axvline(at, color=KNEE, lw=1.2, ls="-.", zorder=1)
+                ax.text(at, 0.99, f" knee {at:,.4g} tx/s", transform=ax.get_xaxis_transform(),
+                        ha="left", va="top", fontsize=8, color=KNEE)
+        legend = [plt.Line2D([], [], color=COMMITTED, marker="o", ls="", label="step passed"),
+                  plt.Line2D([], [], color=FAILED, marker="x", ls="", label="step failed"),
+                  plt.Line2D([], [], color=COMMITTED, marker="*", ms=10, ls="", label="confirmation run")]
+        if knee is not None:
+            legend.append(plt.Line2D([], [], color=KNEE, ls="-.", label="knee (highest passing step)"))
+        handles, _ = rate.get_legend_handles_labels()
+        rate.legend(handles=handles + legend, loc="lower right")
+        if latency.get_legend_handles_labels()[0]:
+            latency.legend(loc="upper left")
+
+    return _render(draw, ncols=2, width=10.0, height=3.8, layout="constrained")

@@ -13,6 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from harness.report import certify_view
+
 COLOURS = {"pass": "green", "fail": "red"}
 
 
@@ -75,3 +77,31 @@ def summarize(console: Console, results: dict[str, Any], run_dir: Path) -> None:
         console.print(f"{_verdict(probe['verdict'])} security {escape(probe['probe'])}"
                       + (f": {escape(str(why))}" if why else ""), highlight=False, markup=True)
     plain(f"verdict: {results['verdict']} ({results['status']}); report: {run_dir / 'report.html'}")
+
+
+def certify_summary(console: Console, results: dict[str, Any]) -> None:
+    """A `bctest certify` folder's program after the campaign's summary: who and what, each
+    claim's verdict, the capacity sentence, the rounds that did not apply or run. Prints
+    nothing for a campaign without `certify`."""
+    view = certify_view.view(results, Path("."))
+    if view is None:
+        return
+
+    def plain(text: str) -> None:
+        console.print(text, highlight=False, markup=False)
+
+    pack = view["pack"]
+    quick = ", a vendor's self-check, not a certificate" if view["profile"] != "full" else ""
+    plain(f"certify (profile {view['profile']}{quick}): vendor {view['vendor']}, submission "
+          f"{view['submission']}, pack {pack['name']} {pack['version']} "
+          f"({pack['family']}, {pack['consensus']})")
+    for claim in view["claims"]:
+        unit = "" if claim["unit"] == certify_view.DASH else f" {claim['unit']}"
+        console.print(f"{_verdict(claim['verdict'])} claim {escape(claim['id'])}: claimed "
+                      f"{escape(claim['claimed'] + unit)}, measured {escape(claim['measured'] + unit)}: "
+                      f"{escape(claim['why']['en'])}", highlight=False, markup=True)
+    plain(f"capacity: {view['capacity_sentence']['en']}")
+    if view["search_sentence"]:
+        plain(f"  how the search ended: {view['search_sentence']['en']}")
+    for row in view["rounds"]:
+        plain(f"{row['status'].replace('-', ' ')}: {row['case']} ({row['why']['en']})")

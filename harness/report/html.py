@@ -457,8 +457,11 @@ def _campaign_headline(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def campaign_context(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """Everything campaign.html.j2 shows: the certification, the requirements with evidence
-    linked to each case's own report, the cases and the reproducibility facts."""
+    """Everything campaign.html.j2 shows: the certification, the certification program (a
+    `bctest certify` folder), the requirements with evidence linked to each case's own
+    report, the cases and the reproducibility facts."""
+    from harness.report import certify_view  # it builds on this module's helpers
+
     case_reports = {c.get("id"): local_href(c.get("report")) for c in results.get("cases") or []}
     return {
         "c": results,
@@ -468,6 +471,7 @@ def campaign_context(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "requirements": requirements_view(results, case_reports),
         "cases": _case_rows(results, run_dir),
         "security": security_view(results),
+        "certify": certify_view.view(results, run_dir, case_reports),
         "files": [{"label": label, "href": name, "name": name}
                   for label, name in CAMPAIGN_FILES if (run_dir / name).is_file()],
     }

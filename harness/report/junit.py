@@ -1,5 +1,5 @@
 """junit.xml for CI: one test case per check, checker and requirement (a campaign: per case
-and per requirement)."""
+and per requirement; a certification: also per claim of the vendor)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from harness.report import certify_view
 from harness.report.text import xml
 
 
@@ -36,6 +37,9 @@ def build(results: dict[str, Any]) -> ET.Element:
                                "why": p.get("why") or p.get("reason")})
                  for p in (results.get("security") or {}).get("probes", [])]
     cases += [("requirements", r) for r in results.get("requirements", [])]
+    if isinstance(results.get("certify"), dict):   # a `bctest certify` folder: each claim judged
+        cases += [("claims", {"id": c["id"], "verdict": c["verdict"], "why": c["why"]["en"]})
+                  for c in certify_view.claim_rows(results["certify"])]
     if results["status"] != "complete":
         cases.append(("run", {"id": "run completed", "verdict": "fail",
                               "why": results.get("status_reason") or "incomplete"}))

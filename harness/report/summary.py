@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from harness.report import certify_view
 from harness.report.text import md
 
 ICON = {"pass": "✅", "fail": "❌", "inconclusive": "❔", "unknown": "❔", "not-applicable": "➖",
@@ -33,6 +34,33 @@ def _requirement_lines(results: dict[str, Any]) -> list[str]:
     for r in sorted(results.get("requirements", []), key=lambda r: (order[r["verdict"]], r["id"])):
         lines.append(f"| {md(r['id'])} | {md(r['obligation'])} | {ICON[r['verdict']]} {r['verdict']} | "
                      f"{md(r.get('why'))} |")
+    return lines
+
+
+def _certify_lines(results: dict[str, Any]) -> list[str]:
+    """A `bctest certify` folder's program: who and what, the claims judged, the capacity."""
+    if not isinstance(results.get("certify"), dict):
+        return []
+    view = certify_view.view(results, Path("."))
+    assert view is not None
+    pack = view["pack"]
+    quick = ", a vendor's self-check, not a certificate" if view["profile"] != "full" else ""
+    lines = ["", f"**Certification program** (profile {md(view['profile'])}{quick}): "
+                 f"vendor {md(view['vendor'])}, submission {md(view['submission'])}, "
+                 f"pack {md(pack['name'])} {md(pack['version'])} "
+                 f"({md(pack['family'])}, {md(pack['consensus'])})", ""]
+    if view["claims"]:
+        lines += ["| claim | claimed | measured | unit | verdict | why |", "|---|---|---|---|---|---|"]
+        lines += [f"| {md(c['id'])} | {c['claimed']} | {c['measured']} | {md(c['unit'])} | "
+                  f"{ICON[c['verdict']]} {c['verdict']} | {md(c['why']['en'])} |" for c in view["claims"]]
+    else:
+        lines.append("No claim verdict was recorded." if view["claimed"] else "The vendor made no claims.")
+    lines += ["", f"**Capacity:** {md(view['capacity_sentence']['en'])}"]
+    if view["search_sentence"]:
+        lines += ["", f"How the search ended: {md(view['search_sentence']['en'])}"]
+    lines.append("")
+    lines += [f"- {r['status'].replace('-', ' ')}: {md(r['case'])} ({md(r['why']['en'])})"
+              for r in view["rounds"]]
     return lines
 
 
@@ -74,6 +102,7 @@ def build(results: dict[str, Any]) -> str:
             lines += [f"| {md(i)} | {ICON.get(v, '')} {v} | {md(w)} |" for i, v, w in judged]
         for warning in results.get("warnings", []):
             lines.append(f"\n> ⚠️ {md(warning)}")
+    lines += _certify_lines(results)
     lines += _requirement_lines(results)
     lines += ["", f"run {md(results['run_id'])} · bctest {md(results['harness']['version'])} · full report: "
                   "report.html"]

@@ -233,6 +233,9 @@ def test_leftover_runs_judge_the_owner_by_pid_and_start_time(monkeypatch, tmp_pa
     from harness.runtime import docker as rt
 
     monkeypatch.setenv("BCTEST_DISKS", str(tmp_path / "disks"))
+    # Only the fake engine's objects: the host's real guard rules belong to whatever other
+    # runs are alive on this machine right now.
+    monkeypatch.setattr(rt.hostguard, "guarded_runs", lambda: set())
     here = rt.socket.gethostname()
     me = lifetime.this_process()
     reused = Owner(me.pidns, me.pid, me.start + 1)      # our pid, another process's start

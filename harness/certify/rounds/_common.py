@@ -38,7 +38,8 @@ def needs_nodes(program: Program, nodes: int) -> str | None:
 def needs_finality(program: Program) -> str | None:
     if program.pack.consensus in ("bft", "cft"):
         return None
-    return f"applies to bft and cft chains (a fault-tolerance threshold); this chain is {program.pack.consensus}"
+    return (f"applies to bft and cft chains (a fault-tolerance threshold); "
+            f"this chain is {program.pack.consensus}")
 
 
 def needs_data(program: Program) -> str | None:

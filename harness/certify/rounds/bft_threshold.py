@@ -11,7 +11,8 @@ from harness.certify.rounds import _common
 ID = "bft-threshold"
 ORDER = 60
 PROFILES = ("full",)
-TITLE = {"en": "Fault tolerance at the threshold: f nodes down, then f+1", "zh": "阈值容错：f 个节点故障，再 f+1 个"}
+TITLE = {"en": "Fault tolerance at the threshold: f nodes down, then f+1",
+         "zh": "阈值容错：f 个节点故障，再 f+1 个"}
 
 
 def applies(program: Program) -> str | None:

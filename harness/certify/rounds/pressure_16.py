@@ -20,7 +20,8 @@ def applies(program: Program) -> str | None:
 def suite(program: Program) -> dict[str, Any]:
     claimed = program.claims.rate(16) if program.claims else None
     rate = claimed or program.pressure_rate
-    source = "the vendor's claimed 16-node rate" if claimed else f"the 4-node pressure rate ({program.rate_source()})"
+    source = ("the vendor's claimed 16-node rate" if claimed
+              else f"the 4-node pressure rate ({program.rate_source()})")
     return {"description": f"pressure round, 16 nodes, {rate:g} tx/s ({source})", "nodes": 16, "seed": 14,
             "ready_timeout": 240, "audit": True,
             "load": _common.load(rate, program.profile.round_duration),

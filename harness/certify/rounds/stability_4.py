@@ -10,7 +10,8 @@ from harness.certify.rounds import _common
 ID = "stability-4"
 ORDER = 40
 PROFILES = ("full",)
-TITLE = {"en": "Stability round, 4 nodes, 20 % of the pressure rate, long", "zh": "4 节点稳定性轮（20% 压力速率，长时）"}
+TITLE = {"en": "Stability round, 4 nodes, 20 % of the pressure rate, long",
+         "zh": "4 节点稳定性轮（20% 压力速率，长时）"}
 
 
 def applies(program: Program) -> str | None:
