@@ -21,6 +21,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness import chainpack, packpolicy, validation
 from harness.chainpack import ChainPack
@@ -185,21 +186,13 @@ def _root(folder: Path) -> Path:
 
 # -- validation ----------------------------------------------------------------------------
 
-def _claims_problem(path: Path) -> InputError | None:
-    claims_module = None
-    # The lead's loader (issue 12 §1), when this checkout has it. Looked up in this package
-    # only: an editable install elsewhere must not lend us its half-written module.
-    if (Path(__file__).parent / "certify" / "claims.py").is_file():
-        from harness.certify import claims as claims_module
+def _claims_problem(path: Path, profile: Any) -> InputError | None:
+    """The claims as `bctest certify` will read them (schema, and within the profile's
+    ceiling: the worker must not be handed a load it refuses only after queueing)."""
+    from harness.certify import claims, execute
+    from harness.certify.program import PROFILES
     try:
-        if claims_module is not None:
-            claims_module.load(path)
-        else:
-            # TODO(issue 12): harness.certify.claims.load judges the claims fully once on main.
-            document = validation.load_yaml(path)
-            if not isinstance(document, dict):
-                return InputError(str(path), None, f"a mapping of claims (throughput, latency_p99_ms, "
-                                  f"fault_tolerance), got {type(document).__name__}")
+        execute.check_claims(claims.load(path), profile if profile in PROFILES else "full", path)
     except InputError as exc:
         return exc
     return None
@@ -253,7 +246,7 @@ def load(folder: Path) -> Submission:
             claims = packpolicy.resolve_inside(folder, claims_field, file, "claims")
             if not claims.is_file():
                 raise InputError(file, "claims", f"an existing file; {claims} does not exist")
-            problem = _claims_problem(claims)
+            problem = _claims_problem(claims, document.get("profile", "full"))
             if problem:
                 problems.append(problem)
         except InputError as exc:

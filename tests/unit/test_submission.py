@@ -294,3 +294,15 @@ def test_bundle_input_errors_are_one_clear_message(tmp_path, args, expected):
         (out / "something").write_text("x")
     result = cli("bundle", "anvil", *args, "--out", str(out))
     assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_claims_beyond_the_profiles_ceiling_are_refused_at_submit(tmp_path):
+    """A vendor cannot queue a load the worker would only refuse after waiting its turn."""
+    from harness.certify.program import PROFILES
+    from harness.submission import _claims_problem
+
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(f"throughput: {PROFILES['quick'].max_rate + 1:g}\n")
+    problem = _claims_problem(claims, "quick")
+    assert problem is not None and problem.field == "throughput" and "ceiling" in problem.expected
+    assert _claims_problem(claims, "full") is None
