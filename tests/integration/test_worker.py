@@ -99,6 +99,17 @@ def assert_certified(env: dict, data: Path, sid: str, attempts: int, queue_url: 
     return out
 
 
+def on_the_scorecard(env: dict, data: Path, tmp_path: Path, sid: str) -> None:
+    """The certified folder is published: one listing line naming the vendor and submission."""
+    site = tmp_path / "site"
+    built = bctest(env, "scorecard", "build", str(data / "results"), "--out", str(site), timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    [line] = [json.loads(text) for text in (site / "listing.jsonl").read_text().splitlines()]
+    assert line["vendor"]["name"] == "acme" and line["vendor"]["submission"] == sid
+    assert line["profile"] == "quick"
+    assert (site / "index.html").is_file() and "acme" in (site / "index.html").read_text()
+
+
 def leftovers(client, run_ids: set[str], data: Path) -> list[str]:
     left = [name for run_id in run_ids for name in run_objects(client, run_id)]
     mounts = Path("/proc/self/mountinfo").read_text().splitlines()
@@ -143,6 +154,7 @@ def test_a_killed_worker_leaves_the_submission_to_the_next_one(env, tmp_path, do
     out = assert_certified(env, data, sid, 2, None, docker_client)
     ran = {json.loads(p.read_text()).get("run_id") for p in (out / "cases").glob("*/results.json")}
     assert not leftovers(docker_client, seen | ran, data)
+    on_the_scorecard(env, data, tmp_path, sid)
     listing = bctest(env, "queue", "--data", str(data))
     assert f"{sid[:12]}  acme" in listing.stdout and "certified" in listing.stdout
     print(f"\nkilled attempt {killed_at - started:.0f}s, certified attempt "
@@ -164,6 +176,7 @@ def test_the_same_path_with_a_postgresql_queue(env, tmp_path, docker_client, anv
     out = assert_certified(env, data, sid, 1, postgres_queue, docker_client)
     ran = {json.loads(p.read_text()).get("run_id") for p in (out / "cases").glob("*/results.json")}
     assert not leftovers(docker_client, ran, data)
+    on_the_scorecard(env, data, tmp_path, sid)
     listing = bctest(env, "queue", "--queue", postgres_queue, "--data", str(data))
     assert f"{sid[:12]}  acme" in listing.stdout and "certified" in listing.stdout
     print(f"\ncertified through PostgreSQL in {time.monotonic() - started:.0f}s")
