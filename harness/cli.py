@@ -206,6 +206,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from harness import campaign, history, results, signing
 
+    if not ((args.run_dir / campaign.PLAN).is_file() or (args.run_dir / "history.jsonl").is_file()):
+        raise InputError(str(args.run_dir), None, "a bctest run or campaign folder (history.jsonl or "
+                         "campaign.json)")
     trusted = signing.load_public(args.key or signing.key_dir() / signing.PUBLIC)
     problems = signing.check_signature(args.run_dir, trusted)
     stored = signing.load_json(args.run_dir / "results.json")

@@ -123,3 +123,10 @@ def test_verify_notes_differences_from_another_version_and_fails_them_in_strict_
     same = _signed_run(tmp_path / "b", __version__, 123.0)
     assert main(["verify", str(same)]) == 1      # same version, different figures: something is wrong
     assert "verify failed" in capsys.readouterr().out
+
+
+def test_verify_of_a_folder_that_is_no_run_is_one_clear_error(tmp_path, capsys):
+    from harness import cli
+    assert cli.main(["verify", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "history.jsonl or campaign.json" in err and "Traceback" not in err
