@@ -19,7 +19,8 @@ JUDGE_MODULES = ("harness.model", "harness.history", "harness.metrics", "harness
                  "harness.checks.fault_tolerance", "harness.standards", "harness.audit",
                  "harness.audit.evm", "harness.audit.bitcoin", "harness.audit.cometbft",
                  "harness.signing", "harness.report", "harness.campaign", "harness.verdicts",
-                 "harness.suite")
+                 "harness.suite", "harness.certify.judge", "harness.certify.capacity",
+                 "harness.scorecard.collect", "harness.scorecard.listing", "harness.scorecard.site")
 
 
 def loaded_after(code: str, cwd: Path = ROOT) -> dict:
