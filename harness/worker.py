@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,26 +89,47 @@ class Options:
     log: Log = field(default=lambda line: print(line, flush=True))
 
 
-class HostLock:
-    """An flock on DATA/worker.lock: one worker per host and data folder. The kernel lets go
-    when the holder dies, however it dies."""
+def _host_lock_path() -> Path:
+    """One file for the whole host, whatever --data each worker uses."""
+    run_lock = Path("/run/lock")
+    folder = run_lock if run_lock.is_dir() and os.access(run_lock, os.W_OK) else Path(tempfile.gettempdir())
+    return folder / "bctest-worker.lock"
 
-    def __init__(self, data: Path):
+
+class HostLock:
+    """flocks on DATA/worker.lock and on one host-wide file: one worker per host, whatever
+    data folder each was given (two would measure each other). The kernel lets go when the
+    holder dies, however it dies."""
+
+    def __init__(self, data: Path, host: Path | None = None):
         data.mkdir(parents=True, exist_ok=True)
         self.path = data / LOCK
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.fds: list[int] = []
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for path in (self.path, host or _host_lock_path()):
+                self.fds.append(self._take(path))
+        except InputError:
+            self.release()
+            raise
+
+    @staticmethod
+    def _take(path: Path) -> int:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            other = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(self.fd)
-            raise InputError(str(self.path), None, f"one worker per host: worker pid {other} is "
-                             "already running on this data folder") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+            other = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise InputError(str(path), None, f"one worker per host: worker pid {other} is "
+                             "already running on this host") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd
 
     def release(self) -> None:
-        os.close(self.fd)
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
 
 
 def require_key() -> None:

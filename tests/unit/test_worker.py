@@ -230,12 +230,26 @@ def test_one_worker_per_host(tmp_path):
     """)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(InputError, match=f"worker pid {holder.pid} is already running"):
+        with pytest.raises(InputError, match=f"worker pid {holder.pid} is already running on this host"):
             worker.run(options(data, fake(0)))
     finally:
         holder.kill()
         holder.wait()
     worker.run(options(data, fake(0)))   # the lock went with its holder
+
+
+def test_one_worker_per_host_whatever_its_data_folder(tmp_path):
+    from harness.worker import HostLock
+    host = tmp_path / "host.lock"
+    first = HostLock(tmp_path / "a", host)
+    try:
+        with pytest.raises(InputError, match=f"worker pid {os.getpid()}") as refused:
+            HostLock(tmp_path / "b", host)
+        assert str(host) in str(refused.value)
+        HostLock(tmp_path / "b", tmp_path / "other-host.lock").release()
+    finally:
+        first.release()
+    HostLock(tmp_path / "b", host).release()
 
 
 def test_certify_dies_with_a_killed_worker(tmp_path):
