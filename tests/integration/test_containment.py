@@ -97,3 +97,28 @@ def test_a_node_cannot_open_connections_to_the_hosts_services(network, docker_cl
         listener.close()
     remove_run(docker_client, runtime.run_id)
     assert runtime.run_id not in hostguard.guarded_runs()
+
+
+def test_one_vendors_run_cannot_reach_anothers(network, docker_client, tmp_path):
+    """Two certifications on one host (two vendors, one after another or a test center's
+    several hosts sharing nothing but the engine): each run has its own network, so a node of
+    one cannot open a connection to a node of the other, and neither holds the engine's
+    socket."""
+    from harness.runtime import images
+
+    runtime, nodes = network
+    base = images.base_image(docker_client)
+    pack = dataclasses.replace(chainpack.load(ROOT / "chains" / "anvil"), command=["sleep", "600"],
+                               ports={"rpc": 8545}, capabilities=[], resources={})
+    other_id = f"contain{int(time.time() * 1000) % 10**8 + 1}"
+    other = DockerRuntime(docker_client, other_id, tmp_path / "other-logs")
+    try:
+        [stranger] = other.start(pack, base, 1, {}, {})
+        assert other.network_name != runtime.network_name
+        assert probe(runtime, nodes[0], stranger.ip, 9) == "cut"
+        assert probe(other, stranger, nodes[0].ip, 9) == "cut"
+        for node in (nodes[0], stranger):
+            mounts = docker_client.containers.get(node.container_id).attrs["Mounts"]
+            assert not any("docker.sock" in (m.get("Source") or "") for m in mounts)
+    finally:
+        remove_run(docker_client, other_id)
