@@ -227,9 +227,11 @@ class Run:
                         child.wait()
                         return None
         except KeyboardInterrupt:
-            # Ctrl-C reached the child too (same process group); SIGTERM only us: pass it on.
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
+            # Ctrl-C reached the child too (same process group); a SIGTERM only us: pass it on
+            # as SIGTERM (a worker started in the background has SIGINT ignored, and so have
+            # its children: a SIGINT would not reach certify).
+            if child.poll() is None and _terminated:
+                child.send_signal(signal.SIGTERM)
             try:
                 child.wait(timeout=120)
             except subprocess.TimeoutExpired:
@@ -239,7 +241,11 @@ class Run:
             raise
 
 
+_terminated: list[bool] = []   # set when the worker got SIGTERM (not Ctrl-C)
+
+
 def _sigterm(*_: object) -> None:
+    _terminated.append(True)
     raise KeyboardInterrupt
 
 
@@ -250,6 +256,7 @@ def run(options: Options, queue: SqlQueue | None = None) -> int:
     own_queue = queue is None
     queue = queue or open_queue(options.queue_url, options.data, options.attempt_limit)
     previous = signal.signal(signal.SIGTERM, _sigterm)   # stop like Ctrl-C: the attempt is re-queued
+    _terminated.clear()
     try:
         worker = Run(options, queue)
         options.log(f"worker {worker.me.pid} on {worker.me.host}: queue {queue.url}")

@@ -288,7 +288,8 @@ if __name__ == "__main__":
     queue = context.Queue()              # a named semaphore: the resource tracker has work
     worker = context.Process(target=time.sleep, args=(60,))   # no die_with_parent
     worker.start()
-    print(worker.pid, flush=True)
+    time.sleep(0.5)   # past its bootstrap: killed while still reading its spawn data, it would just exit
+    print(worker.pid if worker.is_alive() else -1, flush=True)
     time.sleep(60)
 """
 
