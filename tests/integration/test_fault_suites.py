@@ -210,6 +210,7 @@ def test_checker_settings_errors_name_the_field(tmp_path):
 
 
 
+@pytest.mark.long   # the delay itself: test_nemesis.py (NFQUEUE, netem); the suite: scripts/test --long
 def test_slow_links_suite_slows_consensus_and_recovers(docker_client, cometbft_image, tmp_path):
     run_dir, got = run_passing("slow-links", tmp_path)
     assert verdicts(got) == dict.fromkeys(CHECKERS[:-1], "pass")   # no fault_tolerance
@@ -228,6 +229,7 @@ def test_slow_links_suite_slows_consensus_and_recovers(docker_client, cometbft_i
     assert run_objects(docker_client, got["run_id"]) == []
 
 
+@pytest.mark.long   # the disk fault itself: test_nemesis.py; the suite: scripts/test --long
 def test_disk_full_suite_recovers_after_the_space_is_freed_and_the_node_restarted(
         docker_client, cometbft_image, tmp_path):
     run_dir, got = run_passing("disk-full", tmp_path)

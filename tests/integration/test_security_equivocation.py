@@ -70,6 +70,7 @@ def test_a_twin_of_one_validator_gets_its_double_sign_committed_as_evidence(
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nsenter"),
                     reason="the negative control cuts the twins' side with iptables in a node's "
                            "namespace: needs root and nsenter on the engine's host")
+@pytest.mark.long   # equivocation's evidence path stays in CI (the one-twin test); this control on demand
 def test_twins_of_half_the_power_fork_the_chain_the_documented_negative_control(
         docker_client, cometbft_image, tmp_path):
     suite_text = (ROOT / "suites/security/cometbft-equivocation-negative.yaml").read_text()
