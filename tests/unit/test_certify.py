@@ -136,6 +136,10 @@ def test_a_step_is_judged_on_every_criterion():
     assert not lossy["passed"] and "success_ratio" in lossy["why"]
     harness = capacity.judge_step("c", "ramp", 100, results(100, sent=60), BARS)
     assert harness["harness_limited"] and "harness" in harness["why"]
+    # Behind its schedule, but the chain did not keep even what was sent: the chain's failure.
+    both = capacity.judge_step("c", "ramp", 1600, results(1600, sent=1452, committed=599, p99=37000), BARS)
+    assert not both["passed"] and not both["harness_limited"]
+    assert "commit_send_ratio" in both["why"] and "1452 tx/s the harness did send" in both["why"]
     broken = capacity.judge_step("c", "ramp", 100, results(100, status="interrupted"), BARS)
     assert not broken["passed"] and "did not complete" in broken["why"]
 
