@@ -11,7 +11,7 @@ from harness.certify import capacity, claims
 from harness.certify.program import PROFILES, ROUND_NODES
 from harness.standards import metrics
 
-PLAN = "certify.json"
+PLAN = "certify.json"   # the program as planned and run (harness/certify/execute.py writes it)
 
 
 def judge(plan: dict[str, Any], cases: dict[str, dict[str, Any] | None]) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from harness.certify.claims import Claims
 from harness.chainpack import ChainPack
 
 FORMAT = "bctest-certify/1"
-PLAN = "certify.json"
 ROUND_NODES = 4           # the CAICT rounds' node count; the capacity search runs here too
 
 

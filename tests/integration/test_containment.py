@@ -30,13 +30,18 @@ except OSError:
 """
 
 
+def sleeping_pack():
+    """The anvil pack's image doing nothing: a node to probe from, with no chain of its own."""
+    return dataclasses.replace(chainpack.load(ROOT / "chains" / "anvil"), command=["sleep", "600"],
+                               ports={"rpc": 8545}, capabilities=[], resources={})
+
+
 @pytest.fixture
 def network(docker_client, tmp_path):
     from harness.runtime import images
 
     base = images.base_image(docker_client)
-    pack = dataclasses.replace(chainpack.load(ROOT / "chains" / "anvil"), command=["sleep", "600"],
-                               ports={"rpc": 8545}, capabilities=[], resources={})
+    pack = sleeping_pack()
     run_id = f"contain{int(time.time() * 1000) % 10**8}"
     runtime = DockerRuntime(docker_client, run_id, tmp_path / "logs")
     try:
@@ -108,8 +113,7 @@ def test_one_vendors_run_cannot_reach_anothers(network, docker_client, tmp_path)
 
     runtime, nodes = network
     base = images.base_image(docker_client)
-    pack = dataclasses.replace(chainpack.load(ROOT / "chains" / "anvil"), command=["sleep", "600"],
-                               ports={"rpc": 8545}, capabilities=[], resources={})
+    pack = sleeping_pack()
     other_id = f"contain{int(time.time() * 1000) % 10**8 + 1}"
     other = DockerRuntime(docker_client, other_id, tmp_path / "other-logs")
     try:
