@@ -24,8 +24,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import aiohttp
+
 from harness.adapters.base import Committed, Prepared
 from harness.adapters.cometbft import CometError, broadcast_body, response_error, tx_hash
+from harness.adapters.jsonrpc import RpcError, read_capped
 from harness.model import Node
 
 QUERY_PATH = "/key"          # the scenarios app answers any path by key, as kvstore does
@@ -84,8 +87,31 @@ def query_reply_error(status: int, body: bytes) -> str | None:
     return None
 
 
-def _param_bytes(data: bytes) -> str:
-    return "0x" + data.hex()
+async def rpc(adapter: Any, node: Node, method: str, params: dict[str, Any],
+              timeout: float = 10.0) -> Any:
+    """One JSON-RPC call with named params (POST; in bodies []byte params are base64 and
+    HexBytes params hex); CometError with the node's reason (its `data`) on an error."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+    try:
+        async with adapter.control_session().post(
+                node.url(), data=body, headers={"Content-Type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            text = await read_capped(resp, f"{method} at {node.name}")
+    except (aiohttp.ClientError, TimeoutError, RpcError) as exc:
+        raise CometError(f"{method} at {node.name}: {type(exc).__name__} {exc}") from None
+    try:
+        reply = json.loads(text)
+    except (ValueError, RecursionError):
+        raise CometError(f"{method} at {node.name}: not JSON: {text[:200]!r}") from None
+    if not isinstance(reply, dict):
+        raise CometError(f"{method} at {node.name}: not a JSON object")
+    error = reply.get("error")
+    if error:
+        detail = error.get("data") or error.get("message") if isinstance(error, dict) else error
+        raise CometError(f"{method} at {node.name}: {str(detail)[:200]}")
+    if not isinstance(reply.get("result"), dict):
+        raise CometError(f"{method} at {node.name}: no result: {text[:200]!r}")
+    return reply["result"]
 
 
 async def _bounded(calls: list[Any]) -> list[Any]:
@@ -100,11 +126,9 @@ async def _bounded(calls: list[Any]) -> list[Any]:
 
 async def read_keys(adapter: Any, node: Node, keys: list[str]) -> dict[str, str | None]:
     """Each key's committed value over abci_query (None: not stored)."""
-    session = adapter.control_session()
-
     async def one(key: str) -> str | None:
-        result = await adapter._get(session, node, "/abci_query", path=f'"{QUERY_PATH}"',
-                                    data=_param_bytes(key.encode()))
+        result = await rpc(adapter, node, "abci_query", {"path": QUERY_PATH, "data": key.encode().hex(),
+                                                        "height": "0", "prove": False})
         response = result.get("response") or {}
         if response.get("code"):
             raise CometError(f"abci_query {key!r} answered code {response.get('code')}: "
@@ -118,15 +142,15 @@ async def read_keys(adapter: Any, node: Node, keys: list[str]) -> dict[str, str 
 
 async def app_version(adapter: Any, node: Node) -> str:
     """The ABCI app's Info version (bctest-scenarios/1, or kvstore's)."""
-    info = await adapter._get(adapter.control_session(), node, "/abci_info", timeout=5)
+    info = await rpc(adapter, node, "abci_info", {}, timeout=5)
     return str((info.get("response") or {}).get("version", ""))[:80]
 
 
 async def _tx_result(adapter: Any, node: Node, tx: bytes) -> tuple[int, int, str] | None:
     """(height, result code, log) of a transaction in a block, or None if in none."""
     try:
-        result = await adapter._get(adapter.control_session(), node, "/tx",
-                                    hash=_param_bytes(bytes.fromhex(tx_hash(tx))))
+        result = await rpc(adapter, node, "tx", {"hash": base64.b64encode(
+            bytes.fromhex(tx_hash(tx))).decode(), "prove": False})
     except CometError as exc:
         if "not found" in str(exc):
             return None
@@ -137,7 +161,7 @@ async def _tx_result(adapter: Any, node: Node, tx: bytes) -> tuple[int, int, str
 
 async def _check_now(adapter: Any, node: Node, tx: bytes) -> tuple[int, str]:
     """CheckTx's verdict on `tx` now (the check_tx RPC: not added to the mempool)."""
-    result = await adapter._get(adapter.control_session(), node, "/check_tx", tx=_param_bytes(tx))
+    result = await rpc(adapter, node, "check_tx", {"tx": base64.b64encode(tx).decode()})
     return int(result.get("code") or 0), str(result.get("log", ""))
 
 
