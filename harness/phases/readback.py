@@ -42,6 +42,11 @@ def readback_node(ctx: RunContext) -> Node:
     return next(n for n in ctx.nodes if n.index == index)
 
 
+def send_outcomes(records: list[Any]) -> dict[int, str | None]:
+    """Each sent transaction's outcome at submission: the node's refusal, or None (accepted)."""
+    return {r.i: r.error for r in records if r is not None and r.submitted is not None}
+
+
 async def run_readback(workload: Any, node: Node, committed: list[int],
                        budget: float = BUDGET) -> dict[str, Any]:
     """The workload's observations, or {"error": why} when it could not read back."""
@@ -62,6 +67,8 @@ async def readback(ctx: RunContext) -> None:
         return
     node = readback_node(ctx)
     committed = chain_order(ctx.load.tracker, node.index)
+    if hasattr(ctx.workload_impl, "note_sends"):   # optional: e.g. was a must-refuse tx rejected
+        ctx.workload_impl.note_sends(send_outcomes(ctx.load.records))
     started = time.monotonic()
     observed = await run_readback(ctx.workload_impl, node, committed)
     ctx.readback = {"workload": ctx.workload, "node": node.name, "committed": len(committed),
