@@ -165,9 +165,11 @@ async def _check_now(adapter: Any, node: Node, tx: bytes) -> tuple[int, str]:
     return int(result.get("code") or 0), str(result.get("log", ""))
 
 
-async def judge_refusals(adapter: Any, node: Node, ops: list[Op],
-                         committed: set[int]) -> list[dict[str, Any]]:
-    """Where each must-be-refused op ended up: refused true/false, or None if untested."""
+async def judge_refusals(adapter: Any, node: Node, ops: list[Op], committed: set[int],
+                         sends: dict[int, str | None] | None = None) -> list[dict[str, Any]]:
+    """Where each must-be-refused op ended up: refused true/false, or None if untested.
+    `sends` (index -> the node's refusal at submission, None if accepted; absent if never
+    sent) comes from the read-back stage when it has the send records."""
     async def one(op: Op) -> dict[str, Any]:
         row: dict[str, Any] = {"i": op.index, "what": op.must_refuse}
         placed = await _tx_result(adapter, node, op.tx)
@@ -179,11 +181,20 @@ async def judge_refusals(adapter: Any, node: Node, ops: list[Op],
         elif op.index in committed:
             row["refused"] = None
             row["outcome"] = "reported committed, but the node's tx index does not know it"
+        elif sends is not None and op.index not in sends:
+            row["refused"] = None
+            row["outcome"] = "never sent"
+        elif sends is not None and sends[op.index]:
+            # the node's answer at submission: CheckTx's code and log (or another refusal)
+            row["refused"] = True
+            row["outcome"] = f"in no block; refused when sent: {str(sends[op.index])[:160]}"
         else:
             code, log = await _check_now(adapter, node, op.tx)
             row["refused"] = True if code else None
-            row["outcome"] = (f"in no block; CheckTx refuses it (code {code}: {log[:120]})" if code
-                              else "in no block, and CheckTx would accept it now: never tested")
+            accepted = "accepted when sent, " if sends is not None else ""
+            row["outcome"] = (f"in no block; {accepted}CheckTx refuses it now (code {code}: "
+                              f"{log[:120]})" if code else
+                              f"in no block, {accepted}and CheckTx would accept it now: never tested")
         return row
 
     return list(await _bounded([one(op) for op in ops if op.must_refuse]))
@@ -226,6 +237,11 @@ class KvWorkload:
         self.ops: list[Op] = []
         self._key_of: dict[str, str] = {}      # tx id -> key, for the query phase
         self.found: dict[str, str | None] = {}  # what the last read-back read
+        self.sends: dict[int, str | None] | None = None   # the load's outcomes, if given
+
+    def note_sends(self, outcomes: dict[int, str | None]) -> None:
+        """The read-back stage's send outcomes: index -> the refusal at submission or None."""
+        self.sends = outcomes
 
     # -- to override
 
@@ -265,7 +281,8 @@ class KvWorkload:
         found = await read_keys(self.adapter, node, sorted(expected))
         self.found = found
         observed = compare(expected, found)
-        observed["must_refuse"] = await judge_refusals(self.adapter, node, self.ops, set(committed))
+        observed["must_refuse"] = await judge_refusals(self.adapter, node, self.ops, set(committed),
+                                                       self.sends)
         observed["method"] = f"abci_query {QUERY_PATH} of every key the committed txs wrote"
         return observed
 

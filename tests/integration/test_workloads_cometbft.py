@@ -53,6 +53,7 @@ def test_einvoice_double_redemptions_are_refused_by_the_scenarios_app(docker_cli
     assert len(refusals) >= 10 and all(r["refused"] is True for r in refusals), refusals
     # refused with the app's own code: CheckTx (in no block) or FinalizeBlock (code 5 in a block)
     assert all("code 5" in r["outcome"] and "already redeemed" in r["outcome"] for r in refusals)
+    assert any("refused when sent" in r["outcome"] for r in refusals), refusals
     line = readback_line(tmp_path / "run")
     once = line["redeemed_exactly_once"]
     assert once["redeemed"] > 0 and once["once"] == once["redeemed"], once

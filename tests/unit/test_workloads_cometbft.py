@@ -260,8 +260,16 @@ def test_a_refusal_is_judged_by_where_the_tx_ended_up(monkeypatch):
     assert [r["refused"] for r in rows] == [True, False, True, None]
     assert "FinalizeBlock code 5" in rows[0]["outcome"]
     assert "took effect" in rows[1]["outcome"]
-    assert "CheckTx refuses it (code 5" in rows[2]["outcome"]
+    assert "CheckTx refuses it now (code 5" in rows[2]["outcome"]
     assert "never tested" in rows[3]["outcome"]
+    # with the load's send outcomes: refused at submission, never sent, accepted then
+    sends = {2: "code 5: invoice c is already redeemed", 3: None}
+    rows = asyncio.run(cometbft_common.judge_refusals(None, NODE, ops, {0, 1}, sends))
+    assert [r["refused"] for r in rows] == [True, False, True, None]
+    assert rows[2]["outcome"] == "in no block; refused when sent: code 5: invoice c is already redeemed"
+    assert "accepted when sent" in rows[3]["outcome"]
+    rows = asyncio.run(cometbft_common.judge_refusals(None, NODE, ops, {0, 1}, {}))
+    assert rows[2]["refused"] is None and rows[2]["outcome"] == "never sent"
 
 
 def test_einvoice_read_back_fails_a_chain_that_let_the_second_redemption_through(monkeypatch):
