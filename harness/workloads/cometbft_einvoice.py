@@ -38,14 +38,15 @@ class Workload(KvWorkload):
     def plan(self, count: int) -> tuple[int, list[int]]:
         """How many invoices fit in `count` sends, and which are redeemed twice."""
         every = int(self.settings["double_every"])
-        invoices = 0
-        while True:
-            more = invoices + 1
-            doubles = [j for j in range(more) if every and j % every == 0]
-            if 3 * more + len(doubles) > count:
-                break
-            invoices = more
-        return invoices, [j for j in range(invoices) if every and j % every == 0]
+
+        def sends(invoices: int) -> int:
+            return 3 * invoices + (-(-invoices // every) if every else 0)
+
+        low, high = 0, count              # the most invoices whose sends fit
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if sends(middle) <= count else (low, middle - 1)
+        return low, [j for j in range(low) if every and j % every == 0]
 
     def build(self, count: int) -> list[Op]:
         invoices, doubles = self.plan(count)
@@ -57,21 +58,21 @@ class Workload(KvWorkload):
         for j in range(invoices):
             issuer, buyer, _ = self.parties(j)
             rows.append((self.invoice(j), f"transfer,{issuer},{buyer},{self.tag}t", None))
-        redeems: list[tuple[str, str, str | None]] = []
-        for j in range(invoices):
-            redeems.append((self.invoice(j), f"redeem,{self.parties(j)[1]},{self.tag}r", None))
+        # Second redemptions: half `gap` redemptions after the first (which may still wait
+        # in the mempool), half at the end of the load (after it committed).
+        early: dict[int, list[tuple[str, str, str | None]]] = {}
         late: list[tuple[str, str, str | None]] = []
-        early: list[tuple[int, tuple[str, str, str | None]]] = []
         for n, j in enumerate(doubles):
             second = (self.invoice(j), f"redeem,{self.parties(j)[1]},{self.tag}r2",
                       f"second redemption of invoice {self.tag}-{j}")
             if n % 2 == 0:
-                early.append((j, second))
+                early.setdefault(min(j + gap, invoices - 1), []).append(second)
             else:
                 late.append(second)
-        for j, second in sorted(early, key=lambda row: row[0], reverse=True):
-            redeems.insert(min(j + 1 + gap, len(redeems)), second)
-        rows += redeems + late
+        for j in range(invoices):
+            rows.append((self.invoice(j), f"redeem,{self.parties(j)[1]},{self.tag}r", None))
+            rows += early.get(j, [])
+        rows += late
         while len(rows) < count:     # the few sends no invoice fits in: plain kv writes
             rows.append((f"einv.{self.tag}.pad{len(rows)}", "x", None))
         return [Op(i, key, value, must_refuse) for i, (key, value, must_refuse) in enumerate(rows)]
