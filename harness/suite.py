@@ -100,6 +100,10 @@ class Suite:
     audit: bool = False            # run the authenticity audit after the load
     query: QuerySpec | None = None # the read workload after the settle; None: no query phase
     security: SecuritySpec | None = None   # security probes after the settle; None: none
+    # A registered workload (harness/workloads/): its settings merged over its DEFAULTS;
+    # False/{} for the adapter's own workload, which needs no read-back.
+    workload_registered: bool = False
+    workload_settings: dict[str, Any] = field(default_factory=dict)
 
 
     def checker_config(self) -> dict[str, dict[str, Any]]:
@@ -110,13 +114,18 @@ class Suite:
             config = dict(self.checkers)
         else:   # only BFT and CFT fault models say how many faulty nodes must be tolerated
             config = {name: {} for name in correctness.ORDER
-                      if name != "fault_tolerance" or self.chain.consensus in ("bft", "cft")}
+                      if (name != "fault_tolerance" or self.chain.consensus in ("bft", "cft"))
+                      and name != "readback"}   # readback: only with a registered workload
         if self.chain.consensus in FINALITY and "safety" not in config:
             # A chain that claims finality is always held to it: a node cannot earn credit
             # for blocks that later vanish, whatever the suite forgot to ask.
             config = {"safety": {}, **config}
         if "causality" not in config:   # a commit before its submit fails any run
             config = {"causality": {}, **config}
+        if self.workload_registered and "readback" not in config:
+            # A workload's effects are always read back: a chain that includes a transaction
+            # but drops (or reverts) its effect must not pass on inclusion alone.
+            config = {**config, "readback": {}}
         return config
 
     def converge_bound(self) -> float:
@@ -153,10 +162,11 @@ def load(path: Path) -> Suite:
         for c in doc.get("checks", [])
     ]
     workload = doc.get("workload", {})
+    registered, workload_settings = _workload(workload, pack, file)
     load_nodes = _node_list(load_doc, nodes, file, "load.nodes")
     query = _query(doc.get("query"), nodes, file, load_nodes)
     if query is not None:
-        _check_query_kind(query, pack, file)
+        _check_query_kind(query, pack, file, registered.query_kinds if registered else ())
     warmup = float(load_doc.get("warmup", 5))
     faults = schedule.plan(doc.get("faults", []), nodes, pack.fault_tolerance(nodes),
                            doc.get("seed", 1), warmup + float(load_doc["duration"]), file)
@@ -196,6 +206,8 @@ def load(path: Path) -> Suite:
         audit=doc.get("audit", False),
         query=query,
         security=_security(doc.get("security")),
+        workload_registered=registered is not None,
+        workload_settings=workload_settings,
     )
 
 
@@ -222,9 +234,22 @@ def _node_list(section: dict[str, Any], nodes: int, file: str, where: str) -> tu
     return chosen
 
 
-def _check_query_kind(query: QuerySpec, pack: ChainPack, file: str) -> None:
-    from harness import adapters  # the adapter says which reads its family answers
-    offered = getattr(adapters.adapter_class(pack.family, str(pack.manifest)), "query_kinds", ())
+def _workload(doc: dict[str, Any], pack: ChainPack, file: str) -> tuple[Any, dict[str, Any]]:
+    """The suite's `workload.kind` + `workload.settings`: (None, {}) for the adapter's own
+    workload, else (the registered WorkloadSpec, its settings over DEFAULTS)."""
+    if doc.get("kind") is None and not doc.get("settings"):
+        return None, {}      # the adapter's default (its class need not be loaded for that)
+    from harness import adapters, workloads
+    adapter = adapters.adapter_class(pack.family, str(pack.manifest))
+    return workloads.resolve(pack.family, tuple(getattr(adapter, "workloads", ("transfer",))),
+                             doc.get("kind"), doc.get("settings"), file)
+
+
+def _check_query_kind(query: QuerySpec, pack: ChainPack, file: str,
+                      workload_kinds: tuple[str, ...] = ()) -> None:
+    from harness import adapters  # the adapter (and the workload) say which reads they answer
+    offered = (*getattr(adapters.adapter_class(pack.family, str(pack.manifest)), "query_kinds", ()),
+               *workload_kinds)
     if query.kind not in offered:
         raise InputError(file, "query.kind", f"the '{pack.family}' adapter builds "
                          f"{', '.join(offered) or 'no'} queries, not {query.kind}")

@@ -55,6 +55,7 @@ class RunContext:
     runtime: Any = None                         # harness.runtime.docker.DockerRuntime
     adapter: Any = None
     workload: str = ""
+    workload_impl: Any = None                   # a registered workload's object (harness/workloads/)
     image: dict[str, Any] = field(default_factory=dict)
     host: dict[str, Any] = field(default_factory=dict)
     nodes: list[Node] = field(default_factory=list)
@@ -73,6 +74,7 @@ class RunContext:
     query: Any = None                           # harness.phases.query.QueryOutcome
     finals: list[FinalChain] = field(default_factory=list)
     audited: dict[str, Any] | None = None
+    readback: dict[str, Any] | None = None      # the workload's read-back (phases/readback.py)
     security: list[ProbeOutcome] = field(default_factory=list)   # the security stage's probes
     # record
     results: dict[str, Any] | None = None

@@ -130,6 +130,7 @@ def record(ctx: RunContext, header: RunHeader) -> dict[str, Any]:
     status = "incomplete" if ctx.interrupted else "complete"
     history = build_history(header, state, status, ctx.interrupted, ctx.finals, ctx.query,
                             ctx.audited, ctx.security)
+    history.readback = ctx.readback   # the workload's read-back (phases/readback.py)
     ctx.results = results_module.write_history_and_results(ctx.run_dir, history)
     write_reports(ctx.run_dir, ctx.results)
     return ctx.results
