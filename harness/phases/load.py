@@ -10,7 +10,6 @@ from hdrh.histogram import HdrHistogram
 
 from harness.faults.nemesis import Nemesis
 from harness.load.driver import SendProgress, plan_workers, run_senders
-from harness.model import scheduled_offset
 from harness.phases.companions import NemesisCompanion, SamplerCompanion, Watchers
 from harness.phases.context import LoadState, RunContext
 from harness.progress import Progress, Snapshot
@@ -29,6 +28,7 @@ class LiveView:
 
     def __init__(self, view: Progress, state: LoadState, rate: float, warmup: float):
         self.view, self.state, self.rate, self.warmup = view, state, rate, warmup
+        self.offsets = state.offsets
         self.latency = HdrHistogram(1, 24 * 3600 * 1_000_000, 3)
         self.counted = 0
         self.sends = SendProgress()
@@ -43,7 +43,7 @@ class LiveView:
         t0 = self.t0 or time.monotonic()
         tracker = self.state.tracker
         for i in tracker.commit_order[self.counted:]:
-            late = tracker.committed_at[i] - (t0 + scheduled_offset(i, self.rate))
+            late = tracker.committed_at[i] - (t0 + self.offsets[i])
             self.latency.record_value(max(1, int(late * 1e6)))
         self.counted = len(tracker.commit_order)
         p99 = self.latency.get_value_at_percentile(99) / 1000 if self.latency.get_total_count() else None
@@ -61,8 +61,10 @@ async def load(ctx: RunContext, view: Progress) -> LiveView:
     tracker = CommitTracker([p.tx_id for p in ctx.prepared], len(nodes), suite.commit_share)
     targets = [(n.index, n.url() + adapter.submit_path) for n in nodes
                if suite.load_nodes is None or n.index in suite.load_nodes]
+    plan = spec.plan()
     state = ctx.load = LoadState(t0=time.monotonic(), prepared=ctx.prepared, tracker=tracker,
-                                 rate=spec.rate, targets=[index for index, _ in targets])
+                                 rate=spec.rate, targets=[index for index, _ in targets],
+                                 offsets=plan.offset_list(), shape=plan.header())
     watchers = ctx.hooks.add(Watchers(adapter, nodes, tracker.on_block, suite.subscribe,
                                       suite.poll_interval))
     if suite.faults:
@@ -71,13 +73,13 @@ async def load(ctx: RunContext, view: Progress) -> LiveView:
     ctx.sampler = ResourceSampler(ctx.runtime, nodes)
     ctx.hooks.add(SamplerCompanion(ctx.sampler))
     ctx.watchers = watchers
-    live = LiveView(view, state, spec.rate, spec.warmup)
+    live = LiveView(view, state, spec.rate, spec.warmup)   # (the live target: the mean rate)
 
     def on_start(at: float) -> None:
         state.t0 = live.t0 = at
         ctx.hooks.started(at)
 
-    plans = plan_workers(ctx.prepared, targets, spec.rate, spec.workers, spec.max_in_flight,
+    plans = plan_workers(ctx.prepared, targets, state.offsets, spec.workers, spec.max_in_flight,
                          spec.submit_timeout, adapter.submit_headers, classifier_ref(adapter),
                          spec.connections)
     state.records, state.sends = await run_senders(
@@ -89,7 +91,10 @@ async def load(ctx: RunContext, view: Progress) -> LiveView:
     # The window ends where the schedule ended: at its full length, or (when stopped
     # early) just after the last transaction that came due.
     due = max((r.i for r in state.records if r is not None), default=-1) + 1
-    measure_end = min(spec.total_seconds, scheduled_offset(due, spec.rate))
+    measure_end = min(plan.total, plan.due_before(due))
     state.phases = {"warmup": [0.0, min(spec.warmup, measure_end)],
                     "measure": [min(spec.warmup, measure_end), measure_end]}
+    # The shape's named windows (step-1, spike, ...), cut where the schedule stopped.
+    state.windows = {name: [a, min(b, measure_end)] for name, (a, b) in plan.windows.items()
+                     if name not in state.phases and a < measure_end}
     return live
