@@ -26,8 +26,8 @@ from harness.adapters.cometbft import query_error as comet_query_error
 from harness.adapters.cometbft import response_error as comet_response_error
 from harness.adapters.evm import EvmAdapter
 from harness.load.driver import plan_workers, run_senders
-from harness.load.shape import fixed_offsets
 from harness.load.sender import MAX_REPLY_BYTES, classify
+from harness.load.shape import fixed_offsets
 from harness.model import Prepared
 
 CLASSIFIERS = {
