@@ -24,7 +24,7 @@ FINALITY = ("bft", "cft", "single")   # consensus kinds that claim finality (che
 
 @dataclass(frozen=True)
 class LoadSpec:
-    rate: float                     # the fixed rate; for another shape its mean over the schedule
+    rate: float                     # the fixed rate; for another shape its mean over the measure window
     duration: float                 # the measure window: the shape's length
     warmup: float = 5.0
     settle: float = 30.0
@@ -185,7 +185,7 @@ def load(path: Path) -> Suite:
         nodes=nodes,
         seed=doc.get("seed", 1),
         load=LoadSpec(
-            rate=float(load_doc["rate"]) if "shape" not in load_doc else plan.mean_rate,
+            rate=float(load_doc["rate"]) if "shape" not in load_doc else plan.target_rate("measure"),
             duration=plan.total - warmup,
             warmup=warmup,
             settle=float(load_doc.get("settle", 30)),
