@@ -46,6 +46,9 @@ def plan_workers(prepared: list[Prepared], targets: list[tuple[int, str]], offse
     """Deal transactions round-robin to workers and to the target nodes, given as (node
     index, submit url): tx i goes to target node_for(i), due at offsets[i] (seconds after
     the common start: any load shape, harness/load/shape.py)."""
+    if isinstance(offsets, (int, float)):
+        raise TypeError("plan_workers takes one offset per transaction (harness.load.shape: "
+                        "Schedule.offset_list(), or fixed_offsets(count, rate)), not a rate")
     if len(offsets) < len(prepared):
         raise ValueError(f"{len(prepared)} transactions but {len(offsets)} offsets")
     urls = [url for _, url in targets]

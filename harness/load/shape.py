@@ -18,6 +18,7 @@ import csv
 import io
 import math
 import os
+import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,10 @@ MAX_COUNT = 10_000_000          # transactions one schedule may hold (all are pr
 MAX_SECONDS = 86_400            # a shape's length
 MAX_TRACE_BYTES = 16 * 2**20    # a trace file
 MAX_TRACE_ROWS = 1_000_000
-RESERVED = ("warmup", "measure", "settle", "converge", "query")
+# Names a composite part may not take: the run's own windows, and the shapes' segment names
+# (a quiet part must not be judged under the name `spike`).
+RESERVED = ("warmup", "measure", "settle", "converge", "query", "ramp", "baseline", "spike", "after",
+            "trace")
 
 
 @dataclass(frozen=True)
@@ -278,9 +282,9 @@ def _composite(doc: dict[str, Any], folder: Path, file: str, where: str) -> Shap
         part_where = f"{where}.parts[{i}]"
         part = _simple(part_doc, folder, file, part_where)
         name = part_doc.get("name", f"part-{i + 1}")
-        if name in RESERVED or any(s[0] == name for s in segments):
+        if name in RESERVED or re.fullmatch(r"step-[0-9]+", name) or any(s[0] == name for s in segments):
             raise InputError(file, f"{part_where}.name", f"a window name of its own (not "
-                             f"{', '.join(RESERVED)} nor another part's), got {name!r}")
+                             f"{', '.join(RESERVED)}, step-N nor another part's), got {name!r}")
         segments.append((name, t, t + part.seconds))
         segments += [(f"{name}.{s}", t + a, t + b) for s, a, b in part.segments]
         pieces += part.pieces

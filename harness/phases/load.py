@@ -26,9 +26,11 @@ class LiveView:
     """The console's live line: sends, commits and a p99 measured from scheduled times (the
     exact submit times arrive with the senders' records at the end; results use those)."""
 
-    def __init__(self, view: Progress, state: LoadState, rate: float, warmup: float):
+    def __init__(self, view: Progress, state: LoadState, rate: float, warmup: float,
+                 target: list[int] | None = None):
         self.view, self.state, self.rate, self.warmup = view, state, rate, warmup
         self.offsets = state.offsets
+        self.target = target        # a load shape's planned sends per second; None: the rate
         self.latency = HdrHistogram(1, 24 * 3600 * 1_000_000, 3)
         self.counted = 0
         self.sends = SendProgress()
@@ -38,6 +40,12 @@ class LiveView:
         self.sends = sends
         elapsed = time.monotonic() - (self.t0 or time.monotonic())
         self.show("warmup" if elapsed < self.warmup else "measure")
+
+    def target_now(self, t0: float) -> float:
+        if not self.target:
+            return self.rate
+        second = int(max(0.0, time.monotonic() - t0))
+        return float(self.target[min(second, len(self.target) - 1)])
 
     def show(self, phase: str) -> None:
         t0 = self.t0 or time.monotonic()
@@ -49,7 +57,7 @@ class LiveView:
         p99 = self.latency.get_value_at_percentile(99) / 1000 if self.latency.get_total_count() else None
         sends = self.sends
         self.view.update(Snapshot(
-            phase=phase, elapsed=max(0.0, time.monotonic() - t0), target_rate=self.rate,
+            phase=phase, elapsed=max(0.0, time.monotonic() - t0), target_rate=self.target_now(t0),
             sent=sends.sent, committed=tracker.committed, failed=sends.errors, late=sends.late,
             p99_ms=p99))
 
@@ -73,7 +81,7 @@ async def load(ctx: RunContext, view: Progress) -> LiveView:
     ctx.sampler = ResourceSampler(ctx.runtime, nodes)
     ctx.hooks.add(SamplerCompanion(ctx.sampler))
     ctx.watchers = watchers
-    live = LiveView(view, state, spec.rate, spec.warmup)   # (the live target: the mean rate)
+    live = LiveView(view, state, spec.rate, spec.warmup, state.shape.get("target"))
 
     def on_start(at: float) -> None:
         state.t0 = live.t0 = at

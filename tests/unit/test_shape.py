@@ -198,6 +198,8 @@ def test_plan_workers_deals_the_schedules_offsets():
     assert got == list(enumerate(plan.offset_list()))
     with pytest.raises(ValueError):
         plan_workers(prepared, [(0, "http://127.0.0.1:1/")], plan.offset_list()[:-1], 1, 64, 10.0, {}, "x")
+    with pytest.raises(TypeError, match="not a rate"):    # the old call, plan_workers(..., rate, ...)
+        plan_workers(prepared, [(0, "http://127.0.0.1:1/")], 100.0, 1, 64, 10.0, {}, "x")
 
 
 # ---------------------------------------------------------------- gaming a shape
@@ -312,6 +314,10 @@ def test_a_suite_with_a_shape_loads_its_schedule(tmp_path, inputs):
     ({"kind": "composite", "parts": [{"kind": "fixed", "rate": 1, "duration": 3, "name": "a"},
                                      {"kind": "fixed", "rate": 1, "duration": 3, "name": "a"}]},
      {}, "load.shape.parts[1].name", ["another part"]),
+    ({"kind": "composite", "parts": [{"kind": "fixed", "rate": 1, "duration": 3, "name": "spike"}]},
+     {}, "load.shape.parts[0].name", ["window name"]),     # a quiet part passed off as the spike
+    ({"kind": "composite", "parts": [{"kind": "fixed", "rate": 1, "duration": 3, "name": "step-2"}]},
+     {}, "load.shape.parts[0].name", ["window name"]),
     ({"kind": "fixed", "rate": 1, "duration": 3, "name": "x"}, {}, "load.shape.name", ["composite"]),
     ({"kind": "trace", "file": "/etc/passwd"}, {}, "load.shape.file", ["relative"]),
     ({"kind": "trace", "file": "../outside.csv"}, {}, "load.shape.file", ["inside the suite's folder"]),
@@ -392,3 +398,12 @@ def test_the_shipped_shape_suites_load():
         assert all(c.phase in s.load.plan().windows for c in s.checks)
         assert s.load.plan().total <= 7 and max(s.load.plan().per_second()) <= 300   # CI-sized
     assert kinds == set(shapes.KINDS)
+
+
+def test_a_window_the_harness_could_not_send_is_said_to_be_the_harness_limit():
+    from harness.results import harness_warnings
+    window = {"send_rate": 120.0, "target_rate": 200.0, "send_rate_ratio": 0.6}
+    phases = {"measure": {"send_rate_ratio": 0.99, "on_time_ratio": 1.0},
+              "baseline": {**window, "send_rate_ratio": 1.0}, "spike": window}
+    said = harness_warnings({"phases": phases}, {"status": "complete"})
+    assert len(said) == 1 and "spike window" in said[0] and "harness's ceiling" in said[0]
