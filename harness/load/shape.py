@@ -15,6 +15,7 @@ fixed run schedules exactly what it always did.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 import os
@@ -309,10 +310,11 @@ def _trace(doc: dict[str, Any], folder: Path, file: str, where: str) -> Shape:
     fmt = doc.get("format", "offsets")
     column = doc.get("column", "offset" if fmt == "offsets" else "count")
     path = _trace_path(doc["file"], folder, file, f"{where}.file")
-    values = _read_column(path, column)
+    values, digest = _read_column(path, column)
     trace = str(path)
-    described: dict[str, Any] = {"kind": "trace", "file": doc["file"], "format": fmt, "column": column,
-                                 "rows": len(values)}
+    # the suite's sha256 does not cover the trace: the History names the bytes replayed
+    described: dict[str, Any] = {"kind": "trace", "file": doc["file"], "sha256": digest, "format": fmt,
+                                 "column": column, "rows": len(values)}
     if fmt == "offsets":
         offsets = []
         for row, text in values:
@@ -375,8 +377,9 @@ def _trace_path(reference: str, folder: Path, file: str, where: str) -> Path:
     return path
 
 
-def _read_column(path: Path, column: str) -> list[tuple[int, str]]:
-    """(row number, text) of `column` in a CSV whose first row names the columns."""
+def _read_column(path: Path, column: str) -> tuple[list[tuple[int, str]], str]:
+    """(row number, text) of `column` in a CSV whose first row names the columns, and the
+    file's sha256."""
     with open(path, "rb") as handle:
         raw = handle.read(MAX_TRACE_BYTES + 1)   # a file that grew since its stat is still bounded
     if len(raw) > MAX_TRACE_BYTES:
@@ -409,7 +412,7 @@ def _read_column(path: Path, column: str) -> list[tuple[int, str]]:
         raise InputError(str(path), f"row {reader.line_num}", f"CSV ({exc})") from None
     if not out:
         raise InputError(str(path), None, "at least one row after the header")
-    return out
+    return out, hashlib.sha256(raw).hexdigest()
 
 
 def _number(text: str, trace: str, row: int, column: str, what: str) -> float:

@@ -4,6 +4,7 @@ a vendor could try to game a shape."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,8 @@ def test_trace_of_counts_replays_each_interval(tmp_path):
     assert plan.count == 60 and plan.total == 2.0
     assert plan.planned(0, 0.5) == 10 and plan.planned(0.5, 1.0) == 0 and plan.planned(1.0, 1.5) == 30
     assert plan.windows["trace"] == (0.0, 2.0)
+    digest = hashlib.sha256((tmp_path / "blocks.csv").read_bytes()).hexdigest()
+    assert plan.header()["shape"]["sha256"] == digest      # the History names the bytes replayed
     scaled = build({"kind": "trace", "file": "blocks.csv", "format": "counts", "column": "txs",
                     "scale": 0.1}, 0, tmp_path)
     assert scaled.count == 6                                  # 1 + 0 + 3 + 2: the cumulative rounding
