@@ -13,6 +13,8 @@ from harness.checks import correctness
 from harness.errors import InputError
 from harness.faults import schedule
 from harness.faults.schedule import FaultStep
+from harness.load import shape as shapes
+from harness.load.shape import Schedule
 from harness.standards import catalogue
 from harness.standards.catalogue import Catalogue
 from harness.validation import load_and_validate
@@ -22,18 +24,26 @@ FINALITY = ("bft", "cft", "single")   # consensus kinds that claim finality (che
 
 @dataclass(frozen=True)
 class LoadSpec:
-    rate: float
-    duration: float
+    rate: float                     # the fixed rate; for another shape its mean over the measure window
+    duration: float                 # the measure window: the shape's length
     warmup: float = 5.0
     settle: float = 30.0
     workers: int = 1
     max_in_flight: int = 4096
     connections: int = 256          # per node per worker: bounds the sockets an overload opens
     submit_timeout: float = 10.0
+    # When each tx is due and the named windows (harness/load/shape.py); None: fixed at rate
+    schedule: Schedule | None = field(default=None, compare=False, repr=False)
 
     @property
     def total_seconds(self) -> float:
         return self.warmup + self.duration
+
+    def plan(self) -> Schedule:
+        """The schedule (built from rate and duration when the spec was made by hand)."""
+        if self.schedule is not None:
+            return self.schedule
+        return shapes.schedule(shapes.from_rate(self.rate, self.duration), self.warmup)
 
 
 @dataclass(frozen=True)
@@ -156,20 +166,25 @@ def load(path: Path) -> Suite:
                          f"(known: {', '.join(sorted(pack.params)) or 'none'})")
     load_doc = doc["load"]
     commit = doc.get("commit", {})
+    warmup = float(load_doc.get("warmup", 5))
+    plan = _schedule(load_doc, warmup, path.parent, file)
     checks = [
         Check(id=c.get("id", f"{c['metric']} {c['op']} {c['value']}"), metric=c["metric"],
               op=c["op"], value=float(c["value"]), phase=c.get("phase", "measure"))
         for c in doc.get("checks", [])
     ]
+    for n, check in enumerate(checks):
+        if check.phase not in plan.windows:
+            raise InputError(file, f"checks[{n}].phase", "a window of this suite's load ("
+                             f"{', '.join(plan.windows)}), got {check.phase!r}")
     workload = doc.get("workload", {})
     registered, workload_settings = _workload(workload, pack, file)
     load_nodes = _node_list(load_doc, nodes, file, "load.nodes")
     query = _query(doc.get("query"), nodes, file, load_nodes)
     if query is not None:
         _check_query_kind(query, pack, file, registered.query_kinds if registered else ())
-    warmup = float(load_doc.get("warmup", 5))
     faults = schedule.plan(doc.get("faults", []), nodes, pack.fault_tolerance(nodes),
-                           doc.get("seed", 1), warmup + float(load_doc["duration"]), file)
+                           doc.get("seed", 1), plan.total, file)
     catalogues = [catalogue.load(resolve_standard(ref, path.parent, file, f"standards[{i}]"))
                   for i, ref in enumerate(doc.get("standards", []))]
     return Suite(
@@ -180,14 +195,15 @@ def load(path: Path) -> Suite:
         nodes=nodes,
         seed=doc.get("seed", 1),
         load=LoadSpec(
-            rate=float(load_doc["rate"]),
-            duration=float(load_doc["duration"]),
+            rate=float(load_doc["rate"]) if "shape" not in load_doc else plan.target_rate("measure"),
+            duration=plan.total - warmup,
             warmup=warmup,
             settle=float(load_doc.get("settle", 30)),
             workers=load_doc.get("workers", 1),
             max_in_flight=load_doc.get("max_in_flight", 4096),
             connections=load_doc.get("connections", 256),
             submit_timeout=float(load_doc.get("submit_timeout", 10)),
+            schedule=plan,
         ),
         accounts=workload.get("accounts", 256),
         workload=workload.get("kind"),
@@ -209,6 +225,20 @@ def load(path: Path) -> Suite:
         workload_registered=registered is not None,
         workload_settings=workload_settings,
     )
+
+
+def _schedule(load_doc: dict[str, Any], warmup: float, folder: Path, file: str) -> Schedule:
+    """The load's schedule: `load.shape`, or the short form rate + duration (fixed)."""
+    if "shape" not in load_doc:
+        return shapes.schedule(shapes.from_rate(float(load_doc["rate"]), float(load_doc["duration"])),
+                               warmup, file, "load")
+    for key in ("rate", "duration"):
+        if key in load_doc:
+            raise InputError(file, f"load.{key}", "no rate or duration beside load.shape (the "
+                             "shape says both)")
+    if "name" in load_doc["shape"]:
+        raise InputError(file, "load.shape.name", "a name only on a composite's parts")
+    return shapes.schedule(shapes.parse(load_doc["shape"], folder, file), warmup, file)
 
 
 def _security(doc: dict[str, Any] | None) -> SecuritySpec | None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.adapters.base import Adapter, Committed, Prepared
 from harness.load.driver import SendProgress, plan_workers, run_senders
+from harness.load.shape import fixed_offsets
 from harness.model import Node, SendRecord
 from harness.phases.context import RunContext
 from harness.progress import Progress, Snapshot
@@ -101,7 +102,8 @@ async def run_query(spec: QuerySpec, adapter: Adapter, nodes: list[Node], tracke
                             "subject (no transaction of the run committed)")
     prepared = build_queries(reader, spec, subjects, seed)
     chosen = [n for n in nodes if spec.nodes is None or n.index in spec.nodes]
-    plans = plan_workers(prepared, [(n.index, n.url() + adapter.submit_path) for n in chosen], spec.rate,
+    plans = plan_workers(prepared, [(n.index, n.url() + adapter.submit_path) for n in chosen],
+                         fixed_offsets(len(prepared), spec.rate),
                          spec.workers, spec.max_in_flight, spec.submit_timeout,
                          adapter.submit_headers, query_classifier(reader), spec.connections)
     start: dict[str, float] = {}

@@ -155,7 +155,7 @@ async def setup(ctx: RunContext) -> None:
 async def prepare(ctx: RunContext) -> None:
     """Bootstrap (fund accounts, mine coinbases...) and sign every transaction before the
     window; record the nodes' written bytes before the load (ledger growth)."""
-    count = int(round(ctx.suite.load.rate * ctx.suite.load.total_seconds))
+    count = ctx.suite.load.plan().count      # the load shape's schedule (harness/load/shape.py)
     ctx.bootstrap = await ctx.adapter.bootstrap(ctx.nodes, count)
     generator = ctx.adapter
     if ctx.workload_impl is not None:   # after the adapter's: deploy contracts, issue invoices...
