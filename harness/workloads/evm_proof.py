@@ -17,6 +17,9 @@ import rlp
 from eth_hash.auto import keccak
 
 from harness.audit.evm import header_hash
+from harness.audit.evm import trie_root as audit_root
+
+EMPTY_ROOT = keccak(rlp.encode(b""))
 
 
 class ProofError(ValueError):
@@ -38,6 +41,8 @@ def _hex_prefix(encoded: bytes) -> tuple[list[int], bool]:
 def trie_get(root: bytes, key: bytes, proof: list[bytes]) -> bytes | None:
     """The value at `key` (already hashed for the secure trie) in the trie with `root`,
     from the proof's nodes; None when the proof shows the key absent."""
+    if root == EMPTY_ROOT:
+        return None                           # nothing stored (a proof may then be empty)
     nodes = {keccak(node): node for node in proof}
     path = _nibbles(key)
     at = 0
@@ -145,3 +150,31 @@ def storage_values(header: ProvenHeader, address: str, slots: list[int],
         if stated != value:
             forged.append(slot)
     return values, forged
+
+
+def _quantity(value: Any) -> int:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise ProofError(f"not a hex quantity: {str(value)[:80]}")
+    return int(value, 16)
+
+
+def encode_receipt(receipt: dict[str, Any]) -> bytes:
+    """A receipt's consensus encoding: [status, cumulativeGasUsed, logsBloom, logs], prefixed
+    with its type byte when typed (EIP-2718)."""
+    try:
+        logs = [[_bytes(log["address"]), [_bytes(t) for t in log["topics"]], _bytes(log["data"])]
+                for log in receipt["logs"]]
+        body = rlp.encode([_quantity(receipt["status"]), _quantity(receipt["cumulativeGasUsed"]),
+                           _bytes(receipt["logsBloom"]), logs])
+        kind = _quantity(receipt.get("type", "0x0"))
+    except (KeyError, TypeError) as exc:
+        raise ProofError(f"a receipt without {exc}") from None
+    return body if kind == 0 else bytes([kind]) + body
+
+
+def verify_receipts(block: dict[str, Any], receipts: list[dict[str, Any]]) -> None:
+    """The block's receipts must rebuild its (proven) header's receiptsRoot."""
+    root = audit_root([(rlp.encode(i), encode_receipt(r)) for i, r in enumerate(receipts)])
+    if "0x" + root.hex() != str(block.get("receiptsRoot")).lower():
+        raise ProofError(f"block {block.get('number')}: its {len(receipts)} receipts rebuild root "
+                         f"0x{root.hex()}, the header says {block.get('receiptsRoot')}")

@@ -47,6 +47,7 @@ def test_trie_get_reads_present_and_absent_keys(monkeypatch):
 def test_the_empty_trie_holds_nothing():
     empty = rlp.encode(b"")
     assert trie_get(keccak(empty), keccak(b"any"), [empty]) is None
+    assert trie_get(keccak(empty), keccak(b"any"), []) is None
 
 
 def test_an_altered_or_missing_node_is_a_proof_error(monkeypatch):
@@ -118,3 +119,23 @@ def test_a_header_must_hash_to_the_block_the_run_saw():
         verify_header({**BLOCK, "stateRoot": "0x" + "45" * 32, "hash": recomputed}, recomputed)
     with pytest.raises(ProofError, match="unreadable"):
         verify_header({"number": "0x8"}, recomputed)
+
+
+def _receipt(status: str, cumulative: int, typed: bool = False) -> dict:
+    return {"status": status, "cumulativeGasUsed": hex(cumulative), "logsBloom": "0x" + "00" * 256,
+            "type": "0x2" if typed else "0x0",
+            "logs": [{"address": "0x" + "aa" * 20, "topics": ["0x" + "bb" * 32], "data": "0x01"}]}
+
+
+def test_receipts_must_rebuild_the_headers_receipts_root():
+    from harness.workloads.evm_proof import encode_receipt, verify_receipts
+    receipts = [_receipt("0x1", 21000), _receipt("0x0", 60000, typed=True)]
+    assert encode_receipt(receipts[1])[0] == 2 and encode_receipt(receipts[0])[0] >= 0xc0
+    root = audit_evm.trie_root([(rlp.encode(i), encode_receipt(r)) for i, r in enumerate(receipts)])
+    block = {"number": "0x8", "receiptsRoot": "0x" + root.hex()}
+    verify_receipts(block, receipts)
+    forged = [receipts[0], {**receipts[1], "status": "0x1"}]     # a revert told as a success
+    with pytest.raises(ProofError, match="rebuild root"):
+        verify_receipts(block, forged)
+    with pytest.raises(ProofError, match="without"):
+        verify_receipts(block, [{"status": "0x1"}])
