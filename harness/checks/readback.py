@@ -8,8 +8,10 @@ from the chain's state after the settle:
   mismatches    the first ≤ 20 effects that were absent or wrong (what, expected, found)
   must_refuse   [{i, what, outcome, refused}]: the transactions signed into the load that the
                 chain had to refuse; refused true/false, or null when it was never sent
+  forged        (optional) how many state answers the node's own proofs contradict
   error         set instead when the read-back could not be done
-Fail when an effect is missing or wrong, or a must-be-refused transaction took effect;
+Fail when an effect is missing or wrong, a must-be-refused transaction took effect, or the
+node stated values its proofs contradict (a forged answer, whatever the proven state);
 unknown when there was no read-back, it could not be done, nothing was expected, or a
 must-be-refused transaction was never tested; pass otherwise.
 """
@@ -40,7 +42,8 @@ def check(history: History, config: dict[str, Any]) -> dict[str, Any]:
     if read is None:
         return _result("unknown", "no read-back in the History (the run stopped before it)", {})
     evidence = {k: read.get(k) for k in ("workload", "node", "committed", "effects", "mismatches",
-                                         "must_refuse", "method") if k in read}
+                                         "must_refuse", "method", "forged", "forged_examples")
+                if k in read}
     if read.get("error"):
         return _result("unknown", f"the read-back could not be done: {str(read['error'])[:300]}",
                        {**evidence, "error": str(read["error"])[:500]})
@@ -61,6 +64,11 @@ def check(history: History, config: dict[str, Any]) -> dict[str, Any]:
     if counts["found"] + counts["missing"] + counts["wrong"] != counts["expected"]:
         problems.append(f"found {counts['found']} + missing {counts['missing']} + wrong "
                         f"{counts['wrong']} is not the {counts['expected']} expected")
+    forged = read.get("forged") or 0
+    if not isinstance(forged, int) or isinstance(forged, bool) or forged < 0:
+        return _result("unknown", f"the read-back's forged count is malformed: {forged!r}"[:300], evidence)
+    if forged:
+        problems.append(f"the node stated {forged} state value(s) that its own proofs contradict")
     if took_effect:
         problems.append(f"{len(took_effect)} transaction(s) that had to be refused took effect "
                         f"(first: {str(took_effect[0].get('what'))[:120]})")

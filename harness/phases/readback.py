@@ -69,6 +69,9 @@ async def readback(ctx: RunContext) -> None:
     committed = chain_order(ctx.load.tracker, node.index)
     if hasattr(ctx.workload_impl, "note_sends"):   # optional: e.g. was a must-refuse tx rejected
         ctx.workload_impl.note_sends(send_outcomes(ctx.load.records))
+    if hasattr(ctx.workload_impl, "note_blocks"):  # optional: prove the state against these
+        ctx.workload_impl.note_blocks({number: block_hash for number, (block_hash, _)
+                                       in ctx.load.tracker.views[node.index].items()})
     started = time.monotonic()
     observed = await run_readback(ctx.workload_impl, node, committed)
     ctx.readback = {"workload": ctx.workload, "node": node.name, "committed": len(committed),

@@ -18,8 +18,11 @@ from harness.workloads.evm_kit import Call, EvmWorkload, Tally, call_data, mappi
 ID = "cpuheavy"
 FAMILY = "evm"
 TITLE = "CPU-heavy contract: a keccak256 loop (contracts/CpuHeavy.sol)"
-SETTINGS = {"rounds": {"type": "integer", "minimum": 1, "maximum": 100000}}
-DEFAULTS = {"rounds": 500}
+SETTINGS = {"rounds": {"type": "integer", "minimum": 1, "maximum": 100000},
+            "gas": {"type": ["integer", "null"], "minimum": 21000, "maximum": 30000000,
+                    "description": "gas limit of each transaction (null: 60,000 + 400 × rounds); too "
+                                   "little makes the calls revert in their blocks"}}
+DEFAULTS = {"rounds": 500, "gas": None}
 QUERY_KINDS: tuple[str, ...] = ()
 
 
@@ -37,7 +40,7 @@ class Workload(EvmWorkload):
         rounds = self.settings["rounds"]
         work_id = i + 1
         return Call(sender, self.address["CpuHeavy"], call_data("work(uint256,uint256)", work_id, rounds),
-                    60_000 + 400 * rounds, ("work", work_id, rounds))
+                    self.settings["gas"] or 60_000 + 400 * rounds, ("work", work_id, rounds))
 
     async def read_back(self, node: Node, committed: list[int]) -> dict[str, Any]:
         block = await self.state_block(node)
@@ -49,5 +52,4 @@ class Workload(EvmWorkload):
             expected = int.from_bytes(hash_chain(work_id, self.calls[i].op[2]), "big")
             tally.see(f"results[{work_id}] (tx {i})", expected, value)
         tally.see("runs", len(committed), found[-1])
-        return tally.report(f"eth_getStorageAt at block {int(block, 16)} vs. the digests computed "
-                            "by the harness", block=int(block, 16))
+        return self.report(tally, "vs. the digests computed by the harness", block)

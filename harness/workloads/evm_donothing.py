@@ -34,4 +34,7 @@ class Workload(EvmWorkload):
             receipt = receipts[i]
             status = receipt.get("status") if receipt else None
             tally.see(f"tx {i} ({self.tx_ids[i]}) succeeded", "0x1", status, absent=None)
-        return tally.report("eth_getTransactionReceipt status of every committed call")
+        how = ("receipt status of every committed call, from its block's receipts rebuilt into "
+               "the receiptsRoot of the header the run saw" if self.unproven is None
+               else f"eth_getTransactionReceipt status, unproven ({self.unproven})")
+        return tally.report(how, forged=len(self.forged), forged_examples=self.forged[:20])

@@ -108,9 +108,8 @@ class Workload(EvmWorkload):
         tally.see("issued", len(invoices), found[-2])
         tally.see("redeemed", sum(inv.state == 2 for inv in invoices.values()), found[-1])
         must = await self._refusals(node, set(committed), took, on_chain)
-        return tally.report(f"eth_getStorageAt at block {int(block, 16)} vs. the committed operations "
-                            "replayed in chain order", block=int(block, 16), must_refuse=must,
-                            invoices=len(invoices))
+        return self.report(tally, "vs. the committed operations replayed in chain order", block,
+                           must_refuse=must, invoices=len(invoices))
 
     async def _refusals(self, node: Node, committed: set[int], took: dict[int, bool],
                         on_chain: dict[bytes, int]) -> list[dict[str, Any]]:

@@ -63,5 +63,4 @@ class Workload(EvmWorkload):
         for address, value in zip(touched, found, strict=False):
             tally.see(f"balanceOf({address})", balances[address], value, absent=None)
         tally.see("transfers (successful count)", transfers, found[-1])
-        return tally.report(f"eth_getStorageAt at block {int(block, 16)} vs. the committed "
-                            "transfers replayed in chain order", block=int(block, 16))
+        return self.report(tally, "vs. the committed transfers replayed in chain order", block)

@@ -69,8 +69,7 @@ class Workload(EvmWorkload):
             tally.see(f"records[0x{doc.hex()}] (meta, owner, block set)", (meta, owner, True), got,
                       absent=(bytes(32), bytes(20), False))
         tally.see("count", len(committed), found[-1])
-        report = tally.report(f"eth_getStorageAt at block {int(block, 16)} vs. the documents the "
-                              "harness signed", block=int(block, 16))
+        report = self.report(tally, "vs. the documents the harness signed", block)
         return report
 
     def query_subjects(self, kind: str, committed: list[Any]) -> list[Any]:

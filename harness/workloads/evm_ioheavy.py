@@ -54,5 +54,4 @@ class Workload(EvmWorkload):
             tally.see(f"tx {i}: data[{start}..{start + count - 1}] ({len(bad)} wrong; first data[{first}])",
                       slot_value(seed, first), got[first])
         tally.see("writes", writes, found[-1])
-        return tally.report(f"eth_getStorageAt of {len(wanted)} slots at block {int(block, 16)}",
-                            block=int(block, 16))
+        return self.report(tally, f"{len(wanted)} slots vs. keccak256(seed, slot)", block)

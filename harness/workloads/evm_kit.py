@@ -24,6 +24,7 @@ from harness.model import Node, Prepared
 
 MISMATCHES = 20            # the read-back keeps the first 20 absent or wrong effects
 BATCH = 200                # JSON-RPC calls per batch request when reading state
+PROOF_KEYS = 50            # storage slots one eth_getProof call proves
 DEPLOY_TIMEOUT = 60.0      # seconds for a bootstrap transaction to be mined
 
 
@@ -211,6 +212,10 @@ class EvmWorkload:
         self.tx_ids: list[str] = []
         self.index: dict[str, int] = {}
         self.sends: dict[int, str | None] = {}   # i -> the send's error (None: accepted)
+        self.seen_blocks: dict[int, str] = {}      # height -> hash the run saw on the node
+        self.header: Any = None                    # the proven header the state is read at
+        self.forged: list[dict[str, Any]] = []     # state answers their own proofs contradict
+        self.unproven: str | None = None           # why the state could not be proven
         self.rng = random.Random(f"bctest/workload/{seed}")
 
     # bootstrap ---------------------------------------------------------------------------
@@ -309,9 +314,34 @@ class EvmWorkload:
         """The load's outcome per sent transaction (phases/readback.py): its error or None."""
         self.sends = sends
 
+    def note_blocks(self, blocks: dict[int, str]) -> None:
+        """The blocks the run saw on the read-back node (phases/readback.py): height -> hash."""
+        self.seen_blocks = dict(blocks)
+
     async def state_block(self, node: Node) -> str:
-        """The block the read-back reads the state at (the node's head, as a hex number)."""
-        return hex(int(await self._rpc(node, "eth_blockNumber", []), 16))
+        """The block the read-back reads the state at: the highest one the run saw on the node
+        (it holds every committed transaction), its header proven by its hash."""
+        from harness.workloads.evm_proof import ProofError, verify_header
+        if self.seen_blocks:
+            number = max(self.seen_blocks)
+        else:
+            number = int(await self._rpc(node, "eth_blockNumber", []), 16)
+        block = await self._rpc(node, "eth_getBlockByNumber", [hex(number), False])
+        if not isinstance(block, dict):
+            raise WorkloadError(f"the node has no block {number} any more")
+        try:
+            self.header = verify_header(block, self.seen_blocks.get(number))
+        except ProofError as exc:
+            raise WorkloadError(f"the state's block header does not verify: {exc}") from None
+        return hex(number)
+
+    def report(self, tally: Tally, what: str, block: str, **extra: Any) -> dict[str, Any]:
+        """The read-back's observations, saying how the state was read and any forged answer."""
+        how = (f"eth_getProof at block {int(block, 16)}, proven against its state root (header "
+               f"hash {self.header.hash if self.header else '?'})" if self.unproven is None
+               else f"eth_getStorageAt at block {int(block, 16)}, unproven ({self.unproven})")
+        return tally.report(f"{how}; {what}", block=int(block, 16), forged=len(self.forged),
+                            forged_examples=self.forged[:MISMATCHES], **extra)
 
     async def batch(self, node: Node, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """JSON-RPC batch requests of `calls` (BATCH a request); each answer's result, in order."""
@@ -340,8 +370,34 @@ class EvmWorkload:
         return out
 
     async def storage(self, node: Node, contract: str, slots: Sequence[int], block: str) -> list[int]:
-        """Words of the contract's storage at `block` (eth_getStorageAt)."""
+        """Words of the contract's storage at `block`, each proven against the block's state
+        root (eth_getProof); a stated value the proof contradicts is noted as forged and the
+        proven one used. Chains without eth_getProof: eth_getStorageAt, marked unproven."""
+        from harness.workloads.evm_proof import ProofError, storage_values
         address = self.address[contract]
+        if self.unproven is None and self.header is not None:
+            chunks = [list(slots[k:k + PROOF_KEYS]) for k in range(0, len(slots), PROOF_KEYS)]
+            try:
+                answers = await self.batch(node, [("eth_getProof", [address, [f"0x{s:064x}" for s in c],
+                                                                    block]) for c in chunks])
+            except WorkloadError as exc:
+                if "eth_getProof" not in str(exc):
+                    raise
+                self.unproven = f"eth_getProof refused: {str(exc)[:160]}"
+            else:
+                values: list[int] = []
+                for chunk, answer in zip(chunks, answers, strict=True):
+                    try:
+                        proven, forged = storage_values(self.header, address, chunk, answer)
+                    except ProofError as exc:
+                        raise WorkloadError(f"the node's storage proof for {contract} does not "
+                                            f"verify: {exc}") from None
+                    values += proven
+                    self.forged += [{"contract": contract, "slot": hex(s)} for s in forged]
+                return values
+        return await self._storage_at(node, address, slots, block)
+
+    async def _storage_at(self, node: Node, address: str, slots: Sequence[int], block: str) -> list[int]:
         answers = await self.batch(node, [("eth_getStorageAt", [address, hex(slot), block])
                                           for slot in slots])
         try:
@@ -350,6 +406,44 @@ class EvmWorkload:
             raise WorkloadError(f"eth_getStorageAt answered a non-number: {str(answers)[:200]}") from None
 
     async def receipts(self, node: Node, indexes: Sequence[int]) -> dict[int, dict[str, Any] | None]:
+        """The receipts of transactions `indexes` (None: the node has none). Each is taken from
+        its block's full receipt list, which must rebuild the receiptsRoot of a header that
+        hashes to the block the run saw; a single receipt the node answered otherwise is
+        noted as forged. Chains without eth_getBlockReceipts: the node's word, marked unproven."""
+        from harness.workloads.evm_proof import ProofError, verify_header, verify_receipts
         answers = await self.batch(node, [("eth_getTransactionReceipt", [self.tx_ids[i]])
                                           for i in indexes])
-        return {i: a if isinstance(a, dict) else None for i, a in zip(indexes, answers, strict=True)}
+        out = {i: a if isinstance(a, dict) else None for i, a in zip(indexes, answers, strict=True)}
+        if self.unproven is not None:
+            return out
+        blocks: dict[int, list[int]] = {}
+        for i, receipt in out.items():
+            if receipt is not None:
+                try:
+                    blocks.setdefault(int(receipt["blockNumber"], 16), []).append(i)
+                except (KeyError, TypeError, ValueError):
+                    raise WorkloadError(f"a receipt without a block number: {str(receipt)[:160]}") \
+                        from None
+        for number, members in sorted(blocks.items()):
+            try:
+                [block, listed] = await self.batch(node, [("eth_getBlockByNumber", [hex(number), False]),
+                                                          ("eth_getBlockReceipts", [hex(number)])])
+            except WorkloadError as exc:
+                if "eth_getBlockReceipts" not in str(exc):
+                    raise
+                self.unproven = f"eth_getBlockReceipts refused: {str(exc)[:160]}"
+                return out
+            try:
+                if not isinstance(block, dict) or not isinstance(listed, list):
+                    raise ProofError(f"block {number} or its receipts missing")
+                verify_header(block, self.seen_blocks.get(number))
+                verify_receipts(block, listed)
+            except ProofError as exc:
+                raise WorkloadError(f"receipts of block {number} do not verify: {exc}") from None
+            by_hash = {str(r.get("transactionHash")).lower(): r for r in listed if isinstance(r, dict)}
+            for i in members:
+                proven = by_hash.get(self.tx_ids[i])
+                if proven is None or proven.get("status") != out[i].get("status"):
+                    self.forged.append({"receipt": self.tx_ids[i], "block": number})
+                out[i] = proven
+        return out

@@ -93,5 +93,4 @@ class Workload(EvmWorkload):
             tally.see(f"savings[{customer}]", savings.get(customer, 0), to_int256(found[n + k]),
                       absent=None)
         tally.see("ops", len(committed), found[-1])
-        return tally.report(f"eth_getStorageAt at block {int(block, 16)} vs. the committed operations "
-                            "replayed in chain order", block=int(block, 16))
+        return self.report(tally, "vs. the committed operations replayed in chain order", block)

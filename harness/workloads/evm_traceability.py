@@ -80,8 +80,8 @@ class Workload(EvmWorkload):
                       (len(chains[product]), int.from_bytes(head, "big")),
                       (found[base + k], found[base + len(products) + k]), absent=(0, 0))
         tally.see("total", len(placed), found[-1])
-        report = tally.report(f"eth_getStorageAt at block {int(block, 16)} vs. the committed events "
-                              "replayed in chain order", block=int(block, 16), products=len(products))
+        report = self.report(tally, "vs. the committed events replayed in chain order", block,
+                                  products=len(products))
         return report
 
     def query_subjects(self, kind: str, committed: list[Any]) -> list[Any]:

@@ -100,8 +100,7 @@ class Workload(EvmWorkload):
         for key, value in zip(keys, found, strict=False):
             tally.see(f"store[0x{key.hex()}]", int.from_bytes(expected[key], "big"), value)
         tally.see("writes", len(self.loaded) + len(committed), found[-1])
-        return tally.report(f"eth_getStorageAt at block {int(block, 16)} vs. the last committed "
-                            "write of each record", block=int(block, 16), mix=self.mix)
+        return self.report(tally, "vs. the last committed write of each record", block, mix=self.mix)
 
     # the query phase: reads over eth_call ----------------------------------------------------
     def query_subjects(self, kind: str, committed: list[Any]) -> list[Any]:

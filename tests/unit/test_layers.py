@@ -15,7 +15,7 @@ ENGINE_SIDE = ("docker", "aiohttp")
 
 JUDGE_MODULES = ("harness.model", "harness.history", "harness.metrics", "harness.results",
                  "harness.checks.correctness", "harness.checks.safety", "harness.checks.liveness",
-                 "harness.checks.durability", "harness.checks.convergence",
+                 "harness.checks.durability", "harness.checks.convergence", "harness.checks.readback",
                  "harness.checks.fault_tolerance", "harness.standards", "harness.audit",
                  "harness.audit.evm", "harness.audit.bitcoin", "harness.audit.cometbft",
                  "harness.signing", "harness.report", "harness.campaign", "harness.verdicts",

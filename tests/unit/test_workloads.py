@@ -243,6 +243,8 @@ def test_readback_checker_passes_when_every_effect_is_there_and_refusals_held():
     ({"effects": {"expected": "5", "found": 5, "missing": 0, "wrong": 0}}, "unknown", ["malformed"]),
     ({"effects": {"expected": 5, "found": 5, "missing": -1, "wrong": 1}}, "unknown", ["malformed"]),
     ({"must_refuse": "yes"}, "unknown", ["malformed"]),
+    ({"forged": 3}, "fail", ["3 state value(s) that its own proofs contradict"]),
+    ({"forged": "many"}, "unknown", ["malformed"]),
 ])
 def test_readback_checker_fails_on_a_missing_effect_and_is_unknown_without_evidence(change, verdict, words):
     got = _judge({**GOOD, **change})
