@@ -493,7 +493,9 @@ def leftover_runs(client: docker.DockerClient, include_live: bool = False) -> li
     """Run ids with objects in the engine whose harness process on this host is gone."""
     here, pidns = socket.gethostname(), _pid_namespace()
     runs: dict[str, bool] = {}
-    objects = list(client.containers.list(all=True, filters={"label": RUN_LABEL}))
+    # sparse: the labels are in the listing; inspecting each container after it would fail
+    # with 404 when another run removes one of its containers in between.
+    objects = list(client.containers.list(all=True, sparse=True, filters={"label": RUN_LABEL}))
     objects += client.networks.list(filters={"label": RUN_LABEL})
     objects += client.volumes.list(filters={"label": RUN_LABEL})
     for obj in objects:
