@@ -1,0 +1,303 @@
+"""The locustfile of `load.engine: locust` (docs/locust.md). Runs only inside Locust's own
+processes (master and workers, started by harness.load.locust_engine or by hand on another
+host), never in the harness: Locust patches the interpreter with gevent at import.
+
+Each worker runs one SchedulePlayer user. It reads its share of the schedule (plan-<worker
+index> in $BCTEST_LOCUST_PLANS, harness.load.planfile), tells the master it is ready, and at
+the common start sends every pre-built body at its scheduled offset (open loop: a slow
+chain never delays the next send; a send behind its time counts as late; past
+max_in_flight it is recorded as dropped). Each reply is read with a bound and judged by the
+adapter's classifier through harness.load.sender.classify, so a hostile node cannot make a
+record vanish. Records stream to the master as Locust custom messages; the master writes
+them, one JSON object a line, to the pipe the harness gave it ($BCTEST_LOCUST_RECORDS_FD)
+and takes "stop" from its control pipe ($BCTEST_LOCUST_CONTROL_FD).
+
+Times in records are seconds after the worker's start, so a worker on another host (its
+own clock) still lands on the harness's clock; a worker on the master's host starts at the
+master's exact monotonic instant (same boot id, same clock).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from gevent.event import Event
+from locust import FastHttpUser, events, task
+from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
+
+from harness import lifetime
+from harness.load import planfile
+from harness.load.sender import LATE_AFTER, MAX_REPLY_BYTES, classify
+from harness.model import DROPPED
+
+PARENT_ENV = "BCTEST_LOCUST_PARENT"      # the harness's pid: local processes die with it
+PLANS_ENV = "BCTEST_LOCUST_PLANS"        # the directory of plan-<w>.json/.bin
+WORKERS_ENV = "BCTEST_LOCUST_WORKERS"    # master: how many plans (workers) there are
+RECORDS_ENV = "BCTEST_LOCUST_RECORDS_FD"
+CONTROL_ENV = "BCTEST_LOCUST_CONTROL_FD"
+FLUSH_EVERY = 0.25      # seconds between record batches to the master
+PROGRESS_EVERY = 0.5
+START_LEAD = 0.3        # seconds between "all ready" and the first scheduled send
+READ_CHUNK = 65536
+
+if os.environ.get(PARENT_ENV, "").isdigit():
+    # Started by a run: die with it, even when it is SIGKILLed (prctl survives Locust's exec).
+    lifetime.die_with_parent(int(os.environ[PARENT_ENV]))
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _classifier(ref: str) -> Any:
+    module, _, path = ref.partition(":")
+    found: Any = importlib.import_module(module)
+    for attr in path.split("."):
+        found = getattr(found, attr)
+    return found.response_error if isinstance(found, type) else found
+
+
+# -- worker side ---------------------------------------------------------------------------
+
+class _WorkerState:
+    go = Event()
+    stop = Event()
+    start: float | None = None
+
+
+def _on_go(environment: Any, msg: Any, **_: Any) -> None:
+    data = msg.data
+    if data.get("boot") == _boot_id():
+        _WorkerState.start = float(data["at"])            # same clock as the master's
+    else:
+        _WorkerState.start = time.monotonic() + float(data["lead"])
+    _WorkerState.go.set()
+
+
+def _on_stop(environment: Any, msg: Any, **_: Any) -> None:
+    _WorkerState.stop.set()
+    _WorkerState.go.set()
+
+
+class SchedulePlayer(FastHttpUser):
+    """Sends one worker's share of the schedule once, then stops."""
+
+    host = "http://127.0.0.1"      # every request names its full url (a node's rpc port)
+    max_redirects = 0               # a node's redirect is its reply, never followed elsewhere
+    max_retries = 0                 # a resent transaction would be a second submission
+
+    def __init__(self, environment: Any) -> None:
+        plan = environment.bctest_plan      # read at test_start, before any user starts
+        if plan is not None:
+            self.concurrency = plan.meta.connections
+            self.network_timeout = self.connection_timeout = plan.meta.submit_timeout
+        super().__init__(environment)
+
+    @task
+    def play(self) -> None:
+        """Locust runs a task again when it raises: this one reports and stops instead."""
+        runner = self.environment.runner
+        try:
+            if self.environment.bctest_plan is not None:
+                self._play()
+        except Exception as exc:
+            runner.send_message("bctest_failed", {
+                "worker": runner.worker_index, "reason": f"{type(exc).__name__}: {exc}"[:500]})
+        raise StopUser()
+
+    def _play(self) -> None:
+        runner = self.environment.runner
+        plan: planfile.PlanData = self.environment.bctest_plan
+        meta = plan.meta
+        response_error = _classifier(meta.classifier)
+        headers = {**meta.headers, "Accept-Encoding": "identity"}
+        count = meta.count
+        records: list[Any] = [None] * count
+        outbox: list[int] = []
+        counters = {"sent": 0, "acked": 0, "errors": 0, "late": 0, "dropped": 0}
+        state = {"in_flight": 0, "max_lag": 0.0}
+        client = self.client
+
+        def send(k: int, start: float) -> None:
+            submitted = time.monotonic()
+            error: str | None = "no reply recorded"
+            try:
+                with gevent.Timeout(meta.submit_timeout):
+                    error = _post(client, meta.urls[plan.targets[k]], plan.body(k), headers,
+                                  response_error)
+            except gevent.Timeout:
+                error = f"TimeoutError: no reply within {meta.submit_timeout} s"
+            except Exception as exc:  # whatever the reply did, this send ends refused
+                error = f"send failed: {type(exc).__name__}: {exc}"[:200]
+            finally:
+                records[k] = (submitted - start, time.monotonic() - start, error)
+                outbox.append(k)
+                counters["acked"] += 1
+                if error:
+                    counters["errors"] += 1
+                state["in_flight"] -= 1
+
+        def flush(final: bool = False) -> None:
+            if outbox:
+                ks = outbox[:]
+                del outbox[:len(ks)]
+                runner.send_message("bctest_records", {
+                    "worker": meta.worker, "k": ks, "r": [records[k] for k in ks]})
+            runner.send_message("bctest_progress", {
+                "worker": meta.worker, "counters": dict(counters), "max_lag": state["max_lag"]})
+            if final:
+                runner.send_message("bctest_done", {"worker": meta.worker})
+
+        def flusher() -> None:
+            while True:
+                gevent.sleep(FLUSH_EVERY)
+                flush()
+
+        runner.send_message("bctest_ready", {"worker": meta.worker})
+        _WorkerState.go.wait()
+        start = _WorkerState.start or time.monotonic()
+        pool: set[gevent.Greenlet] = set()
+        background = gevent.spawn(flusher)
+        try:
+            k = 0
+            while k < count and not _WorkerState.stop.is_set():
+                now = time.monotonic()
+                while k < count:
+                    due = start + plan.offsets[k]
+                    if due > now:
+                        break
+                    lag = now - due
+                    if lag > LATE_AFTER:
+                        counters["late"] += 1
+                    state["max_lag"] = max(state["max_lag"], lag)
+                    if state["in_flight"] >= meta.max_in_flight:
+                        records[k] = (now - start, None, DROPPED)
+                        outbox.append(k)
+                        counters["dropped"] += 1
+                    else:
+                        state["in_flight"] += 1
+                        counters["sent"] += 1
+                        greenlet = gevent.spawn(send, k, start)
+                        pool.add(greenlet)
+                        greenlet.link(pool.discard)
+                    k += 1
+                if k < count:
+                    _WorkerState.stop.wait(max(0.0, start + plan.offsets[k] - time.monotonic()))
+            gevent.joinall(list(pool), timeout=meta.submit_timeout + 1)
+        finally:
+            background.kill()
+            flush(final=True)
+
+
+def _post(client: Any, url: str, body: bytes, headers: dict[str, str], response_error: Any) -> str | None:
+    """One submission through Locust's client (its stats see it); the reply is read up to
+    MAX_REPLY_BYTES + 1 and judged by the adapter's classifier, made total by classify."""
+    with client.request("POST", url, data=body, headers=headers, stream=True, catch_response=True,
+                        allow_redirects=False, name="submit") as response:
+        raw = getattr(response, "_response", None)
+        if raw is None:     # no HTTP reply at all: connection refused, reset, timeout...
+            error = getattr(response, "error", None)
+            reason = f"{type(error).__name__}: {error}"[:200] if error else "no reply"
+            response.failure(reason)
+            return reason
+        chunks, size = [], 0
+        while size <= MAX_REPLY_BYTES:
+            chunk = raw.read(READ_CHUNK)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            _discard_connection(raw)    # the rest of the reply is never read: close, not reuse
+        error = classify(response_error, response.status_code, b"".join(chunks))
+        if error:
+            response.failure(error)
+        else:
+            response.success()
+        return error
+
+
+def _discard_connection(raw: Any) -> None:
+    pool, sock = getattr(raw, "_pool", None), getattr(raw, "_sock", None)
+    if pool is not None and sock is not None:
+        pool.release_socket(sock)
+    raw._sock = raw._pool = None
+
+
+@events.init.add_listener
+def _init(environment: Any, **_: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.register_message("bctest_go", _on_go)
+        runner.register_message("bctest_stop", _on_stop)
+        environment.bctest_plan = None
+
+        @events.test_start.add_listener
+        def _load_plan(environment: Any, **_: Any) -> None:
+            # worker_index is known once the master acknowledged this worker
+            try:
+                environment.bctest_plan = planfile.read(Path(os.environ[PLANS_ENV]),
+                                                        runner.worker_index)
+            except (KeyError, ValueError) as exc:
+                runner.send_message("bctest_failed", {
+                    "worker": runner.worker_index, "reason": f"no plan: {type(exc).__name__}: {exc}"})
+    elif isinstance(runner, MasterRunner):
+        _Master(environment).install()
+
+
+# -- master side ---------------------------------------------------------------------------
+
+class _Master:
+    """Relays the workers' messages to the harness and the harness's stop to the workers."""
+
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        self.runner = environment.runner
+        self.workers = int(os.environ[WORKERS_ENV])
+        self.out = os.fdopen(int(os.environ[RECORDS_ENV]), "w", buffering=1 << 16)
+        self.control = int(os.environ[CONTROL_ENV])
+        self.ready: set[int] = set()
+        self.boot = _boot_id()
+
+    def install(self) -> None:
+        for kind in ("bctest_records", "bctest_progress", "bctest_done", "bctest_failed"):
+            self.runner.register_message(kind, self.relay)
+        self.runner.register_message("bctest_ready", self.on_ready)
+        gevent.spawn(self.listen)
+
+    def write(self, line: dict) -> None:
+        self.out.write(json.dumps(line, separators=(",", ":")) + "\n")
+        self.out.flush()
+
+    def relay(self, environment: Any, msg: Any, **_: Any) -> None:
+        self.write({"kind": msg.type.removeprefix("bctest_"), **msg.data})
+
+    def on_ready(self, environment: Any, msg: Any, **_: Any) -> None:
+        self.ready.add(int(msg.data["worker"]))
+        self.write({"kind": "ready", "worker": msg.data["worker"]})
+        if len(self.ready) == self.workers:
+            at = time.monotonic() + START_LEAD
+            self.write({"kind": "start", "at": at})
+            self.runner.send_message("bctest_go", {"at": at, "lead": START_LEAD, "boot": self.boot})
+
+    def listen(self) -> None:
+        """The harness's control pipe: "stop" ends the schedule early; EOF (the harness is
+        gone) too."""
+        from gevent.os import make_nonblocking, nb_read
+        make_nonblocking(self.control)
+        while True:
+            data = nb_read(self.control, 4096)
+            if not data or b"stop" in data:
+                self.runner.send_message("bctest_stop", {})
+                if not data:
+                    return
