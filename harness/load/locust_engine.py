@@ -199,11 +199,12 @@ async def _collect(locust: _Locust, plans: list[WorkerPlan], total: int,
     records: list[SendRecord | None] = [None] * total
     progress = SendProgress()
     done: set[int] = set()
+    ready: set[int] = set()
     failures: list[str] = []
     start_at: float | None = None
     stopping = False
     # Locust itself takes a few seconds to boot before its workers can report ready.
-    deadline = time.monotonic() + settings.ready_timeout + 30
+    deadline = time.monotonic() + settings.ready_timeout + 15
     last_due = max((plan.offsets[-1] for plan in plans if len(plan.offsets)), default=0.0)
     submit_timeout = max((plan.submit_timeout for plan in plans), default=10.0)
     while len(done) < len(plans) and not failures:
@@ -220,23 +221,26 @@ async def _collect(locust: _Locust, plans: list[WorkerPlan], total: int,
         except (ValueError, asyncio.LimitOverrunError) as exc:
             failures.append(f"the Locust master's record stream broke: {exc}")
             break
-        if line == b"":     # EOF: the master is gone
+        if line == b"" or (line is None and locust.died()):    # EOF: the master is gone
             await asyncio.sleep(0.2)
-            failures.append(locust.died() or "the Locust master closed its record stream")
+            why = locust.died() or "the Locust master closed its record stream"
+            if start_at is None:
+                why = (f"Locust workers not ready within {settings.ready_timeout:g} s "
+                       f"({len(ready)} of {len(plans)} ready; {why})")
+            failures.append(why)
             break
         if line is None:
-            why = locust.died()
-            if why:
-                failures.append(why)
-            elif time.monotonic() > deadline:
+            if time.monotonic() > deadline:
                 failures.append(
                     f"Locust workers not ready within {settings.ready_timeout:g} s "
-                    f"({len(progress.per_worker)} of {len(plans)} reporting)" if start_at is None
+                    f"({len(ready)} of {len(plans)} ready)" if start_at is None
                     else f"Locust workers {sorted(set(range(len(plans))) - done)} did not finish")
             continue
         message = json.loads(line)
         kind = message.get("kind")
-        if kind == "start":
+        if kind == "ready":
+            ready.add(int(message["worker"]))
+        elif kind == "start":
             start_at = float(message["at"])
             deadline = start_at + last_due + submit_timeout + FINISH_GRACE
             on_start(start_at)

@@ -100,7 +100,9 @@ class SchedulePlayer(FastHttpUser):
         plan = environment.bctest_plan      # read at test_start, before any user starts
         if plan is not None:
             self.concurrency = plan.meta.connections
-            self.network_timeout = self.connection_timeout = plan.meta.submit_timeout
+            # the whole send is bounded by submit_timeout (gevent.Timeout in send): the
+            # socket timeouts are only a backstop
+            self.network_timeout = self.connection_timeout = plan.meta.submit_timeout + 1
         super().__init__(environment)
 
     @task
@@ -208,6 +210,9 @@ def _post(client: Any, url: str, body: bytes, headers: dict[str, str], response_
         if raw is None:     # no HTTP reply at all: connection refused, reset, timeout...
             error = getattr(response, "error", None)
             reason = f"{type(error).__name__}: {error}"[:200] if error else "no reply"
+            if isinstance(getattr(error, "original", None), gevent.Timeout):
+                # geventhttpclient wraps our own bound (send's gevent.Timeout) in its retry error
+                reason = f"TimeoutError: no reply within {error.original.seconds} s"
             response.failure(reason)
             return reason
         chunks, size = [], 0
