@@ -128,10 +128,12 @@ class SchedulePlayer(FastHttpUser):
         outbox: list[int] = []
         counters = {"sent": 0, "acked": 0, "errors": 0, "late": 0, "dropped": 0}
         state = {"in_flight": 0, "max_lag": 0.0}
+        issued: dict[int, float] = {}     # sends started and not yet ended: k -> when (rel.)
         client = self.client
 
         def send(k: int, start: float) -> None:
             submitted = time.monotonic()
+            issued[k] = submitted - start
             error: str | None = "no reply recorded"
             try:
                 with gevent.Timeout(meta.submit_timeout):
@@ -142,6 +144,7 @@ class SchedulePlayer(FastHttpUser):
             except Exception as exc:  # whatever the reply did, this send ends refused
                 error = f"send failed: {type(exc).__name__}: {exc}"[:200]
             finally:
+                issued.pop(k, None)
                 records[k] = (submitted - start, time.monotonic() - start, error)
                 outbox.append(k)
                 counters["acked"] += 1
@@ -189,6 +192,7 @@ class SchedulePlayer(FastHttpUser):
                     else:
                         state["in_flight"] += 1
                         counters["sent"] += 1
+                        issued[k] = now - start
                         greenlet = gevent.spawn(send, k, start)
                         pool.add(greenlet)
                         greenlet.link(pool.discard)
@@ -198,6 +202,14 @@ class SchedulePlayer(FastHttpUser):
             gevent.joinall(list(pool), timeout=meta.submit_timeout + 1)
         finally:
             background.kill()
+            gevent.killall(list(pool), timeout=2)
+            # A send still pending now (its greenlet never got the CPU, or was killed) ends
+            # refused with the reason: a record never vanishes.
+            for k, issued_at in list(issued.items()):
+                records[k] = (issued_at, None, "no reply: the Locust worker ended before this send did")
+                outbox.append(k)
+                counters["errors"] += 1
+            issued.clear()
             flush(final=True)
 
 
