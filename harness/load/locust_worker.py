@@ -3,7 +3,9 @@ processes (master and workers, started by harness.load.locust_engine or by hand 
 host), never in the harness: Locust patches the interpreter with gevent at import.
 
 Each worker runs one SchedulePlayer user. It reads its share of the schedule (plan-<worker
-index> in $BCTEST_LOCUST_PLANS, harness.load.planfile), tells the master it is ready, and at
+index> in $BCTEST_LOCUST_PLANS, harness.load.planfile; a worker on another host, which has
+no such directory, asks the master, which ships the files over the Locust connection),
+tells the master it is ready, and at
 the common start sends every pre-built body at its scheduled offset (open loop: a slow
 chain never delays the next send; a send behind its time counts as late; past
 max_in_flight it is recorded as dropped). Each reply is read with a bound and judged by the
@@ -19,9 +21,12 @@ master's exact monotonic instant (same boot id, same clock).
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 from locust import FastHttpUser, events, task
+from locust.contrib.fasthttp import FastHttpSession
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -46,6 +52,8 @@ FLUSH_EVERY = 0.25      # seconds between record batches to the master
 PROGRESS_EVERY = 0.5
 START_LEAD = 0.3        # seconds between "all ready" and the first scheduled send
 READ_CHUNK = 65536
+SHIP_CHUNK = 1 << 20    # bytes of a plan file per message to a remote worker
+SHIP_TIMEOUT = 300.0
 
 if os.environ.get(PARENT_ENV, "").isdigit():
     # Started by a run: die with it, even when it is SIGKILLed (prctl survives Locust's exec).
@@ -73,6 +81,36 @@ class _WorkerState:
     go = Event()
     stop = Event()
     start: float | None = None
+    shipped = Event()                  # a plan shipped by the master is complete
+    shipped_dir: Path | None = None
+
+
+def _on_plan_chunk(environment: Any, msg: Any, **_: Any) -> None:
+    """A piece of this worker's plan file, shipped by the master (a remote worker, which
+    cannot read the harness's plan directory)."""
+    data = msg.data
+    if _WorkerState.shipped_dir is None:
+        _WorkerState.shipped_dir = Path(tempfile.mkdtemp(prefix="bctest-locust-plan-"))
+        atexit.register(shutil.rmtree, _WorkerState.shipped_dir, True)
+    name = Path(data["name"]).name          # plan-<w>.json / .bin, nothing else
+    with open(_WorkerState.shipped_dir / name, "ab") as out:
+        out.write(data["data"])
+    if data.get("complete"):
+        _WorkerState.shipped.set()
+
+
+def _obtain_plan(runner: Any) -> planfile.PlanData:
+    """This worker's share: from the harness's plan directory when it is here, else
+    shipped by the master over the Locust connection."""
+    index = runner.worker_index
+    local = os.environ.get(PLANS_ENV)
+    if local and all(p.exists() for p in planfile.paths(Path(local), index)):
+        return planfile.read(Path(local), index)
+    runner.send_message("bctest_plan_request", {"worker": index})
+    if not _WorkerState.shipped.wait(SHIP_TIMEOUT):
+        raise ValueError(f"the master did not ship plan {index} within {SHIP_TIMEOUT} s")
+    assert _WorkerState.shipped_dir is not None
+    return planfile.read(_WorkerState.shipped_dir, index)
 
 
 def _on_go(environment: Any, msg: Any, **_: Any) -> None:
@@ -96,30 +134,32 @@ class SchedulePlayer(FastHttpUser):
     max_redirects = 0               # a node's redirect is its reply, never followed elsewhere
     max_retries = 0                 # a resent transaction would be a second submission
 
-    def __init__(self, environment: Any) -> None:
-        plan = environment.bctest_plan      # read at test_start, before any user starts
-        if plan is not None:
-            self.concurrency = plan.meta.connections
-            # the whole send is bounded by submit_timeout (gevent.Timeout in send): the
-            # socket timeouts are only a backstop
-            self.network_timeout = self.connection_timeout = plan.meta.submit_timeout + 1
-        super().__init__(environment)
-
     @task
     def play(self) -> None:
         """Locust runs a task again when it raises: this one reports and stops instead."""
         runner = self.environment.runner
         try:
-            if self.environment.bctest_plan is not None:
-                self._play()
+            plan = _obtain_plan(runner)
+        except (OSError, ValueError) as exc:
+            runner.send_message("bctest_failed", {
+                "worker": runner.worker_index, "reason": f"no plan: {exc}"[:500]})
+            raise StopUser() from None
+        try:
+            # The plan's bounds: its connections per node; the whole send is bounded by
+            # submit_timeout (gevent.Timeout in send), the socket timeouts only back it up.
+            self.client = FastHttpSession(
+                self.host, request_event=self.environment.events.request, user=self,
+                network_timeout=plan.meta.submit_timeout + 1,
+                connection_timeout=plan.meta.submit_timeout + 1, max_redirects=0, max_retries=0,
+                concurrency=plan.meta.connections)
+            self._play(plan)
         except Exception as exc:
             runner.send_message("bctest_failed", {
                 "worker": runner.worker_index, "reason": f"{type(exc).__name__}: {exc}"[:500]})
         raise StopUser()
 
-    def _play(self) -> None:
+    def _play(self, plan: planfile.PlanData) -> None:
         runner = self.environment.runner
-        plan: planfile.PlanData = self.environment.bctest_plan
         meta = plan.meta
         response_error = _classifier(meta.classifier)
         headers = {**meta.headers, "Accept-Encoding": "identity"}
@@ -257,17 +297,7 @@ def _init(environment: Any, **_: Any) -> None:
     if isinstance(runner, WorkerRunner):
         runner.register_message("bctest_go", _on_go)
         runner.register_message("bctest_stop", _on_stop)
-        environment.bctest_plan = None
-
-        @events.test_start.add_listener
-        def _load_plan(environment: Any, **_: Any) -> None:
-            # worker_index is known once the master acknowledged this worker
-            try:
-                environment.bctest_plan = planfile.read(Path(os.environ[PLANS_ENV]),
-                                                        runner.worker_index)
-            except (KeyError, ValueError) as exc:
-                runner.send_message("bctest_failed", {
-                    "worker": runner.worker_index, "reason": f"no plan: {type(exc).__name__}: {exc}"})
+        runner.register_message("bctest_plan", _on_plan_chunk)
     elif isinstance(runner, MasterRunner):
         _Master(environment).install()
 
@@ -290,6 +320,7 @@ class _Master:
         for kind in ("bctest_records", "bctest_progress", "bctest_done", "bctest_failed"):
             self.runner.register_message(kind, self.relay)
         self.runner.register_message("bctest_ready", self.on_ready)
+        self.runner.register_message("bctest_plan_request", self.on_plan_request)
         gevent.spawn(self.listen)
 
     def write(self, line: dict) -> None:
@@ -306,6 +337,27 @@ class _Master:
             at = time.monotonic() + START_LEAD
             self.write({"kind": "start", "at": at})
             self.runner.send_message("bctest_go", {"at": at, "lead": START_LEAD, "boot": self.boot})
+
+    def on_plan_request(self, environment: Any, msg: Any, **_: Any) -> None:
+        gevent.spawn(self.ship, int(msg.data["worker"]), msg.node_id)
+
+    def ship(self, worker: int, client_id: str) -> None:
+        """Send a (remote) worker its plan files over the Locust connection, in chunks."""
+        files = planfile.paths(Path(os.environ[PLANS_ENV]), worker)
+        try:
+            for n, path in enumerate(files):
+                with open(path, "rb") as source:
+                    while True:
+                        chunk = source.read(SHIP_CHUNK)
+                        last = len(chunk) < SHIP_CHUNK
+                        self.runner.send_message("bctest_plan", {
+                            "name": path.name, "data": chunk,
+                            "complete": last and n == len(files) - 1}, client_id)
+                        gevent.sleep(0)
+                        if last:
+                            break
+        except OSError as exc:
+            self.write({"kind": "failed", "worker": worker, "reason": f"cannot ship plan: {exc}"})
 
     def listen(self) -> None:
         """The harness's control pipe: "stop" ends the schedule early; EOF (the harness is

@@ -90,7 +90,7 @@ async def _hostile(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
 
 
 def _run(tmp_path, kinds: bytes, rate: float, spec: LocustSpec, max_in_flight: int = 4096,
-         submit_timeout: float = 2.0, stop_after: float | None = None):
+         submit_timeout: float = 2.0, stop_after: float | None = None, connections: int = 8):
     async def main():
         server = await asyncio.start_server(_hostile, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
@@ -98,7 +98,7 @@ def _run(tmp_path, kinds: bytes, rate: float, spec: LocustSpec, max_in_flight: i
         plans = plan_workers(prepared, [(0, f"http://127.0.0.1:{port}/")], rate,
                              spec.workers + spec.remote_workers, max_in_flight, submit_timeout,
                              {"Content-Type": "application/json"},
-                             "harness.adapters.evm:EvmAdapter", 8)
+                             "harness.adapters.evm:EvmAdapter", connections)
         started: list[float] = []
         loop = asyncio.get_running_loop()
 
@@ -174,3 +174,27 @@ def _locust_processes() -> list[str]:
         if f"BCTEST_LOCUST_PARENT={os.getpid()}".encode() in env and b"locust" in command:
             mine.append(command.replace(b"\0", b" ").decode(errors="replace"))
     return mine
+
+
+@needs_locust
+def test_a_remote_worker_gets_its_share_shipped_by_the_master(tmp_path):
+    """A worker started by hand (as on another host: no plan directory, no parent to die
+    with) connects to the master's port, gets its plan over the Locust connection, sends."""
+    from harness.load.locust_engine import _free_port
+    port = _free_port("127.0.0.1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BCTEST_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    remote = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", "harness/load/locust_worker.py", "--worker",
+         "--master-host", "127.0.0.1", "--master-port", str(port)], env=env,
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        records, progress = _run(tmp_path, b"o" * 60, rate=30,
+                                 spec=LocustSpec(workers=1, remote_workers=1, master_port=port))
+        assert remote.wait(timeout=30) is not None     # the master's quit ends it too
+    finally:
+        if remote.poll() is None:
+            remote.kill()
+    assert all(r is not None and r.error is None for r in records)
+    assert sorted(progress.per_worker) == [0, 1]       # both shares were sent
+    assert not _locust_processes()
