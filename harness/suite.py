@@ -140,7 +140,9 @@ class Suite:
         return float(config["convergence"].get("bound", correctness.DEFAULTS["convergence"]["bound"]))
 
 
-def _locust(doc: dict[str, Any]) -> LocustSpec:
+def _locust(doc: dict[str, Any], file: str) -> LocustSpec:
+    if doc.get("workers", 1) + doc.get("remote_workers", 0) < 1:
+        raise InputError(file, "load.locust", "at least one worker (workers or remote_workers)")
     return LocustSpec(workers=doc.get("workers", 1), remote_workers=doc.get("remote_workers", 0),
                       master_bind=doc.get("master_bind", "127.0.0.1"),
                       master_port=doc.get("master_port", 0),
@@ -199,7 +201,7 @@ def load(path: Path) -> Suite:
             connections=load_doc.get("connections", 256),
             submit_timeout=float(load_doc.get("submit_timeout", 10)),
             engine=load_doc.get("engine", "builtin"),
-            locust=_locust(load_doc.get("locust", {})),
+            locust=_locust(load_doc.get("locust", {}), file),
         ),
         accounts=workload.get("accounts", 256),
         workload=workload.get("kind"),

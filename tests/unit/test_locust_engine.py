@@ -198,3 +198,29 @@ def test_a_remote_worker_gets_its_share_shipped_by_the_master(tmp_path):
     assert all(r is not None and r.error is None for r in records)
     assert sorted(progress.per_worker) == [0, 1]       # both shares were sent
     assert not _locust_processes()
+
+
+def test_suite_load_engine_and_locust_keys(tmp_path):
+    import copy
+
+    from harness import suite as suite_module
+    from harness.errors import InputError
+
+    from .conftest import VALID_SUITE, make_suite
+
+    doc = copy.deepcopy(VALID_SUITE)
+    assert suite_module.load(make_suite(tmp_path / "a", doc)).load.engine == "builtin"
+    doc["load"].update(engine="locust", locust={"workers": 3, "remote_workers": 2,
+                                                "master_bind": "0.0.0.0", "master_port": 5557})
+    spec = suite_module.load(make_suite(tmp_path / "b", doc)).load
+    assert spec.engine == "locust" and spec.locust == LocustSpec(3, 2, "0.0.0.0", 5557, 60.0)
+    for bad, field in (({"workers": 0}, "load.locust"), ({"threads": 2}, "load.locust.threads"),
+                       ({"master_bind": "example.org"}, "load.locust.master_bind")):
+        doc["load"]["locust"] = bad
+        with pytest.raises(InputError) as info:
+            suite_module.load(make_suite(tmp_path / "c", doc))
+        assert info.value.field == field, str(info.value)
+    doc["load"].pop("locust")
+    doc["load"]["engine"] = "jmeter"
+    with pytest.raises(InputError, match="load.engine"):
+        suite_module.load(make_suite(tmp_path / "d", doc))
