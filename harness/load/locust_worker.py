@@ -33,8 +33,9 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
-from locust import FastHttpUser, events, task
-from locust.contrib.fasthttp import FastHttpSession
+from geventhttpclient import HTTPClient
+from geventhttpclient.url import URL
+from locust import User, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -126,12 +127,8 @@ def _on_stop(environment: Any, msg: Any, **_: Any) -> None:
     _WorkerState.go.set()
 
 
-class SchedulePlayer(FastHttpUser):
+class SchedulePlayer(User):
     """Sends one worker's share of the schedule once, then stops."""
-
-    host = "http://127.0.0.1"      # every request names its full url (a node's rpc port)
-    max_redirects = 0               # a node's redirect is its reply, never followed elsewhere
-    max_retries = 0                 # a resent transaction would be a second submission
 
     @task
     def play(self) -> None:
@@ -144,13 +141,6 @@ class SchedulePlayer(FastHttpUser):
                 "worker": runner.worker_index, "reason": f"no plan: {exc}"[:500]})
             raise StopUser() from None
         try:
-            # The plan's bounds: its connections per node; the whole send is bounded by
-            # submit_timeout (gevent.Timeout in send), the socket timeouts only back it up.
-            self.client = FastHttpSession(
-                self.host, request_event=self.environment.events.request, user=self,
-                network_timeout=plan.meta.submit_timeout + 1,
-                connection_timeout=plan.meta.submit_timeout + 1, max_redirects=0, max_retries=0,
-                concurrency=plan.meta.connections)
             self._play(plan)
         except Exception as exc:
             runner.send_message("bctest_failed", {
@@ -161,14 +151,14 @@ class SchedulePlayer(FastHttpUser):
         runner = self.environment.runner
         meta = plan.meta
         response_error = _classifier(meta.classifier)
-        headers = {**meta.headers, "Accept-Encoding": "identity"}
+        headers = {**meta.headers, "Accept-Encoding": "identity", "Connection": "keep-alive"}
         count = meta.count
         records: list[Any] = [None] * count
         outbox: list[int] = []
         counters = {"sent": 0, "acked": 0, "errors": 0, "late": 0, "dropped": 0}
         state = {"in_flight": 0, "max_lag": 0.0}
         issued: dict[int, float] = {}     # sends started and not yet ended: k -> when (rel.)
-        client = self.client
+        poster = _Poster(meta, response_error, headers, self.environment.events.request)
 
         def send(k: int, start: float) -> None:
             submitted = time.monotonic()
@@ -176,8 +166,7 @@ class SchedulePlayer(FastHttpUser):
             error: str | None = "no reply recorded"
             try:
                 with gevent.Timeout(meta.submit_timeout):
-                    error = _post(client, meta.urls[plan.targets[k]], plan.body(k), headers,
-                                  response_error)
+                    error = poster.post(plan.targets[k], plan.body(k))
             except gevent.Timeout:
                 error = f"TimeoutError: no reply within {meta.submit_timeout} s"
             except Exception as exc:  # whatever the reply did, this send ends refused
@@ -252,35 +241,56 @@ class SchedulePlayer(FastHttpUser):
             flush(final=True)
 
 
-def _post(client: Any, url: str, body: bytes, headers: dict[str, str], response_error: Any) -> str | None:
-    """One submission through Locust's client (its stats see it); the reply is read up to
-    MAX_REPLY_BYTES + 1 and judged by the adapter's classifier, made total by classify."""
-    with client.request("POST", url, data=body, headers=headers, stream=True, catch_response=True,
-                        allow_redirects=False, name="submit") as response:
-        raw = getattr(response, "_response", None)
-        if raw is None:     # no HTTP reply at all: connection refused, reset, timeout...
-            error = getattr(response, "error", None)
-            reason = f"{type(error).__name__}: {error}"[:200] if error else "no reply"
-            if isinstance(getattr(error, "original", None), gevent.Timeout):
-                # geventhttpclient wraps our own bound (send's gevent.Timeout) in its retry error
-                reason = f"TimeoutError: no reply within {error.original.seconds} s"
-            response.failure(reason)
-            return reason
-        chunks, size = [], 0
-        while size <= MAX_REPLY_BYTES:
-            chunk = raw.read(READ_CHUNK)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > MAX_REPLY_BYTES:
-            _discard_connection(raw)    # the rest of the reply is never read: close, not reuse
-        error = classify(response_error, response.status_code, b"".join(chunks))
-        if error:
-            response.failure(error)
-        else:
-            response.success()
+class _Poster:
+    """Submissions through geventhttpclient (the client under Locust's FastHttpUser), one
+    keep-alive pool of meta.connections sockets per node. No redirects are followed (a
+    redirect is the node's reply) and nothing is retried (a resent transaction would be a
+    second submission). The reply is read up to MAX_REPLY_BYTES + 1 and judged by the
+    adapter's classifier, made total by classify; Locust's statistics see every send."""
+
+    def __init__(self, meta: planfile.PlanMeta, response_error: Any, headers: dict[str, str],
+                 request_event: Any) -> None:
+        self.response_error, self.headers, self.request_event = response_error, headers, request_event
+        self.targets = []
+        for url in meta.urls:
+            parsed = URL(url)
+            client = HTTPClient(parsed.host, parsed.port, concurrency=meta.connections,
+                                connection_timeout=meta.submit_timeout + 1,
+                                network_timeout=meta.submit_timeout + 1, headers={})
+            self.targets.append((url, client, parsed.request_uri))
+
+    def post(self, target: int, body: bytes) -> str | None:
+        url, client, uri = self.targets[target]
+        started, clock = time.time(), time.perf_counter()
+        size = 0
+        try:
+            response = client.request("POST", uri, body=body, headers=self.headers)
+            try:
+                chunks = []
+                while size <= MAX_REPLY_BYTES:
+                    chunk = response.read(READ_CHUNK)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+                if size > MAX_REPLY_BYTES:
+                    _discard_connection(response)   # the rest is never read: close, not reuse
+                error = classify(self.response_error, response.status_code, b"".join(chunks))
+            finally:
+                response.release()
+        except gevent.Timeout:
+            raise
+        except Exception as exc:     # refused, reset, closed, unparsable: the node's doing
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        self.request_event.fire(request_type="POST", name="submit",
+                                response_time=(time.perf_counter() - clock) * 1000,
+                                response_length=size, exception=_Refused(error) if error else None,
+                                context={}, start_time=started, url=url, response=None)
         return error
+
+
+class _Refused(Exception):
+    """A refusal as Locust's statistics count it (its text is the classifier's reason)."""
 
 
 def _discard_connection(raw: Any) -> None:
