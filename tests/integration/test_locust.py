@@ -7,6 +7,7 @@ is SIGKILLed."""
 from __future__ import annotations
 
 import json
+import select
 import signal
 import subprocess
 import sys
@@ -122,7 +123,13 @@ def test_no_locust_process_outlives_an_interrupted_run(docker_client, cometbft_i
         while len(_locust_processes(process.pid)) < 3:     # master + 2 workers
             assert time.monotonic() < deadline and process.poll() is None, "Locust never started"
             time.sleep(0.5)
-        time.sleep(6)   # Locust's boot, the common start, the warmup: now inside the measure
+        seen = ""
+        while "[measure" not in seen:   # Locust booted, released its workers, warmup over
+            assert time.monotonic() < deadline and process.poll() is None, seen
+            ready, _, _ = select.select([process.stdout], [], [], 1.0)
+            if ready:
+                seen += process.stdout.readline()
+        time.sleep(1)
         assert len(_locust_processes(process.pid)) == 3
         process.send_signal(sig)
         output, _ = process.communicate(timeout=90)
