@@ -75,6 +75,7 @@ class _Locust:
         self.locals: list[asyncio.subprocess.Process] = []
         self.logs: list[IO[bytes]] = []
         self.records: asyncio.StreamReader | None = None
+        self.transport: asyncio.BaseTransport | None = None
         self.control: int | None = None
         self.port = settings.master_port or _free_port(settings.master_bind)
 
@@ -113,8 +114,8 @@ class _Locust:
             os.close(control_r)
         loop = asyncio.get_running_loop()
         self.records = asyncio.StreamReader(limit=LINE_LIMIT)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(self.records),
-                                     os.fdopen(records_r, "rb", buffering=0))
+        self.transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(self.records), os.fdopen(records_r, "rb", buffering=0))
         master_host = "127.0.0.1" if self.settings.master_bind in ("0.0.0.0", "*") \
             else self.settings.master_bind
         for w in range(self.settings.workers):
@@ -162,6 +163,8 @@ class _Locust:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
+        if self.transport is not None:
+            self.transport.close()
         for handle in self.logs:
             handle.close()
 

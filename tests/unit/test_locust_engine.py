@@ -187,7 +187,7 @@ def test_a_remote_worker_gets_its_share_shipped_by_the_master(tmp_path):
     remote = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", "harness/load/locust_worker.py", "--worker",
          "--master-host", "127.0.0.1", "--master-port", str(port)], env=env,
-        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         records, progress = _run(tmp_path, b"o" * 60, rate=30,
                                  spec=LocustSpec(workers=1, remote_workers=1, master_port=port))
