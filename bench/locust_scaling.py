@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import os
 import shutil
@@ -59,6 +60,13 @@ def bodies(count: int) -> list[Prepared]:
     return [Prepared(json.dumps({"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction",
                                  "params": ["0x" + BODY_HEX]}).encode(), str(i))
             for i in range(count)]
+
+
+def schedule(rate: float, count: int) -> float | list[float]:
+    """plan_workers' third argument: the rate, or (issue 13's load shapes) the offsets."""
+    if "offsets" in inspect.signature(plan_workers).parameters:
+        return [i / rate for i in range(count)]
+    return rate
 
 
 def machine_busy() -> tuple[float, float]:
@@ -115,8 +123,8 @@ def step(endpoint: Endpoint, engine: str, rate: float, seconds: float, logs: Pat
     count = int(rate * seconds)
     prepared = bodies(count)
     workers = 2 if engine == "locust-2" else 1
-    plans = plan_workers(prepared, [(0, endpoint.url)], rate, workers, MAX_IN_FLIGHT, 10.0, HEADERS,
-                         CLASSIFIER, 64)
+    plans = plan_workers(prepared, [(0, endpoint.url)], schedule(rate, count), workers,
+                         MAX_IN_FLIGHT, 10.0, HEADERS, CLASSIFIER, 64)
     exclude = {endpoint.process.pid} if endpoint.process else set()
     marks: dict[str, Any] = {}
 

@@ -5,6 +5,7 @@ small asyncio server on 127.0.0.1 that misbehaves on purpose."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import subprocess
 import sys
@@ -95,7 +96,9 @@ def _run(tmp_path, kinds: bytes, rate: float, spec: LocustSpec, max_in_flight: i
         server = await asyncio.start_server(_hostile, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         prepared = [Prepared(bytes([k]) + b"-payload", str(i)) for i, k in enumerate(kinds)]
-        plans = plan_workers(prepared, [(0, f"http://127.0.0.1:{port}/")], rate,
+        fixed = "offsets" not in inspect.signature(plan_workers).parameters   # before load shapes
+        plans = plan_workers(prepared, [(0, f"http://127.0.0.1:{port}/")],
+                             rate if fixed else [i / rate for i in range(len(prepared))],
                              spec.workers + spec.remote_workers, max_in_flight, submit_timeout,
                              {"Content-Type": "application/json"},
                              "harness.adapters.evm:EvmAdapter", connections)
