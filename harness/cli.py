@@ -121,8 +121,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
             adapter = adapters.adapter_class(loaded.chain.family, str(loaded.chain.manifest))
             adapters.workload_for(adapter, loaded.workload, str(file))
             console.print(f"ok: suite {loaded.name} → {loaded.chain.name}, {loaded.nodes} node(s), "
-                          f"{loaded.load.rate:g} tx/s for {loaded.load.duration:g} s ({file})")
+                          f"{_load_words(loaded.load)} for {loaded.load.duration:g} s ({file})")
     return EXIT_PASS
+
+
+def _load_words(spec: object) -> str:
+    """The load in words: today's "N tx/s", or the shape's kind, count and mean rate."""
+    plan = spec.plan()  # type: ignore[attr-defined]   (a suite.LoadSpec; imported lazily)
+    if plan.kind == "fixed":
+        return f"{spec.rate:g} tx/s"
+    return f"a {plan.kind} load shape ({plan.count} txs, mean {plan.mean_rate:.4g} tx/s)"
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -27,11 +27,12 @@ from harness.model import (  # noqa: F401  (re-exported: the History's records)
     TxRecord,
 )
 
-FORMAT = "bctest-history/3"
-# /2 added `query` lines (the read workload), /3 `probe` lines (the security probes). An older
+FORMAT = "bctest-history/4"
+# /2 added `query` lines (the read workload), /3 `probe` lines (the security probes), /4 the
+# `readback` line (a workload's effects read back from the chain's state). An older
 # file is a newer one without them, so all are read; an older reader refuses newer files
 # rather than silently dropping their lines.
-READABLE = ("bctest-history/1", "bctest-history/2", FORMAT)
+READABLE = ("bctest-history/1", "bctest-history/2", "bctest-history/3", FORMAT)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class History:
     queries: list[QueryRecord] = field(default_factory=list)
     audit: dict[str, Any] | None = None   # the authenticity audit of one node's chain
     probes: list[ProbeOutcome] = field(default_factory=list)   # the security stage
+    readback: dict[str, Any] | None = None   # a workload's read-back (phases/readback.py)
     footer: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,6 +103,9 @@ def _write_lines(partial: Path, history: History) -> None:
         for probe in history.probes:
             out.write(json.dumps({"type": "probe", **asdict(probe)}, separators=(",", ":"),
                                  ensure_ascii=False) + "\n")
+        if history.readback is not None:
+            out.write(json.dumps({"type": "readback", **history.readback}, separators=(",", ":"),
+                                 ensure_ascii=False) + "\n")
         if history.audit is not None:
             out.write(json.dumps({"type": "audit", **history.audit}, separators=(",", ":")) + "\n")
         out.write(json.dumps({"type": "footer", **history.footer}) + "\n")
@@ -150,6 +155,8 @@ def read(path: Path) -> History:
             history.probes.append(ProbeOutcome(**entry, attempts=attempts))
         elif kind == "audit":
             history.audit = entry
+        elif kind == "readback":
+            history.readback = entry
         elif kind == "footer":
             history.footer = entry
     if history is None:

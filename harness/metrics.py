@@ -61,10 +61,24 @@ def latency_summary(latencies_s: list[float]) -> dict[str, float | None]:
 ON_TIME_S = 0.010  # the sender's own "late" threshold (harness/load/sender.py LATE_AFTER)
 
 
+def window_names(header: dict[str, Any]) -> list[str]:
+    """warmup, measure, then a load shape's named windows (step-1, spike, ...) the run reached."""
+    shaped = [name for name in (header["load"].get("windows") or {})
+              if name not in ("warmup", "measure", "query") and name in header["phases"]]
+    return [name for name in ("warmup", "measure") if name in header["phases"]] + shaped
+
+
 def phase_figures(history: History, phase: str, threshold: int) -> dict[str, Any]:
+    """One window's figures. warmup and measure take the txs marked so; a shape's named
+    window takes those *scheduled* in it, whenever they were sent or committed, so a window
+    is judged on what it asked of the chain (a spike's txs that commit late count in the
+    spike, as late)."""
     start, end = history.header["phases"][phase]
     length = max(end - start, 1e-9)
-    txs = [tx for tx in history.txs if tx.phase == phase]
+    if phase in ("warmup", "measure"):
+        txs = [tx for tx in history.txs if tx.phase == phase]
+    else:
+        txs = [tx for tx in history.txs if start <= tx.scheduled < end]
     sent = [tx for tx in txs if tx.submitted is not None and tx.error != DROPPED]
     failed = [tx for tx in sent if tx.error]
     latencies = []
@@ -81,7 +95,9 @@ def phase_figures(history: History, phase: str, threshold: int) -> dict[str, Any
         at = commit_time(tx, threshold) if not tx.error else None
         if at is not None and start <= at < end:
             landed += 1
-    target = history.header["load"]["rate"]
+    # the schedule's own target for the window (a shape's is planned / length), else the rate
+    planned = (history.header["load"].get("windows") or {}).get(phase) or {}
+    target = planned.get("target_rate", history.header["load"]["rate"])
     send_rate = len(sent) / length
     return {
         "window": [round(start, 6), round(end, 6)],
@@ -284,8 +300,7 @@ def _spread(values: list[float]) -> dict[str, float | None]:
 def compute(history: History) -> dict[str, Any]:
     header = history.header
     threshold = threshold_nodes(header["load"]["commit_share"], len(header["nodes"]))
-    phases = {name: phase_figures(history, name, threshold)
-              for name in ("warmup", "measure") if name in header["phases"]}
+    phases = {name: phase_figures(history, name, threshold) for name in window_names(header)}
     query = query_figures(history)
     if query is not None:
         phases["query"] = query

@@ -91,9 +91,44 @@ def check_artifact(artifact: dict[str, Any], file: str, field: str) -> None:
                                  f"expected a value matching {pattern.pattern}, got {value!r}")
         if "ldflags" in artifact:
             check_ldflags(artifact["ldflags"], file, f"{field}.ldflags")
+    elif "go_source" in artifact:
+        # A Go main package kept in the pack (e.g. an ABCI application), compiled on the host
+        # by images.build_go_source: CGO off (no C compiler), no toolchain download, no
+        # workspace, no local `replace`, no VCS stamping, from a bounded copy of the folder.
+        check_relative(artifact["go_source"], file, f"{field}.go_source")
+        env = artifact.get("env", {})
+        if not isinstance(env, dict):
+            raise InputError(file, f"{field}.env", "expected a mapping of variable to value")
+        for key, value in env.items():
+            pattern = GO_ENV.get(key)
+            if pattern is None or key == "CGO_ENABLED" and value != "0":
+                raise InputError(file, f"{field}.env.{key}", "a go_source artifact may set only "
+                                 f"{', '.join(k for k in GO_ENV if k != 'CGO_ENABLED')} (and "
+                                 f"CGO_ENABLED \"0\": cgo is always off), not {key}={value!r}")
+            if not isinstance(value, str) or not pattern.fullmatch(value):
+                raise InputError(file, f"{field}.env.{key}",
+                                 f"expected a value matching {pattern.pattern}, got {value!r}")
+        if "ldflags" in artifact:
+            check_ldflags(artifact["ldflags"], file, f"{field}.ldflags")
     else:
-        raise InputError(file, field, "expected an npm or a go artifact")
+        raise InputError(file, field, "expected an npm, a go or a go_source artifact")
     check_relative(artifact.get("dest"), file, f"{field}.dest")
+
+
+# A go_source folder is copied and compiled on the host: bounded in files and bytes.
+GO_SOURCE_MAX_FILES = 2000
+GO_SOURCE_MAX_BYTES = 32 << 20
+
+
+def check_go_mod(replaces: Any, file: str, field: str) -> None:
+    """`go mod edit -json`'s Replace list: only module@version replacements, never a
+    filesystem path (which would compile host files from outside the pack)."""
+    for replace in replaces or []:
+        new = (replace or {}).get("New") or {}
+        if not new.get("Version"):
+            raise InputError(file, f"{field}.go_source", "go.mod replaces "
+                             f"{(replace.get('Old') or {}).get('Path')!r} with the local path "
+                             f"{new.get('Path')!r}: only module@version replacements are allowed")
 
 
 def check_ldflags(ldflags: Any, file: str, field: str) -> None:

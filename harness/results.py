@@ -67,6 +67,13 @@ def harness_warnings(figures: dict[str, Any], footer: dict[str, Any],
         warnings.append(f"the harness sent {measure['send_rate']} tx/s against a target of "
                         f"{measure['target_rate']} tx/s ({measure['send_rate_ratio']:.1%}): the "
                         "figures describe the harness's ceiling, not the chain's; add load.workers")
+    for name, window in figures["phases"].items():   # a load shape's windows (a spike...)
+        if name in ("warmup", "measure", "query") or footer.get("status") != "complete":
+            continue
+        if window.get("send_rate_ratio") is not None and window["send_rate_ratio"] < 0.98:
+            warnings.append(f"in the {name} window the harness sent {window['send_rate']} tx/s against "
+                            f"a target of {window['target_rate']} tx/s ({window['send_rate_ratio']:.1%}): "
+                            "that window describes the harness's ceiling, not the chain's")
     query = figures["phases"].get("query")
     if footer.get("status") == "complete" and query and query.get("on_time_ratio") is not None \
             and query["on_time_ratio"] < 0.98:

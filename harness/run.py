@@ -29,7 +29,7 @@ from harness.errors import (
 )
 from harness.faults.nemesis import describe
 from harness.model import RunHeader
-from harness.phases import final, load, query, record, security, settle, setup
+from harness.phases import final, load, query, readback, record, security, settle, setup
 from harness.phases.context import RunContext
 from harness.progress import Progress
 from harness.report.console import summarize
@@ -130,6 +130,7 @@ async def _stages(ctx: RunContext) -> bool:
     state.resources = ctx.sampler.history()
     state.faults = ctx.nemesis.history() if ctx.nemesis else []
     await setup.measure_ledger(ctx)
+    await readback.readback(ctx)   # a registered workload's effects, before any query reads
     await query.query(ctx)
     await security.probes(ctx)
     await final.final_read(ctx)

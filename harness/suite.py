@@ -13,6 +13,8 @@ from harness.checks import correctness
 from harness.errors import InputError
 from harness.faults import schedule
 from harness.faults.schedule import FaultStep
+from harness.load import shape as shapes
+from harness.load.shape import Schedule
 from harness.standards import catalogue
 from harness.standards.catalogue import Catalogue
 from harness.validation import load_and_validate
@@ -33,20 +35,28 @@ class LocustSpec:
 
 @dataclass(frozen=True)
 class LoadSpec:
-    rate: float
-    duration: float
+    rate: float                     # the fixed rate; for another shape its mean over the measure window
+    duration: float                 # the measure window: the shape's length
     warmup: float = 5.0
     settle: float = 30.0
     workers: int = 1
     max_in_flight: int = 4096
     connections: int = 256          # per node per worker: bounds the sockets an overload opens
     submit_timeout: float = 10.0
+    # When each tx is due and the named windows (harness/load/shape.py); None: fixed at rate
+    schedule: Schedule | None = field(default=None, compare=False, repr=False)
     engine: str = "builtin"         # builtin: harness/load/sender.py; locust: locust_engine.py
     locust: LocustSpec = field(default_factory=LocustSpec)
 
     @property
     def total_seconds(self) -> float:
         return self.warmup + self.duration
+
+    def plan(self) -> Schedule:
+        """The schedule (built from rate and duration when the spec was made by hand)."""
+        if self.schedule is not None:
+            return self.schedule
+        return shapes.schedule(shapes.from_rate(self.rate, self.duration), self.warmup)
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,10 @@ class Suite:
     audit: bool = False            # run the authenticity audit after the load
     query: QuerySpec | None = None # the read workload after the settle; None: no query phase
     security: SecuritySpec | None = None   # security probes after the settle; None: none
+    # A registered workload (harness/workloads/): its settings merged over its DEFAULTS;
+    # False/{} for the adapter's own workload, which needs no read-back.
+    workload_registered: bool = False
+    workload_settings: dict[str, Any] = field(default_factory=dict)
 
 
     def checker_config(self) -> dict[str, dict[str, Any]]:
@@ -123,13 +137,18 @@ class Suite:
             config = dict(self.checkers)
         else:   # only BFT and CFT fault models say how many faulty nodes must be tolerated
             config = {name: {} for name in correctness.ORDER
-                      if name != "fault_tolerance" or self.chain.consensus in ("bft", "cft")}
+                      if (name != "fault_tolerance" or self.chain.consensus in ("bft", "cft"))
+                      and name != "readback"}   # readback: only with a registered workload
         if self.chain.consensus in FINALITY and "safety" not in config:
             # A chain that claims finality is always held to it: a node cannot earn credit
             # for blocks that later vanish, whatever the suite forgot to ask.
             config = {"safety": {}, **config}
         if "causality" not in config:   # a commit before its submit fails any run
             config = {"causality": {}, **config}
+        if self.workload_registered and "readback" not in config:
+            # A workload's effects are always read back: a chain that includes a transaction
+            # but drops (or reverts) its effect must not pass on inclusion alone.
+            config = {**config, "readback": {}}
         return config
 
     def converge_bound(self) -> float:
@@ -169,19 +188,25 @@ def load(path: Path) -> Suite:
                          f"(known: {', '.join(sorted(pack.params)) or 'none'})")
     load_doc = doc["load"]
     commit = doc.get("commit", {})
+    warmup = float(load_doc.get("warmup", 5))
+    plan = _schedule(load_doc, warmup, path.parent, file)
     checks = [
         Check(id=c.get("id", f"{c['metric']} {c['op']} {c['value']}"), metric=c["metric"],
               op=c["op"], value=float(c["value"]), phase=c.get("phase", "measure"))
         for c in doc.get("checks", [])
     ]
+    for n, check in enumerate(checks):
+        if check.phase not in plan.windows:
+            raise InputError(file, f"checks[{n}].phase", "a window of this suite's load ("
+                             f"{', '.join(plan.windows)}), got {check.phase!r}")
     workload = doc.get("workload", {})
+    registered, workload_settings = _workload(workload, pack, file)
     load_nodes = _node_list(load_doc, nodes, file, "load.nodes")
     query = _query(doc.get("query"), nodes, file, load_nodes)
     if query is not None:
-        _check_query_kind(query, pack, file)
-    warmup = float(load_doc.get("warmup", 5))
+        _check_query_kind(query, pack, file, registered.query_kinds if registered else ())
     faults = schedule.plan(doc.get("faults", []), nodes, pack.fault_tolerance(nodes),
-                           doc.get("seed", 1), warmup + float(load_doc["duration"]), file)
+                           doc.get("seed", 1), plan.total, file)
     catalogues = [catalogue.load(resolve_standard(ref, path.parent, file, f"standards[{i}]"))
                   for i, ref in enumerate(doc.get("standards", []))]
     return Suite(
@@ -192,14 +217,15 @@ def load(path: Path) -> Suite:
         nodes=nodes,
         seed=doc.get("seed", 1),
         load=LoadSpec(
-            rate=float(load_doc["rate"]),
-            duration=float(load_doc["duration"]),
+            rate=float(load_doc["rate"]) if "shape" not in load_doc else plan.target_rate("measure"),
+            duration=plan.total - warmup,
             warmup=warmup,
             settle=float(load_doc.get("settle", 30)),
             workers=load_doc.get("workers", 1),
             max_in_flight=load_doc.get("max_in_flight", 4096),
             connections=load_doc.get("connections", 256),
             submit_timeout=float(load_doc.get("submit_timeout", 10)),
+            schedule=plan,
             engine=load_doc.get("engine", "builtin"),
             locust=_locust(load_doc.get("locust", {}), file),
         ),
@@ -220,7 +246,23 @@ def load(path: Path) -> Suite:
         audit=doc.get("audit", False),
         query=query,
         security=_security(doc.get("security")),
+        workload_registered=registered is not None,
+        workload_settings=workload_settings,
     )
+
+
+def _schedule(load_doc: dict[str, Any], warmup: float, folder: Path, file: str) -> Schedule:
+    """The load's schedule: `load.shape`, or the short form rate + duration (fixed)."""
+    if "shape" not in load_doc:
+        return shapes.schedule(shapes.from_rate(float(load_doc["rate"]), float(load_doc["duration"])),
+                               warmup, file, "load")
+    for key in ("rate", "duration"):
+        if key in load_doc:
+            raise InputError(file, f"load.{key}", "no rate or duration beside load.shape (the "
+                             "shape says both)")
+    if "name" in load_doc["shape"]:
+        raise InputError(file, "load.shape.name", "a name only on a composite's parts")
+    return shapes.schedule(shapes.parse(load_doc["shape"], folder, file), warmup, file)
 
 
 def _security(doc: dict[str, Any] | None) -> SecuritySpec | None:
@@ -246,9 +288,22 @@ def _node_list(section: dict[str, Any], nodes: int, file: str, where: str) -> tu
     return chosen
 
 
-def _check_query_kind(query: QuerySpec, pack: ChainPack, file: str) -> None:
-    from harness import adapters  # the adapter says which reads its family answers
-    offered = getattr(adapters.adapter_class(pack.family, str(pack.manifest)), "query_kinds", ())
+def _workload(doc: dict[str, Any], pack: ChainPack, file: str) -> tuple[Any, dict[str, Any]]:
+    """The suite's `workload.kind` + `workload.settings`: (None, {}) for the adapter's own
+    workload, else (the registered WorkloadSpec, its settings over DEFAULTS)."""
+    if doc.get("kind") is None and not doc.get("settings"):
+        return None, {}      # the adapter's default (its class need not be loaded for that)
+    from harness import adapters, workloads
+    adapter = adapters.adapter_class(pack.family, str(pack.manifest))
+    return workloads.resolve(pack.family, tuple(getattr(adapter, "workloads", ("transfer",))),
+                             doc.get("kind"), doc.get("settings"), file)
+
+
+def _check_query_kind(query: QuerySpec, pack: ChainPack, file: str,
+                      workload_kinds: tuple[str, ...] = ()) -> None:
+    from harness import adapters  # the adapter (and the workload) say which reads they answer
+    offered = (*getattr(adapters.adapter_class(pack.family, str(pack.manifest)), "query_kinds", ()),
+               *workload_kinds)
     if query.kind not in offered:
         raise InputError(file, "query.kind", f"the '{pack.family}' adapter builds "
                          f"{', '.join(offered) or 'no'} queries, not {query.kind}")

@@ -50,7 +50,24 @@ for peer in $(echo "${BCTEST_PEERS:-}" | tr ',' ' '); do
     waited=$((waited + 1))
   done
 done
-set_option "" proxy_app "$(quoted "${BCTEST_PARAM_PROXY_APP:-kvstore}")"
+proxy_app="${BCTEST_PARAM_PROXY_APP:-kvstore}"
+if [ "$proxy_app" = scenarios ]; then
+  # The scenarios' ABCI app (bctest-abci) beside cometbft over ABCI's socket protocol;
+  # cometbft needs it listening when it starts (it exits if the app goes away).
+  ready=/tmp/bctest-abci.ready
+  rm -f "$ready"
+  bctest-abci -addr tcp://127.0.0.1:26658 -ready "$ready" &
+  waited=0
+  until [ -f "$ready" ]; do
+    if [ "$waited" -ge 100 ] || ! kill -0 $! 2>/dev/null; then
+      echo "bctest-entrypoint: bctest-abci did not start listening" >&2; exit 1
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  proxy_app=tcp://127.0.0.1:26658
+fi
+set_option "" proxy_app "$(quoted "$proxy_app")"
 set_option "" moniker "$(quoted "${BCTEST_NODE_NAME:-node${BCTEST_NODE_INDEX:-0}}")"
 set_option "" log_level "$(quoted "${BCTEST_PARAM_LOG_LEVEL:-info}")"
 set_option rpc laddr "$(quoted tcp://0.0.0.0:26657)"

@@ -37,6 +37,9 @@ def workload_for(adapter: type[Adapter], requested: str | None, suite_file: str)
     if requested is None:
         return offered[0]
     if requested not in offered:
+        from harness import workloads  # a registered workload of the family (harness/workloads/)
+        if workloads.find(adapter.family, requested) is not None:
+            return requested
         raise InputError(suite_file, "workload.kind", f"the '{adapter.family}' adapter generates "
                          f"{', '.join(offered)}, not {requested}")
     return requested

@@ -12,13 +12,13 @@ import multiprocessing
 import os
 import queue as queue_module
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from harness import lifetime
 from harness.errors import InfraError
 from harness.load.sender import WorkerPlan, run_worker
-from harness.model import Prepared, SendRecord, node_for, scheduled_offset
+from harness.model import Prepared, SendRecord, node_for
 
 START_LEAD = 0.3  # seconds between "all senders ready" and the first scheduled send
 
@@ -40,18 +40,24 @@ class SendProgress:
         self.max_lag = max(w["max_lag"] for w in self.per_worker.values())
 
 
-def plan_workers(prepared: list[Prepared], targets: list[tuple[int, str]], rate: float,
+def plan_workers(prepared: list[Prepared], targets: list[tuple[int, str]], offsets: Sequence[float],
                  workers: int, max_in_flight: int, submit_timeout: float, headers: dict[str, str],
                  classifier: str, connections: int = 256) -> list[WorkerPlan]:
     """Deal transactions round-robin to workers and to the target nodes, given as (node
-    index, submit url): tx i goes to target node_for(i), due at scheduled_offset(i, rate)."""
+    index, submit url): tx i goes to target node_for(i), due at offsets[i] (seconds after
+    the common start: any load shape, harness/load/shape.py)."""
+    if isinstance(offsets, (int, float)):
+        raise TypeError("plan_workers takes one offset per transaction (harness.load.shape: "
+                        "Schedule.offset_list(), or fixed_offsets(count, rate)), not a rate")
+    if len(offsets) < len(prepared):
+        raise ValueError(f"{len(prepared)} transactions but {len(offsets)} offsets")
     urls = [url for _, url in targets]
     plans = []
     for w in range(workers):
         indexes = list(range(w, len(prepared), workers))
         plans.append(WorkerPlan(
             worker=w, indexes=indexes, bodies=[prepared[i].body for i in indexes],
-            offsets=[scheduled_offset(i, rate) for i in indexes],
+            offsets=[float(offsets[i]) for i in indexes],
             targets=[node_for(i, len(urls)) for i in indexes], urls=urls,
             max_in_flight=max_in_flight, submit_timeout=submit_timeout, headers=headers,
             connections=connections, classifier=classifier, node_indexes=[n for n, _ in targets]))

@@ -25,11 +25,14 @@ class LoadState:
     t0: float                                   # monotonic time of the first scheduled send
     prepared: list[Any]                         # the pre-signed transactions (adapters' Prepared)
     tracker: Any                                # the CommitTracker fed by the block watchers
-    rate: float = 1.0                           # the schedule's rate (tx/s)
+    rate: float = 1.0                           # the schedule's (mean) rate (tx/s)
+    offsets: list[float] = field(default_factory=list)  # tx i due at offsets[i] (load/shape.py)
+    shape: dict[str, Any] = field(default_factory=dict)  # the shape's History header part
     targets: list[int] = field(default_factory=list)   # the load's node indexes, round robin
     records: list[SendRecord | None] = field(default_factory=list)
     sends: Any = None                           # the senders' SendProgress
     phases: dict[str, list[float]] = field(default_factory=dict)   # name -> [start, end], run clock
+    windows: dict[str, list[float]] = field(default_factory=dict)  # the shape's named windows
     interrupted: str | None = None              # why the load stopped early, if it did
     settle_end: str = "timeout"                 # all-committed | timeout | interrupted
     converged: bool | None = None               # after faults: did the tips agree in time
@@ -55,6 +58,7 @@ class RunContext:
     runtime: Any = None                         # harness.runtime.docker.DockerRuntime
     adapter: Any = None
     workload: str = ""
+    workload_impl: Any = None                   # a registered workload's object (harness/workloads/)
     image: dict[str, Any] = field(default_factory=dict)
     host: dict[str, Any] = field(default_factory=dict)
     nodes: list[Node] = field(default_factory=list)
@@ -73,6 +77,7 @@ class RunContext:
     query: Any = None                           # harness.phases.query.QueryOutcome
     finals: list[FinalChain] = field(default_factory=list)
     audited: dict[str, Any] | None = None
+    readback: dict[str, Any] | None = None      # the workload's read-back (phases/readback.py)
     security: list[ProbeOutcome] = field(default_factory=list)   # the security stage's probes
     # record
     results: dict[str, Any] | None = None

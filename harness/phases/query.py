@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.adapters.base import Adapter, Committed, Prepared
 from harness.load.driver import SendProgress, plan_workers, run_senders
+from harness.load.shape import fixed_offsets
 from harness.model import Node, SendRecord
 from harness.phases.context import RunContext
 from harness.progress import Progress, Snapshot
@@ -71,29 +72,40 @@ def query_order(population: int, count: int, seed: int) -> list[int]:
     return order
 
 
-def build_queries(adapter: Adapter, spec: QuerySpec, subjects: list[Any], seed: int) -> list[Prepared]:
+def build_queries(adapter: Any, spec: QuerySpec, subjects: list[Any], seed: int) -> list[Prepared]:
     return [adapter.query_request(spec.kind, subjects[k], i)
             for i, k in enumerate(query_order(len(subjects), spec.count, seed))]
 
 
-def query_classifier(adapter: Adapter) -> str:
+def query_classifier(adapter: Any) -> str:
+    """The sender processes' reference to the reader's static query_error."""
     cls = type(adapter)
     return f"{cls.__module__}:{cls.__qualname__}.query_error"
 
 
+def reader_for(kind: str, adapter: Adapter, workload: Any = None) -> Any:
+    """Who builds and judges queries of `kind`: the suite's registered workload when the
+    kind is one of its QUERY_KINDS (e.g. ycsb reads over eth_call), else the adapter."""
+    if workload is not None and kind in getattr(workload, "query_kinds", ()):
+        return workload
+    return adapter
+
+
 async def run_query(spec: QuerySpec, adapter: Adapter, nodes: list[Node], tracker: CommitTracker,
                     tx_ids: list[str], seed: int, progress_view: Progress,
-                    interrupted: Callable[[], str | None]) -> QueryOutcome:
+                    interrupted: Callable[[], str | None], workload: Any = None) -> QueryOutcome:
     """Build the queries, send them open loop to the query nodes, gather the answers."""
-    subjects = adapter.query_subjects(spec.kind, committed_txs(tracker, tx_ids))
+    reader = reader_for(spec.kind, adapter, workload)
+    subjects = reader.query_subjects(spec.kind, committed_txs(tracker, tx_ids))
     if not subjects:
         return QueryOutcome(spec=spec, start=None, skipped=f"nothing to query: no {spec.kind} "
                             "subject (no transaction of the run committed)")
-    prepared = build_queries(adapter, spec, subjects, seed)
+    prepared = build_queries(reader, spec, subjects, seed)
     chosen = [n for n in nodes if spec.nodes is None or n.index in spec.nodes]
-    plans = plan_workers(prepared, [(n.index, n.url() + adapter.submit_path) for n in chosen], spec.rate,
+    plans = plan_workers(prepared, [(n.index, n.url() + adapter.submit_path) for n in chosen],
+                         fixed_offsets(len(prepared), spec.rate),
                          spec.workers, spec.max_in_flight, spec.submit_timeout,
-                         adapter.submit_headers, query_classifier(adapter), spec.connections)
+                         adapter.submit_headers, query_classifier(reader), spec.connections)
     start: dict[str, float] = {}
 
     def on_start(at: float) -> None:
@@ -121,6 +133,6 @@ async def query(ctx: RunContext) -> None:
     with Progress(ctx.console) as view:
         ctx.query = await run_query(ctx.suite.query, ctx.adapter, ctx.nodes, ctx.load.tracker,
                                     [p.tx_id for p in ctx.prepared], ctx.suite.seed, view,
-                                    ctx.stopped)
+                                    ctx.stopped, ctx.workload_impl)
     if ctx.query.skipped:
         ctx.say(f"query phase skipped: {ctx.query.skipped}")

@@ -42,7 +42,7 @@ def tx_records(state: LoadState, nodes: int) -> list[TxRecord]:
     for i, prepared in enumerate(state.prepared):
         record = state.records[i] if i < len(state.records) else None
         if record is None:
-            scheduled = scheduled_offset(i, state.rate)
+            scheduled = state.offsets[i] if state.offsets else scheduled_offset(i, state.rate)
             if scheduled >= measure_end:
                 continue   # never due: the window ends where the schedule stopped
             # Due, but its sender had stopped: the harness's reason, never silently missing.
@@ -112,7 +112,9 @@ def build_history(header: RunHeader, state: LoadState, status: str, reason: str 
         "warnings": state.warnings,
         "resources": state.resources,
     }
-    header.phases = {name: [round(a, 6), round(b, 6)] for name, (a, b) in state.phases.items()}
+    header.phases = {name: [round(a, 6), round(b, 6)]
+                     for name, (a, b) in {**state.phases, **state.windows}.items()}
+    header.load = {**header.load, **state.shape}   # a load shape's windows and target (load/shape.py)
     queries: list[QueryRecord] = []
     if query is not None:
         header.query, queries, window, sender = query_part(query, t0)
@@ -130,6 +132,7 @@ def record(ctx: RunContext, header: RunHeader) -> dict[str, Any]:
     status = "incomplete" if ctx.interrupted else "complete"
     history = build_history(header, state, status, ctx.interrupted, ctx.finals, ctx.query,
                             ctx.audited, ctx.security)
+    history.readback = ctx.readback   # the workload's read-back (phases/readback.py)
     ctx.results = results_module.write_history_and_results(ctx.run_dir, history)
     write_reports(ctx.run_dir, ctx.results)
     return ctx.results

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from harness import adapters, hostinfo, lifetime
+from harness import adapters, hostinfo, lifetime, workloads
 from harness.adapters.base import Adapter
 from harness.errors import InfraError
 from harness.faults import kinds, netns
@@ -128,6 +128,10 @@ async def setup(ctx: RunContext) -> None:
     ctx.adapter = adapter_cls(suite.chain, suite.params, suite.nodes,
                               workload_seed(suite.seed, ctx.key_secret), suite.accounts)
     ctx.adapter.identity_seed = suite.seed   # node keys: the same network on every run
+    spec = workloads.find(suite.chain.family, ctx.workload)
+    if spec is not None:   # a registered workload: same secret seed, same accounts as the adapter
+        ctx.workload_impl = spec.create(ctx.adapter, suite.workload_settings,
+                                        workload_seed(suite.seed, ctx.key_secret), suite.accounts)
     image_id = await asyncio.to_thread(images.ensure, ctx.client, suite.chain, ctx.rebuild,
                                        lambda message: ctx.say(f"  {message}"))
     ctx.runtime = DockerRuntime(ctx.client, ctx.run_id, ctx.run_dir / "logs")
@@ -151,9 +155,15 @@ async def setup(ctx: RunContext) -> None:
 async def prepare(ctx: RunContext) -> None:
     """Bootstrap (fund accounts, mine coinbases...) and sign every transaction before the
     window; record the nodes' written bytes before the load (ledger growth)."""
-    count = int(round(ctx.suite.load.rate * ctx.suite.load.total_seconds))
+    count = ctx.suite.load.plan().count      # the load shape's schedule (harness/load/shape.py)
     ctx.bootstrap = await ctx.adapter.bootstrap(ctx.nodes, count)
-    ctx.prepared = await asyncio.to_thread(ctx.adapter.prepare, count)
+    generator = ctx.adapter
+    if ctx.workload_impl is not None:   # after the adapter's: deploy contracts, issue invoices...
+        facts = await ctx.workload_impl.bootstrap(ctx.nodes, count)
+        ctx.bootstrap = {**ctx.bootstrap, "workload": {
+            "kind": ctx.workload, "settings": ctx.suite.workload_settings, **facts}}
+        generator = ctx.workload_impl
+    ctx.prepared = await asyncio.to_thread(generator.prepare, count)
     ctx.say(f"{count} transactions signed")
     ctx.ledger_before = await asyncio.to_thread(ctx.runtime.data_bytes)
 

@@ -135,11 +135,37 @@ def _empty(ax: Any, message: str) -> None:
             bbox={"facecolor": "white", "edgecolor": "#dddddd", "boxstyle": "round,pad=0.5"})
 
 
+def target_series(load: dict[str, Any]) -> list[float] | None:
+    """A load shape's target (planned sends in each second of the schedule); None for the
+    fixed rate (drawn as one line) or when results.json holds no usable series."""
+    series = load.get("target")
+    if not isinstance(series, list) or not series or len(series) > 1_000_000:
+        return None
+    values = [_number(v) for v in series]
+    return None if any(math.isnan(v) or v < 0 for v in values) else values
+
+
+def shape_windows(load: dict[str, Any], phases: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """The shape's named windows as measured (step-1, spike, ...; not warmup/measure)."""
+    out = []
+    for name in (load.get("windows") or {}):
+        if name in ("warmup", "measure"):
+            continue
+        window = (phases.get(name) or {}).get("window") if isinstance(phases.get(name), dict) else None
+        if isinstance(window, list) and len(window) == 2:
+            start, end = _number(window[0]), _number(window[1])
+            if not (math.isnan(start) or math.isnan(end)):
+                out.append((str(name), start, end))
+    return out
+
+
 def throughput(results: dict[str, Any]) -> str:
-    """Per-second sent vs committed transactions, the target rate, phase windows and faults."""
+    """Per-second target vs sent vs committed transactions, phase and shape windows, faults."""
     timeseries = results.get("timeseries") or []
     phases = results.get("phases") or {}
-    target = (results.get("load") or {}).get("rate")
+    load = results.get("load") or {}
+    shaped = target_series(load)
+    target = None if shaped is not None else load.get("rate")
 
     def draw(fig: Any, ax: Any) -> None:
         ax.set_xlim(*_x_limits(timeseries, phases))
@@ -159,10 +185,20 @@ def throughput(results: dict[str, Any]) -> str:
                           baseline=None)
         else:
             _empty(ax, "no time series in results")
-        if target:
+        if shaped is not None:   # a load shape: the target moves, second by second
+            ax.stairs(shaped, np.arange(len(shaped) + 1, dtype=float), color=TARGET, lw=1.2,
+                      ls="--", label="target / s", baseline=None)
+        elif target:
             ax.axhline(target, color=TARGET, lw=1.2, ls="--", label=f"target {target:g} tx/s")
-        ax.set_ylim(bottom=0, top=max(ax.get_ylim()[1], (target or 0) * 1.15, 1))
+        peak = max(shaped) if shaped else (target or 0)
+        ax.set_ylim(bottom=0, top=max(ax.get_ylim()[1], peak * 1.15, 1))
         _shade(ax, phases, results.get("faults") or [])
+        for index, (name, start, end) in enumerate(shape_windows(load, phases)):
+            if "." in name and any(w[0] == name.split(".")[0] for w in shape_windows(load, phases)):
+                continue   # a composite part's inner segment: its part's label is enough
+            ax.axvline(start, color=TARGET, lw=0.6, ls=":", zorder=1)
+            ax.text((start + end) / 2, 0.02 + 0.06 * (index % 2), name, ha="center", va="bottom",
+                    transform=ax.get_xaxis_transform(), fontsize=7, color="#333333")
         ax.set_xlabel("run time (s)")
         ax.set_ylabel("transactions per second")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))

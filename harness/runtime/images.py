@@ -148,18 +148,100 @@ def _fetch_go(spec: str, dest: Path, env: dict[str, str], ldflags: str | None) -
         shutil.move(str(binaries[0]), dest)
 
 
+def _go_source_tree(folder: Path, file: str, field: str) -> tuple[list[Path], str]:
+    """The files of a go_source folder (bounded in count and bytes) and their digest."""
+    files: list[Path] = []
+    total = 0
+    for current, dirs, names in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for name in sorted(names):
+            entry = Path(current, name)
+            files.append(entry)
+            total += entry.lstat().st_size
+            if len(files) > packpolicy.GO_SOURCE_MAX_FILES or total > packpolicy.GO_SOURCE_MAX_BYTES:
+                raise InputError(file, f"{field}.go_source", f"{folder} holds more than "
+                                 f"{packpolicy.GO_SOURCE_MAX_FILES} files or "
+                                 f"{packpolicy.GO_SOURCE_MAX_BYTES >> 20} MiB")
+    digest = hashlib.sha256()
+    for entry in files:
+        digest.update(str(entry.relative_to(folder)).encode() + b"\0")
+        digest.update(os.readlink(entry).encode() if entry.is_symlink() else entry.read_bytes())
+    return files, digest.hexdigest()
+
+
+def build_go_source(folder: Path, dest: Path, env: dict[str, str], ldflags: str | None,
+                    file: str, field: str) -> None:
+    """Compile the Go main package at the root of a pack folder into `dest`.
+
+    Compiling runs no code of the pack: cgo is off (no C compiler, no #cgo flags), the
+    toolchain is the host's (GOTOOLCHAIN=local: go.mod cannot fetch another), no go.work
+    (GOWORK=off), no VCS stamping (-buildvcs=false: git would read the pack's .git config),
+    go.mod may not `replace` with a local path (host files outside the pack), go:generate
+    never runs under `go build`, and it builds a copy, so it cannot write the pack.
+    Modules come from the host's GOPROXY and are checked against go.sum."""
+    packpolicy.check_tree(folder, folder, file)
+    _go_source_tree(folder, file, field)
+    if not (folder / "go.mod").is_file():
+        raise InputError(file, f"{field}.go_source", f"{folder} has no go.mod")
+    allowed = {key: value for key, value in env.items() if key in packpolicy.GO_ENV}
+    go_env = {**os.environ, **allowed, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local",
+              "GOWORK": "off", "GOFLAGS": "-mod=readonly -buildvcs=false"}
+    with tempfile.TemporaryDirectory(prefix="bctest-gosrc-") as tmp:
+        copy = Path(tmp) / "src"
+        shutil.copytree(folder, copy, symlinks=True)
+        edit = subprocess.run(["go", "mod", "edit", "-json"], cwd=copy, capture_output=True,
+                              text=True, env=go_env, timeout=60)
+        if edit.returncode != 0:
+            raise InputError(file, f"{field}.go_source", f"go.mod of {folder} does not parse: "
+                             f"{edit.stderr.strip()[-300:]}")
+        try:
+            replaces = json.loads(edit.stdout).get("Replace")
+        except (ValueError, AttributeError):
+            raise InfraError(f"go mod edit -json of {folder} gave no JSON") from None
+        packpolicy.check_go_mod(replaces, file, field)
+        command = ["go", "build", "-trimpath", "-buildvcs=false", "-mod=readonly"]
+        if ldflags:
+            command.append(f"-ldflags={ldflags}")
+        command += ["-o", str(Path(tmp) / "out"), "."]
+        try:
+            result = subprocess.run(command, cwd=copy, capture_output=True, text=True,
+                                    env=go_env, timeout=900)
+        except subprocess.TimeoutExpired:
+            raise InfraError(f"go build of {folder} took more than 900 s") from None
+        if result.returncode != 0:
+            raise InfraError(f"go build of {folder} failed: {result.stderr.strip()[-800:]}")
+        shutil.move(str(Path(tmp) / "out"), dest)
+
+
 def fetch_artifact(artifact: dict, log: Log = _quiet, file: str = "chain pack",
-                   field: str = "image.build.artifacts") -> Path:
+                   field: str = "image.build.artifacts", pack_folder: Path | None = None) -> Path:
     """Fetch one artifact into the cache (keyed by its spec) and return the cached file.
-    Refuses (InputError) an artifact the pack rules forbid before anything runs."""
+    Refuses (InputError) an artifact the pack rules forbid before anything runs.
+    A go_source artifact (a folder of `pack_folder`) is keyed by its files too."""
     packpolicy.check_artifact(artifact, file, field)
-    key = hashlib.sha256(json.dumps(artifact, sort_keys=True).encode()).hexdigest()[:16]
+    spec = json.dumps(artifact, sort_keys=True)
+    source: Path | None = None
+    if "go_source" in artifact:
+        if pack_folder is None:
+            raise InputError(file, f"{field}.go_source", "a go_source artifact needs its pack folder")
+        source = packpolicy.resolve_inside(pack_folder, artifact["go_source"], file,
+                                           f"{field}.go_source")
+        if not source.is_dir():
+            raise InputError(file, f"{field}.go_source", f"{source} is not a folder of the pack")
+        spec += _go_source_tree(source, file, field)[1]
+    key = hashlib.sha256(spec.encode()).hexdigest()[:16]
     cached = paths.cache_dir() / "artifacts" / key / Path(artifact["dest"]).name
     if cached.is_file():
         return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(cached.suffix + ".partial")
-    if "npm" in artifact:
+    if source is not None:
+        if shutil.which("go") is None:
+            raise InfraError(f"artifact {artifact['go_source']} needs Go, which is not installed")
+        log(f"go build {artifact['go_source']} (CGO_ENABLED=0)")
+        build_go_source(source, partial, artifact.get("env", {}), artifact.get("ldflags"), file,
+                        field)
+    elif "npm" in artifact:
         if shutil.which("npm") is None:
             raise InfraError(f"artifact {artifact['npm']} needs npm, which is not installed")
         log(f"npm pack {artifact['npm']}")
@@ -189,7 +271,7 @@ def build(client: docker.DockerClient, pack: ChainPack, log: Log = _quiet) -> st
         shutil.copytree(source, context, symlinks=True)
         for index, artifact in enumerate(spec.get("artifacts", [])):
             field = f"image.build.artifacts[{index}]"
-            fetched = fetch_artifact(artifact, log, file, field)
+            fetched = fetch_artifact(artifact, log, file, field, pack.folder)
             # Resolved in the copy: a link in the context cannot carry the write elsewhere.
             target = packpolicy.resolve_inside(context, artifact["dest"], file, f"{field}.dest")
             if target.is_dir():

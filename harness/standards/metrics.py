@@ -26,9 +26,10 @@ class Metric:
     missing: str = ""                                # why, when `read` is None
 
 
-def _phase(field: str) -> Callable[[dict[str, Any]], Value]:
+def _phase(field: str, window: str = "measure") -> Callable[[dict[str, Any]], Value]:
+    """A figure of one window of the load: `measure`, or a load shape's named window."""
     def read(results: dict[str, Any]) -> Value:
-        return ((results.get("phases") or {}).get("measure") or {}).get(field)
+        return ((results.get("phases") or {}).get(window) or {}).get(field)
     return read
 
 
@@ -98,6 +99,11 @@ _FIXED: list[Metric] = [
            _commit_send_ratio),
     Metric("success_ratio", "ratio", "committed ÷ submitted", _phase("success_ratio")),
     Metric("committed", "tx", "transactions committed", _phase("committed")),
+    # The spike round judges its `spike` window (a spike load shape), not the calm around it.
+    Metric("spike_success_ratio", "ratio", "committed ÷ submitted of the transactions scheduled in "
+           "the load shape's spike window", _phase("success_ratio", "spike")),
+    Metric("spike_send_rate_ratio", "ratio", "send rate ÷ target rate in the spike window (the "
+           "harness kept the spike's schedule)", _phase("send_rate_ratio", "spike")),
     Metric("failed", "tx", "transactions rejected or errored", _phase("failed")),
     *[Metric(f"latency_{s}", "ms", f"commit latency {s} (submit → threshold commit)", _latency(s))
       for s in ("p50", "p90", "p95", "p99", "max", "mean")],

@@ -27,6 +27,7 @@ from harness.adapters.cometbft import response_error as comet_response_error
 from harness.adapters.evm import EvmAdapter
 from harness.load.driver import plan_workers, run_senders
 from harness.load.sender import MAX_REPLY_BYTES, classify
+from harness.load.shape import fixed_offsets
 from harness.model import Prepared
 
 CLASSIFIERS = {
@@ -147,7 +148,7 @@ def test_real_senders_against_a_lying_node_count_exactly_the_truth():
 
         async with stub_node(handle) as url:
             prepared = [Prepared(body=str(i).encode(), tx_id=str(i)) for i in range(count)]
-            plans = plan_workers(prepared, [(0, url)], 100.0, 2, 64, 10.0,
+            plans = plan_workers(prepared, [(0, url)], fixed_offsets(len(prepared), 100.0), 2, 64, 10.0,
                                  {}, "harness.adapters.evm:EvmAdapter")
             return await run_senders(plans, count, lambda: False, lambda p: None, lambda t: None)
 

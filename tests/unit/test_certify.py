@@ -284,3 +284,23 @@ def test_the_certify_block_is_recomputed_from_the_plan_and_matches_its_schema():
     assert block["claim_verdicts"][0]["verdict"] == "fail"   # claimed 200, the chain keeps 100
     assert block["not_applicable"] == [{"case": "partition-pow", "why": "pow only"}]
     assert judge.worst_claim(block) == "fail"
+
+
+def test_the_spike_round_is_judged_on_its_spike_window_not_the_calm_around_it(tmp_path: Path):
+    import yaml
+
+    from harness import suite
+    from harness.certify.rounds import spike_4
+    from harness.standards import metrics
+    prog = dataclasses.replace(program("cometbft"), capacity=100.0)
+    doc = {"name": "t-spike", "case": "spike-4", "chain": str(prog.pack.folder), **spike_4.suite(prog)}
+    path = tmp_path / "spike.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    loaded = suite.load(path)
+    windows = loaded.load.plan().windows
+    assert {"baseline", "spike", "after"} <= set(windows)
+    assert loaded.load.plan().target_rate("spike") == pytest.approx(2 * prog.pressure_rate)
+    # A chain that commits the calm and drops the spike: the measure window looks fine-ish,
+    # the spike window (which the catalogue reads) does not.
+    results = {"phases": {"measure": {"success_ratio": 0.8}, "spike": {"success_ratio": 0.4}}}
+    assert metrics.read("spike_success_ratio", results) == (0.4, None)

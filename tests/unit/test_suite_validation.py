@@ -180,7 +180,7 @@ def _del(doc, dotted):
     (lambda d: _set(d, "commit.share", 1.5), "commit.share", ["<= 1"]),
     (lambda d: _set(d, "checks.0.op", "=>"), "checks[0].op", ["expected one of", "'=>'"]),
     (lambda d: _set(d, "checks.0.metric", "tps"), "checks[0].metric", ["expected one of"]),
-    (lambda d: _set(d, "workload.kind", "smallbank"), "workload.kind", ["expected one of", "transfer"]),
+    (lambda d: _set(d, "workload.kind", "nosuch"), "workload.kind", ["one of transfer", "nosuch"]),
     (lambda d: _set(d, "params.block_time", [1]), "params.block_time", ["expected"]),
 ])
 def test_suite_schema_error_names_file_field_and_expectation(tmp_path, inputs, mutate, field, words):
