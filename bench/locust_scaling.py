@@ -1,6 +1,6 @@
 """Locust engine scaling on the trivial endpoint (issue 13 §4).
 
-Sends the same pre-built bodies (282-byte eth_sendRawTransaction-shaped POSTs, classified by
+Sends the same pre-built bodies (321-byte eth_sendRawTransaction-shaped POSTs, classified by
 the EVM adapter) to bench/endpoint.py (nginx) through the real engines:
 
   locust-1   harness.load.locust_engine.run_locust, one Locust worker (+ the master)
@@ -49,7 +49,7 @@ from harness.load.locust_engine import available, run_locust  # noqa: E402
 from harness.model import Prepared  # noqa: E402
 from harness.suite import LocustSpec  # noqa: E402
 
-BODY_HEX = "ab" * 120          # 282-byte body overall, like a signed legacy transfer
+BODY_HEX = "ab" * 120          # a 120-byte payload, as hex: 321-byte bodies
 CLASSIFIER = "harness.adapters.evm:EvmAdapter"
 HEADERS = {"Content-Type": "application/json"}
 TICK = os.sysconf("SC_CLK_TCK")
