@@ -23,6 +23,17 @@ FINALITY = ("bft", "cft", "single")   # consensus kinds that claim finality (che
 
 
 @dataclass(frozen=True)
+class LocustSpec:
+    """`load.locust`: the Locust engine's processes (harness/load/locust_engine.py)."""
+
+    workers: int = 1                # local worker processes (one share of the schedule each)
+    remote_workers: int = 0         # workers started elsewhere (docs/locust.md); a share each
+    master_bind: str = "127.0.0.1"  # where the master listens for its workers
+    master_port: int = 0            # 0: a free port
+    ready_timeout: float = 60.0     # seconds for every worker to connect and read its share
+
+
+@dataclass(frozen=True)
 class LoadSpec:
     rate: float                     # the fixed rate; for another shape its mean over the measure window
     duration: float                 # the measure window: the shape's length
@@ -34,6 +45,8 @@ class LoadSpec:
     submit_timeout: float = 10.0
     # When each tx is due and the named windows (harness/load/shape.py); None: fixed at rate
     schedule: Schedule | None = field(default=None, compare=False, repr=False)
+    engine: str = "builtin"         # builtin: harness/load/sender.py; locust: locust_engine.py
+    locust: LocustSpec = field(default_factory=LocustSpec)
 
     @property
     def total_seconds(self) -> float:
@@ -146,6 +159,15 @@ class Suite:
         return float(config["convergence"].get("bound", correctness.DEFAULTS["convergence"]["bound"]))
 
 
+def _locust(doc: dict[str, Any], file: str) -> LocustSpec:
+    if doc.get("workers", 1) + doc.get("remote_workers", 0) < 1:
+        raise InputError(file, "load.locust", "at least one worker (workers or remote_workers)")
+    return LocustSpec(workers=doc.get("workers", 1), remote_workers=doc.get("remote_workers", 0),
+                      master_bind=doc.get("master_bind", "127.0.0.1"),
+                      master_port=doc.get("master_port", 0),
+                      ready_timeout=float(doc.get("ready_timeout", 60)))
+
+
 def load(path: Path) -> Suite:
     doc = load_and_validate(path, "suite")
     file = str(path)
@@ -204,6 +226,8 @@ def load(path: Path) -> Suite:
             connections=load_doc.get("connections", 256),
             submit_timeout=float(load_doc.get("submit_timeout", 10)),
             schedule=plan,
+            engine=load_doc.get("engine", "builtin"),
+            locust=_locust(load_doc.get("locust", {}), file),
         ),
         accounts=workload.get("accounts", 256),
         workload=workload.get("kind"),

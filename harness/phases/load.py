@@ -4,6 +4,7 @@ sampler run beside them as companions (harness/phases/companions.py)."""
 
 from __future__ import annotations
 
+import functools
 import time
 
 from hdrh.histogram import HdrHistogram
@@ -87,10 +88,16 @@ async def load(ctx: RunContext, view: Progress) -> LiveView:
         state.t0 = live.t0 = at
         ctx.hooks.started(at)
 
-    plans = plan_workers(ctx.prepared, targets, state.offsets, spec.workers, spec.max_in_flight,
+    locust = spec.engine == "locust"
+    workers = spec.locust.workers + spec.locust.remote_workers if locust else spec.workers
+    plans = plan_workers(ctx.prepared, targets, state.offsets, workers, spec.max_in_flight,
                          spec.submit_timeout, adapter.submit_headers, classifier_ref(adapter),
                          spec.connections)
-    state.records, state.sends = await run_senders(
+    send = run_senders
+    if locust:   # Locust in processes of its own (gevent); this imports no Locust
+        from harness.load.locust_engine import run_locust
+        send = functools.partial(run_locust, settings=spec.locust, log_dir=ctx.run_dir / "logs")
+    state.records, state.sends = await send(
         plans, len(ctx.prepared), lambda: ctx.stopped() is not None, live.on_progress, on_start)
     state.interrupted = ctx.stopped()
     if live.t0 is None:
