@@ -13,24 +13,28 @@ bodies as a lazy, picklable `Sequence[bytes]` (WorkerPlan.bodies).
 
 from __future__ import annotations
 
-import mmap
 import os
 import tempfile
 import weakref
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from typing import overload
+from typing import BinaryIO, overload
 
 from harness.model import Prepared
+
+READ_AHEAD = 1 << 20   # bytes read per miss: a sender reads its bodies in index order
 
 
 class SpoolBodies(Sequence[bytes]):
     """Some of a spool's bodies, read from its file on demand. Pickles as the file's path and
-    the bodies' offsets (16 bytes a body), so a sender process gets it cheaply."""
+    the bodies' offsets (16 bytes a body), so a sender process gets it cheaply. Reads go
+    through one read-ahead window (pread), not a memory map: a sender's resident memory does
+    not grow with the bodies it has sent."""
 
     def __init__(self, path: str, starts: array, ends: array):
         self.path, self.starts, self.ends = path, starts, ends
-        self._map: mmap.mmap | None = None
+        self._file: BinaryIO | None = None
+        self._window, self._window_start = b"", 0
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -44,12 +48,18 @@ class SpoolBodies(Sequence[bytes]):
         if isinstance(k, slice):
             return [self[j] for j in range(*k.indices(len(self)))]
         start, end = self.starts[k], self.ends[k]
-        if start == end:
-            return b""
-        if self._map is None:
-            with open(self.path, "rb") as source:
-                self._map = mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ)
-        return self._map[start:end]
+        offset = start - self._window_start
+        if offset < 0 or end - self._window_start > len(self._window):
+            if self._file is None:
+                self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 (held open)
+            # in order (a sender): read ahead; anywhere else (random access): just this body
+            window_end = self._window_start + len(self._window)
+            ahead = READ_AHEAD if window_end <= start < window_end + READ_AHEAD else 0
+            self._window = os.pread(self._file.fileno(), max(ahead, end - start), start)
+            self._window_start, offset = start, 0
+            if len(self._window) < end - start:
+                raise IndexError(f"spool {self.path} is shorter than its index")
+        return self._window[offset:offset + end - start]
 
     def __getstate__(self) -> dict:
         return {"path": self.path, "starts": self.starts, "ends": self.ends}

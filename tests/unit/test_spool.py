@@ -100,3 +100,14 @@ def test_evm_prepare_signs_what_the_per_transaction_path_signs(count):
     del prepared
     gc.collect()
     assert not os.path.exists(path)
+
+
+def test_reads_cross_the_read_ahead_window_in_any_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(spool, "READ_AHEAD", 1000)
+    items = sample(300)
+    spooled = spool.spool(items, str(tmp_path))
+    bodies = spooled.bodies(range(1, 300, 2))
+    assert list(bodies) == [p.body for p in items[1::2]]                # in order
+    order = [7, 3, 149, 0, 148, 75, 76, 2]
+    assert [bodies[k] for k in order] == [items[1 + 2 * k].body for k in order]   # any order
+    assert [spooled[i].body for i in reversed(range(300))] == [p.body for p in reversed(items)]
