@@ -50,12 +50,10 @@ class SpoolBodies(Sequence[bytes]):
         start, end = self.starts[k], self.ends[k]
         offset = start - self._window_start
         if offset < 0 or end - self._window_start > len(self._window):
-            if self._file is None:
-                self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 (held open)
             # in order (a sender): read ahead; anywhere else (random access): just this body
             window_end = self._window_start + len(self._window)
             ahead = READ_AHEAD if window_end <= start < window_end + READ_AHEAD else 0
-            self._window = os.pread(self._file.fileno(), max(ahead, end - start), start)
+            self._window = os.pread(self._open().fileno(), max(ahead, end - start), start)
             self._window_start, offset = start, 0
             if len(self._window) < end - start:
                 raise IndexError(f"spool {self.path} is shorter than its index")
@@ -66,18 +64,30 @@ class SpoolBodies(Sequence[bytes]):
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["path"], state["starts"], state["ends"])
+        self._open()   # now, while the process that made the spool surely holds it open
+
+    def _open(self) -> BinaryIO:
+        if self._file is None:
+            self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 (held open)
+            if len(self.ends) and os.fstat(self._file.fileno()).st_size < max(self.ends):
+                raise OSError(f"spool {self.path} is shorter than its index")
+        return self._file
 
 
 class PreparedSpool(Sequence[Prepared]):
-    """The prepared transactions of a run: bodies in a temporary file (removed when the spool
-    is collected or the process exits), ids in memory as one ASCII blob."""
+    """The prepared transactions of a run: bodies in a temporary file, ids in memory as one
+    ASCII blob. On Linux the file is unlinked as soon as it is made and reached through
+    /proc/<pid>/fd/<fd>, so it is gone with the last process that holds it, SIGKILLed harness
+    included (its senders die with it); elsewhere it is removed when the spool is collected
+    or the process exits."""
 
-    def __init__(self, path: str, ends: array, ids: bytes, id_ends: array):
+    def __init__(self, path: str, fd: int, named: str | None, ends: array, ids: bytes,
+                 id_ends: array):
         self.path = path
         self._ends = ends            # body i is file[ends[i-1]:ends[i]]
         self._ids, self._id_ends = ids, id_ends
         self._bodies = SpoolBodies(path, self._starts(self._ends), ends)
-        self._finalizer = weakref.finalize(self, _unlink, path)
+        self._finalizer = weakref.finalize(self, _release, fd, named)
 
     @staticmethod
     def _starts(ends: array) -> array:
@@ -119,28 +129,39 @@ class PreparedSpool(Sequence[Prepared]):
                            array("q", (self._ends[i] for i in indexes)))
 
     def close(self) -> None:
-        """Remove the file now (senders that mapped it keep reading it until they exit)."""
+        """Release the file now (senders that opened it keep reading it until they exit)."""
         self._finalizer()
 
 
-def _unlink(path: str) -> None:
+def _release(fd: int, named: str | None) -> None:
     try:
-        os.unlink(path)
+        os.close(fd)
     except OSError:
         pass
+    if named is not None:
+        try:
+            os.unlink(named)
+        except OSError:
+            pass
 
 
 class SpoolWriter:
     """Collects prepared transactions in index order into a new spool file."""
 
     def __init__(self, directory: str | None = None):
-        fd, self.path = tempfile.mkstemp(prefix="bctest-spool-", suffix=".bodies", dir=directory)
-        self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+        fd, named = tempfile.mkstemp(prefix="bctest-spool-", suffix=".bodies", dir=directory)
+        self.path: str = named
+        self._named: str | None = named
+        if os.path.isdir(f"/proc/{os.getpid()}/fd"):
+            os.unlink(named)          # anonymous from now on: nothing outlives the run
+            self._named, self.path = None, f"/proc/{os.getpid()}/fd/{fd}"
+        self._fd = fd
+        self._file = os.fdopen(fd, "wb", buffering=1 << 20, closefd=False)
         self._ends, self._id_ends = array("q"), array("q")
         self._ids = bytearray()
         self._size = 0
-        # removed if the writer is dropped before finish() (a failed prepare)
-        self._finalizer = weakref.finalize(self, _unlink, self.path)
+        # released if the writer is dropped before finish() (a failed prepare)
+        self._finalizer = weakref.finalize(self, _release, fd, self._named)
 
     def add(self, body: bytes, tx_id: str) -> None:
         self._file.write(body)
@@ -165,7 +186,8 @@ class SpoolWriter:
     def finish(self) -> PreparedSpool:
         self._file.close()
         self._finalizer.detach()
-        return PreparedSpool(self.path, self._ends, bytes(self._ids), self._id_ends)
+        return PreparedSpool(self.path, self._fd, self._named, self._ends, bytes(self._ids),
+                             self._id_ends)
 
     def abort(self) -> None:
         self._file.close()

@@ -6,6 +6,9 @@ import gc
 import multiprocessing
 import os
 import pickle
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from harness.load.driver import plan_workers
 from harness.model import Prepared
 
 ROOT = Path(__file__).resolve().parents[2]
+LINUX = os.path.isdir("/proc/self/fd")
 
 
 def sample(count: int) -> list[Prepared]:
@@ -44,12 +48,23 @@ def test_empty_spool(tmp_path):
 
 def test_the_file_goes_with_the_spool(tmp_path):
     spooled = spool.spool(sample(10), str(tmp_path))
-    path = spooled.path
-    assert os.path.exists(path)
+    if LINUX:   # unlinked at once, reached through /proc: a SIGKILLed harness leaves nothing
+        assert list(tmp_path.iterdir()) == [] and spooled.path.startswith("/proc/")
+    assert spooled[9] == sample(10)[9]
     del spooled
     gc.collect()
-    assert not os.path.exists(path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_spool_outlives_nothing_that_made_it(tmp_path):
+    # the process that signed is SIGKILLed: its spool file must be gone with it
+    script = ("import sys, os; from harness.load import spool; from harness.model import Prepared; "
+              f"s = spool.spool([Prepared(b'x' * 100, 'a')] * 1000, {str(tmp_path)!r}); "
+              "print('ok', flush=True); os.kill(os.getpid(), 9)")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout == "ok\n" and done.returncode == -9, done.stderr
+    assert list(tmp_path.iterdir()) == [] if LINUX else True
 
 
 def test_a_failed_writer_leaves_no_file(tmp_path):
@@ -96,10 +111,7 @@ def test_evm_prepare_signs_what_the_per_transaction_path_signs(count):
         assert prepared[i] == Prepared(
             body=jsonrpc.request_body("eth_sendRawTransaction", ["0x" + raw.hex()], i),
             tx_id="0x" + tx_hash.hex())
-    path = prepared.path
-    del prepared
-    gc.collect()
-    assert not os.path.exists(path)
+    assert prepared.path.startswith("/proc/") or not LINUX
 
 
 def test_reads_cross_the_read_ahead_window_in_any_order(tmp_path, monkeypatch):
@@ -111,3 +123,41 @@ def test_reads_cross_the_read_ahead_window_in_any_order(tmp_path, monkeypatch):
     order = [7, 3, 149, 0, 148, 75, 76, 2]
     assert [bodies[k] for k in order] == [items[1 + 2 * k].body for k in order]   # any order
     assert [spooled[i].body for i in reversed(range(300))] == [p.body for p in reversed(items)]
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+@pytest.mark.skipif(not LINUX, reason="reads process parents from /proc")
+def test_signing_processes_die_with_a_killed_harness():
+    script = ("from pathlib import Path; from harness.chainpack import load; "
+              "from harness.adapters.evm import EvmAdapter; "
+              "EvmAdapter(load(Path('chains/anvil')), {}, 1, 7, 16).prepare(3_000_000)")
+    harness = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        signers: list[int] = []
+        while len(signers) < (os.cpu_count() or 1) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            signers = [p for p in _children(harness.pid)
+                       if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert signers, "the signing pool never started"
+    finally:
+        harness.kill()
+        harness.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in signers):
+        time.sleep(0.1)
+    alive = [p for p in signers if Path(f"/proc/{p}").exists()
+             and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert alive == []
