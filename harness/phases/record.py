@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import math
+import resource
 from collections.abc import Iterator
 from typing import Any
 
@@ -150,7 +151,16 @@ def record(ctx: RunContext, header: RunHeader) -> dict[str, Any]:
     results_module.validate(ctx.results)
     results_module.write_json(ctx.run_dir / "results.json", ctx.results)
     write_reports(ctx.run_dir, ctx.results)
+    ctx.say(peak_memory())
     return ctx.results
+
+
+def peak_memory() -> str:
+    """The harness's own peak resident memory (issue 13: a million-tx run stays < 2 GiB)."""
+    main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024       # KiB on Linux
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return (f"harness peak memory: {main:.0f} MiB this process, {child:.0f} MiB the largest "
+            f"sender or signing process")
 
 
 def _release_live_state(ctx: RunContext) -> None:
