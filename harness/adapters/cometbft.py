@@ -41,6 +41,7 @@ from harness.adapters.base import AdapterBase, Block, Committed, OnBlock, Prepar
 from harness.chainpack import ChainPack
 from harness.errors import InputError
 from harness.httpread import read_bounded
+from harness.load.spool import PreparedSpool, SpoolWriter
 from harness.model import Node
 
 NEW_BLOCK_QUERY = "tm.event='NewBlock'"
@@ -284,12 +285,17 @@ class CometbftAdapter(AdapterBase):
 
     # -- transactions
 
-    def prepare(self, count: int) -> list[Prepared]:
-        out = []
-        for i in range(count):
-            tx = make_tx(self.seed, i, self.tx_size)
-            out.append(Prepared(body=broadcast_body(tx, i, self.broadcast_method), tx_id=tx_hash(tx)))
-        return out
+    def prepare(self, count: int) -> PreparedSpool:
+        # into a body spool file (load/spool.py): a million bodies never sit in memory
+        writer = SpoolWriter()
+        try:
+            for i in range(count):
+                tx = make_tx(self.seed, i, self.tx_size)
+                writer.add(broadcast_body(tx, i, self.broadcast_method), tx_hash(tx))
+        except BaseException:
+            writer.abort()
+            raise
+        return writer.finish()
 
     @staticmethod
     def response_error(status: int, body: bytes) -> str | None:

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import re
 import time
+from array import array
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, ClassVar
 
@@ -29,6 +32,7 @@ from harness.adapters.base import AdapterBase, Block, Committed, OnBlock, Prepar
 from harness.adapters.evm_tx import derive_account, public_key_hex, sign_transfer
 from harness.adapters.follow import BlockMissing, ChainFollower
 from harness.chainpack import ChainPack
+from harness.load.spool import PreparedSpool, SpoolWriter
 from harness.model import Node
 
 TRANSFER_GAS = 21_000
@@ -37,15 +41,36 @@ HEX_QUANTITY = re.compile(r"0x[0-9a-fA-F]{1,64}")
 PARALLEL_SIGNING_ABOVE = 20_000
 
 
-def _sign_batch(job: tuple[list[tuple[int, bytes, int, bytes]], int, int]) -> list[Prepared]:
-    """Sign (index, key, nonce, recipient) rows; module-level so a process pool can run it."""
-    rows, gas_price, chain_id = job
-    out = []
-    for index, key, nonce, to in rows:
-        raw, tx_hash = sign_transfer(key, nonce, gas_price, TRANSFER_GAS, to, 1, chain_id)
-        body = jsonrpc.request_body("eth_sendRawTransaction", ["0x" + raw.hex()], index)
-        out.append(Prepared(body=body, tx_id="0x" + tx_hash.hex()))
-    return out
+# Per signing process: the run's keys and recipients, set once by _init_signer (a job then
+# is just a range of indexes, so nothing per transaction crosses the process boundary).
+_SIGNER: dict[str, Any] = {}
+SIGNING_CHUNK = 8192
+
+
+def _init_signer(parent: int, keys: list[bytes], recipients: list[bytes], gas_price: int,
+                 chain_id: int) -> None:
+    if parent:
+        lifetime.die_with_parent(parent)   # an orphan would block for ever on its result
+    _SIGNER.update(keys=keys, recipients=recipients, gas_price=gas_price, chain_id=chain_id)
+
+
+def _sign_range(span: tuple[int, int]) -> tuple[bytes, array, bytes, array]:
+    """Sign transactions start..stop-1: tx i is from key i % accounts with nonce
+    i // accounts, to recipient i % recipients. Returns the eth_sendRawTransaction bodies
+    and the tx ids, each concatenated with their lengths (cheap to pickle, see load/spool.py)."""
+    keys, recipients = _SIGNER["keys"], _SIGNER["recipients"]
+    gas_price, chain_id = _SIGNER["gas_price"], _SIGNER["chain_id"]
+    accounts, spread = len(keys), len(recipients)
+    bodies, ids = [], []
+    for i in range(*span):
+        raw, tx_hash = sign_transfer(keys[i % accounts], i // accounts, gas_price, TRANSFER_GAS,
+                                     recipients[i % spread], 1, chain_id)
+        # byte for byte jsonrpc.request_body("eth_sendRawTransaction", ["0x" + raw.hex()], i)
+        bodies.append(b'{"jsonrpc":"2.0","id":%d,"method":"eth_sendRawTransaction",'
+                      b'"params":["0x%s"]}' % (i, raw.hex().encode()))
+        ids.append(b"0x" + tx_hash.hex().encode())
+    return (b"".join(bodies), array("q", map(len, bodies)), b"".join(ids),
+            array("q", map(len, ids)))
 
 
 class BlockNotFound(jsonrpc.RpcError, BlockMissing):
@@ -126,21 +151,38 @@ class EvmAdapter(AdapterBase):
         return int(await jsonrpc.call(self.control_session(), node.url(), "eth_blockNumber",
                                       timeout=5), 16)
 
-    def prepare(self, count: int) -> list[Prepared]:
-        accounts = self.accounts
-        senders = self.senders(accounts)
-        recipients = [derive_account("recipient", self.seed, i).address for i in range(64)]
-        rows = [(i, senders[i % accounts].key, i // accounts, recipients[i % len(recipients)])
-                for i in range(count)]
-        if count <= PARALLEL_SIGNING_ABOVE:
-            return _sign_batch((rows, self.gas_price, self.chain_id))
-        workers = os.cpu_count() or 1
-        size = -(-count // (workers * 4))
-        jobs = [(rows[i:i + size], self.gas_price, self.chain_id) for i in range(0, count, size)]
-        # Workers die with the harness (harness.lifetime): an orphan blocks for ever on its result.
-        with ProcessPoolExecutor(workers, initializer=lifetime.die_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
-            return [p for batch in pool.map(_sign_batch, jobs) for p in batch]
+    def prepare(self, count: int) -> PreparedSpool:
+        """Sign `count` transfers into a spool file (load/spool.py), in parallel processes
+        above PARALLEL_SIGNING_ABOVE; chunks are written in order as they come back, at most
+        two per process in flight, so memory stays flat however many are signed."""
+        setup = ([a.key for a in self.senders(self.accounts)],
+                 [derive_account("recipient", self.seed, i).address for i in range(64)],
+                 self.gas_price, self.chain_id)
+        spans = [(i, min(count, i + SIGNING_CHUNK)) for i in range(0, count, SIGNING_CHUNK)]
+        writer = SpoolWriter()
+        try:
+            if count <= PARALLEL_SIGNING_ABOVE:
+                _init_signer(0, *setup)
+                for span in spans:
+                    writer.add_batch(*_sign_range(span))
+                return writer.finish()
+            workers = os.cpu_count() or 1
+            # Spawned, never forked from a process holding Docker SDK threads; workers die with
+            # the harness (harness.lifetime).
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_init_signer,
+                                     initargs=(os.getpid(), *setup)) as pool:
+                pending: deque = deque()
+                for span in spans:
+                    pending.append(pool.submit(_sign_range, span))
+                    if len(pending) >= 2 * workers:
+                        writer.add_batch(*pending.popleft().result())
+                while pending:
+                    writer.add_batch(*pending.popleft().result())
+            return writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
 
     @staticmethod
     def response_error(status: int, body: bytes) -> str | None:

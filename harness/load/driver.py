@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from harness import lifetime
 from harness.errors import InfraError
 from harness.load.sender import WorkerPlan, run_worker
+from harness.load.spool import bodies_for
 from harness.model import Prepared, SendRecord, node_for
 
 START_LEAD = 0.3  # seconds between "all senders ready" and the first scheduled send
@@ -56,7 +57,7 @@ def plan_workers(prepared: list[Prepared], targets: list[tuple[int, str]], offse
     for w in range(workers):
         indexes = list(range(w, len(prepared), workers))
         plans.append(WorkerPlan(
-            worker=w, indexes=indexes, bodies=[prepared[i].body for i in indexes],
+            worker=w, indexes=indexes, bodies=bodies_for(prepared, indexes),   # lazy over a spool
             offsets=[float(offsets[i]) for i in indexes],
             targets=[node_for(i, len(urls)) for i in indexes], urls=urls,
             max_in_flight=max_in_flight, submit_timeout=submit_timeout, headers=headers,

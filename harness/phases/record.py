@@ -7,11 +7,16 @@ here, on the run clock (seconds after t0), so the judge never reads the run's li
 
 from __future__ import annotations
 
+import gc
 import math
+import resource
+from collections.abc import Iterator
 from typing import Any
 
+from harness import history as history_module
 from harness import results as results_module
 from harness.history import History
+from harness.load import spool
 from harness.model import (
     BlockRecord,
     FinalChain,
@@ -34,12 +39,14 @@ def _rel(value: float | None, t0: float) -> float | None:
     return None if value is None or math.isnan(value) else value - t0
 
 
-def tx_records(state: LoadState, nodes: int) -> list[TxRecord]:
-    """Every transaction that came due (and those sent), each with its per-node commits."""
+def iter_tx_records(state: LoadState, nodes: int) -> Iterator[TxRecord]:
+    """Every transaction that came due (and those sent), each with its per-node commits, one
+    at a time: the History's writer puts each on its line as it is made (a million-tx run is
+    never a million records in memory)."""
     t0, tracker = state.t0, state.tracker
     warmup_end, measure_end = state.phases["warmup"][1], state.phases["measure"][1]
-    out = []
-    for i, prepared in enumerate(state.prepared):
+    seen, block = tracker.seen, tracker.block
+    for i, tx_id in enumerate(spool.tx_ids(state.prepared)):
         record = state.records[i] if i < len(state.records) else None
         if record is None:
             scheduled = state.offsets[i] if state.offsets else scheduled_offset(i, state.rate)
@@ -48,16 +55,20 @@ def tx_records(state: LoadState, nodes: int) -> list[TxRecord]:
             # Due, but its sender had stopped: the harness's reason, never silently missing.
             record = SendRecord(i, scheduled, state.targets[node_for(i, len(state.targets))],
                                 None, None, NOT_SENT)
-        commits = [(n, float(tracker.seen[i, n] - t0), int(tracker.block[i, n]))
-                   for n in range(nodes) if not math.isnan(tracker.seen[i, n])]
-        out.append(TxRecord(
-            i=i, id=prepared.tx_id, phase="warmup" if record.scheduled < warmup_end else "measure",
+        row = seen[i]
+        commits = [(n, float(row[n] - t0), int(block[i, n]))
+                   for n in range(nodes) if not math.isnan(row[n])]
+        yield TxRecord(
+            i=i, id=tx_id, phase="warmup" if record.scheduled < warmup_end else "measure",
             node=record.node, scheduled=record.scheduled,
             submitted=_rel(record.submitted, t0) if record.submitted else None,
             acked=_rel(record.acked, t0) if record.acked else None,
             error=record.error, commits=commits,
-            withdrawn=[(n, seen - t0, b) for n, seen, b in tracker.withdrawals.get(i, [])]))
-    return out
+            withdrawn=[(n, seen_at - t0, b) for n, seen_at, b in tracker.withdrawals.get(i, [])])
+
+
+def tx_records(state: LoadState, nodes: int) -> list[TxRecord]:
+    return list(iter_tx_records(state, nodes))
 
 
 def query_part(query: QueryOutcome, t0: float) -> tuple[dict[str, Any], list[QueryRecord],
@@ -121,7 +132,7 @@ def build_history(header: RunHeader, state: LoadState, status: str, reason: str 
         if window is not None:
             header.phases["query"] = window
         footer["query_sender"] = sender
-    return History(header=header.to_dict(), txs=tx_records(state, nodes), blocks=blocks,
+    return History(header=header.to_dict(), txs=iter_tx_records(state, nodes), blocks=blocks,
                    faults=list(state.faults), finals=list(finals or []), queries=queries,
                    audit=audited, probes=list(probes or []), footer=footer)
 
@@ -133,7 +144,34 @@ def record(ctx: RunContext, header: RunHeader) -> dict[str, Any]:
     history = build_history(header, state, status, ctx.interrupted, ctx.finals, ctx.query,
                             ctx.audited, ctx.security)
     history.readback = ctx.readback   # the workload's read-back (phases/readback.py)
-    ctx.results = results_module.write_history_and_results(ctx.run_dir, history)
+    path = ctx.run_dir / "history.jsonl"
+    history_module.write(path, history)
+    del history
+    _release_live_state(ctx)
+    # Judge what was written (times rounded to the microsecond), not the live state:
+    # `bctest report` and `bctest verify` recompute from the file and must agree exactly.
+    ctx.results = results_module.compute(history_module.read(path))
+    results_module.validate(ctx.results)
+    results_module.write_json(ctx.run_dir / "results.json", ctx.results)
     write_reports(ctx.run_dir, ctx.results)
+    ctx.say(peak_memory())
     return ctx.results
 
+
+def peak_memory() -> str:
+    """The harness's own peak resident memory (issue 13: a million-tx run stays < 2 GiB)."""
+    main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024       # KiB on Linux
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return (f"harness peak memory: {main:.0f} MiB this process, {child:.0f} MiB the largest "
+            f"sender or signing process")
+
+
+def _release_live_state(ctx: RunContext) -> None:
+    """Once history.jsonl is written it is the run's record: the live copies (the senders'
+    records, the tracker with its id index and blocks) go before the judge reads the file
+    back, so a million-transaction run never holds both (issue 13: < 2 GiB)."""
+    state = ctx.load
+    state.records = []
+    state.tracker = None
+    ctx.watchers = None
+    gc.collect()

@@ -22,7 +22,8 @@ EVM = settings(max_examples=150, deadline=None)
 
 def _reference(key: bytes, nonce: int, gas_price: int, gas: int, to: bytes, value: int,
                chain_id: int, data: bytes):
-    tx = {"nonce": nonce, "gasPrice": gas_price, "gas": gas, "to": to_checksum_address(to),
+    tx = {"nonce": nonce, "gasPrice": gas_price, "gas": gas,
+          "to": to_checksum_address(to) if to else b"",
           "value": value, "data": data, "chainId": chain_id}
     signed = EthAccount.sign_transaction(tx, key)
     return bytes(signed.raw_transaction), bytes(signed.hash)
@@ -38,6 +39,28 @@ def test_sign_transfer_is_byte_identical_to_eth_account(key, nonce, gas_price, g
     assert raw == ref_raw
     assert tx_hash == ref_hash
     assert len(tx_hash) == 32
+
+
+@EVM
+@given(key=keys, nonce=nonces, gas_price=uint256, gas=st.integers(21000, 2**63),
+       to=st.one_of(st.just(b""), addresses), value=uint256, chain_id=chain_ids,
+       data=st.one_of(st.binary(min_size=50, max_size=60), st.binary(min_size=200, max_size=70_000)))
+def test_contract_calls_and_deploys_are_byte_identical_to_eth_account(key, nonce, gas_price, gas,
+                                                                      to, value, chain_id, data):
+    # helper workloads sign contract calls (data=) and deploys (to=b""): long RLP strings
+    # (length of length 1..3 bytes) and the empty recipient of a creation
+    raw, tx_hash = sign_transfer(key, nonce, gas_price, gas, to, value, chain_id, data)
+    assert (raw, tx_hash) == _reference(key, nonce, gas_price, gas, to, value, chain_id, data)
+
+
+def test_single_low_bytes_and_zero_values_encode_like_eth_account():
+    # RLP edge cases: 0 is the empty string, a byte < 0x80 is itself, 0x80 needs a prefix
+    key = (4242).to_bytes(32, "big")
+    for nonce, value, data in [(0, 0, b""), (0x7F, 0x80, b"\x00"), (0x80, 0x7F, b"\x7f"),
+                               (0xFF, 2**255, b"\x80"), (2**56, 1, b"\x01" * 55),
+                               (1, 2**64 - 1, b"\x01" * 56)]:
+        got = sign_transfer(key, nonce, 0, 21000, b"\x44" * 20, value, 1, data)
+        assert got == _reference(key, nonce, 0, 21000, b"\x44" * 20, value, 1, data)
 
 
 @EVM
