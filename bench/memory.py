@@ -43,6 +43,7 @@ from rich.console import Console  # noqa: E402
 from harness import suite as suite_module  # noqa: E402
 from harness.adapters.evm import EvmAdapter  # noqa: E402
 from harness.load.driver import plan_workers, run_senders  # noqa: E402
+from harness.load.shape import fixed_offsets  # noqa: E402
 from harness.model import Block  # noqa: E402
 from harness.phases import record as record_stage  # noqa: E402
 from harness.phases.context import LoadState, RunContext  # noqa: E402
@@ -133,7 +134,8 @@ async def drive(ctx: RunContext, endpoint_url: str, count: int, rate: float, wor
     tracker = CommitTracker([p.tx_id for p in ctx.prepared], 1, ctx.suite.commit_share)
     state = ctx.load = LoadState(t0=time.monotonic(), prepared=ctx.prepared, tracker=tracker,
                                  rate=spec.rate, targets=[0])
-    plans = plan_workers(ctx.prepared, [(0, endpoint_url)], spec.rate, workers, spec.max_in_flight,
+    offsets = fixed_offsets(len(ctx.prepared), spec.rate)
+    plans = plan_workers(ctx.prepared, [(0, endpoint_url)], offsets, workers, spec.max_in_flight,
                          spec.submit_timeout, adapter.submit_headers, classifier_ref(adapter),
                          spec.connections)
     started = asyncio.Event()

@@ -19,6 +19,7 @@ from harness.adapters.evm_tx import derive_account, sign_transfer
 from harness.chainpack import load as load_pack
 from harness.load import spool
 from harness.load.driver import plan_workers
+from harness.load.shape import fixed_offsets
 from harness.model import Prepared
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +85,8 @@ def _sum_lengths(bodies) -> int:
 def test_worker_bodies_pickle_small_and_read_in_a_spawned_process(tmp_path):
     items = [Prepared(body=b"x" * 300, tx_id=f"{i}") for i in range(2000)]
     spooled = spool.spool(items, str(tmp_path))
-    plans = plan_workers(spooled, [(0, "http://127.0.0.1:1/")], 100.0, 2, 10, 1.0, {}, "m:C")
+    plans = plan_workers(spooled, [(0, "http://127.0.0.1:1/")], fixed_offsets(2000, 100.0), 2, 10,
+                         1.0, {}, "m:C")
     assert [len(p.bodies) for p in plans] == [1000, 1000]
     assert len(pickle.dumps(plans[0].bodies)) < 20_000      # offsets, not 300 kB of bodies
     with multiprocessing.get_context("spawn").Pool(1) as pool:
@@ -93,7 +95,7 @@ def test_worker_bodies_pickle_small_and_read_in_a_spawned_process(tmp_path):
 
 def test_plan_workers_still_takes_a_plain_list():
     items = sample(6)
-    plans = plan_workers(items, [(0, "http://127.0.0.1:1/")], 10.0, 2, 10, 1.0, {}, "m:C")
+    plans = plan_workers(items, [(0, "http://127.0.0.1:1/")], fixed_offsets(6, 10.0), 2, 10, 1.0, {}, "m:C")
     assert list(plans[1].bodies) == [items[i].body for i in (1, 3, 5)]
 
 
