@@ -167,7 +167,8 @@ def test_prepare_bootstraps_the_workload_after_the_adapter_and_signs_its_transac
             raise AssertionError("the workload prepares, not the adapter")
 
     ctx = SimpleNamespace(
-        suite=SimpleNamespace(load=suite.LoadSpec(rate=10, duration=1, warmup=1), workload_settings={"size": 3}),
+        suite=SimpleNamespace(load=suite.LoadSpec(rate=10, duration=1, warmup=1),
+                              workload_settings={"size": 3}),
         adapter=Adapter(), workload="echo",
         workload_impl=echo_workload.create(None, {}, 1, 1),
         nodes=[], say=lambda line: None, runtime=SimpleNamespace(data_bytes=lambda: {}))
