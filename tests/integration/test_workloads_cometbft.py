@@ -102,7 +102,7 @@ def test_scenarios_store_every_effect_and_refuse_the_rewrites(docker_client, com
     assert_clean(docker_client, got)
 
 
-@pytest.mark.parametrize("mix", ["a", "c"])
+@pytest.mark.parametrize("mix", ["a", pytest.param("c", marks=pytest.mark.long)])   # CI: one mix
 def test_ycsb_mix_reads_over_abci_query(docker_client, cometbft_image, tmp_path, mix):
     got = run(SUITES / f"cometbft-ycsb-{mix}.yaml", tmp_path / "run")
     read = checker(got, "readback")
