@@ -31,13 +31,29 @@ class SendProgress:
     late: int = 0
     dropped: int = 0
     max_lag: float = 0.0
+    connections: int = 0           # most connections the senders held at once (summed)
     per_worker: dict[int, dict] = field(default_factory=dict)
 
     def update(self, worker: int, counters: dict, max_lag: float) -> None:
         self.per_worker[worker] = {**counters, "max_lag": max_lag}
-        for key in ("sent", "acked", "errors", "late", "dropped"):
-            setattr(self, key, sum(w[key] for w in self.per_worker.values()))
+        for key in ("sent", "acked", "errors", "late", "dropped", "connections"):
+            setattr(self, key, sum(w.get(key, 0) for w in self.per_worker.values()))
         self.max_lag = max(w["max_lag"] for w in self.per_worker.values())
+
+    def limit(self) -> str | None:
+        """What held the sends back, from the senders' own figures; None when every send
+        left on time. Late sends mean the sender processes were short of CPU (the harness
+        was the limit); drops without lateness mean the nodes answered too slowly for the
+        outstanding-request bound."""
+        due = self.sent + self.dropped
+        if due and self.late > 0.01 * due:
+            return (f"the harness: {self.late} of {due} due sends left more than 10 ms late "
+                    f"(worst {self.max_lag * 1000:.0f} ms) and {self.dropped} were dropped: the "
+                    "sender processes were short of CPU; add load.workers or lower the rate")
+        if self.dropped:
+            return (f"the nodes: {self.dropped} sends dropped at max_in_flight while the senders "
+                    "kept their schedule: replies came slower than the rate")
+        return None
 
 
 def plan_workers(prepared: list[Prepared], targets: list[tuple[int, str]], rate: float,
