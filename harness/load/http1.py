@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 MAX_HEAD_BYTES = 64 * 1024     # status line + headers (and a chunked reply's trailers)
 MAX_CHUNK_LINE = 1024          # one chunk-size line, extensions included
 MAX_INTERIM = 8                # 1xx answers skipped before the real one
+GROW_AFTER = 0.001             # a send waiting this long for a connection may open another
 
 # parser states
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE = range(7)
@@ -359,10 +360,14 @@ class Pool:
             self.idle.pop().send(k, submitted, request)
             return
         self.waiting.append((k, submitted, request))
-        self.grow()
+        if not self.connections and not self.opening:
+            self.grow()
 
     def grow(self) -> None:
-        """Open one more connection if sends wait that no opening connection will take."""
+        """Open one more connection if sends wait that no opening connection will take.
+        Called when a send finds no connection at all, when one is lost, and (by the
+        sender, at most once a tick) while the oldest waiting send has waited GROW_AFTER:
+        a burst drains through the connections there are rather than opening one a send."""
         if len(self.waiting) > self.opening and len(self.connections) + self.opening < self.size:
             self.opening += 1
             task = asyncio.get_running_loop().create_task(self._open())
@@ -426,6 +431,9 @@ class Pool:
             self.idle.remove(conn)
         if self.waiting:
             self.grow()
+
+    def crowded(self, now: float) -> bool:
+        return bool(self.waiting) and self.waiting[0][1] <= now - GROW_AFTER
 
     def expire(self, now: float, reason: str) -> None:
         """Sends past their deadline end refused: on a connection (which is closed: its

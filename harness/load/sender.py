@@ -147,6 +147,9 @@ class _Sender:
                 pool.submit(k, now, bodies[k])
             k += 1
         self.k = k
+        for pool in pools:
+            if pool.crowded(now):
+                pool.grow()
         if k >= count:
             self.end_dispatch()
         else:
@@ -170,6 +173,8 @@ class _Sender:
         now = time.monotonic()
         for pool in self.pools:
             pool.expire(now, self.timeout_reason)
+            if pool.crowded(now):
+                pool.grow()
         if now >= self.next_report:
             self.report()
             self.next_report = now + PROGRESS_EVERY
