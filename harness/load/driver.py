@@ -21,6 +21,7 @@ from harness.load.sender import WorkerPlan, run_worker
 from harness.model import Prepared, SendRecord, node_for, scheduled_offset
 
 START_LEAD = 0.3  # seconds between "all senders ready" and the first scheduled send
+BUSY = 0.85       # a sender process using this share of a core is the limit of its sends
 
 
 @dataclass
@@ -42,14 +43,16 @@ class SendProgress:
 
     def limit(self) -> str | None:
         """What held the sends back, from the senders' own figures; None when every send
-        left on time. Late sends mean the sender processes were short of CPU (the harness
-        was the limit); drops without lateness mean the nodes answered too slowly for the
-        outstanding-request bound."""
+        left on time. Late sends, or drops while a sender process was busy on its core, mean
+        the senders were short of CPU (the harness was the limit); drops without either mean
+        the nodes answered too slowly for the outstanding-request bound."""
         due = self.sent + self.dropped
-        if due and self.late > 0.01 * due:
+        busy = max((w.get("cpu", 0.0) for w in self.per_worker.values()), default=0.0)
+        if due and (self.late > 0.01 * due or (self.dropped and busy >= BUSY)):
             return (f"the harness: {self.late} of {due} due sends left more than 10 ms late "
-                    f"(worst {self.max_lag * 1000:.0f} ms) and {self.dropped} were dropped: the "
-                    "sender processes were short of CPU; add load.workers or lower the rate")
+                    f"(worst {self.max_lag * 1000:.0f} ms) and {self.dropped} were dropped, a "
+                    f"sender process used {busy:.0%} of a core: the senders were short of CPU; "
+                    "add load.workers or lower the rate")
         if self.dropped:
             return (f"the nodes: {self.dropped} sends dropped at max_in_flight while the senders "
                     "kept their schedule: replies came slower than the rate")

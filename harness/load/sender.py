@@ -165,6 +165,10 @@ class _Sender:
 
     def report(self) -> None:
         self.counters["connections"] = sum(p.peak for p in self.pools)
+        # the process's CPU while sending (1.0 = one core): near 1, the harness is the limit
+        spent = time.monotonic() - self.start
+        if self.start and spent > 0.1:
+            self.counters["cpu"] = round((time.process_time() - self.cpu0) / spent, 3)
         self.queue.put(("progress", self.plan.worker, dict(self.counters), self.max_lag))
 
     def housekeeping(self) -> None:
@@ -198,6 +202,7 @@ class _Sender:
         self.queue.put(("ready", self.plan.worker))
         await loop.run_in_executor(None, go.wait)
         self.start = start_at.value
+        self.cpu0 = time.process_time()
         self.next_report = time.monotonic()
         sweep = min(PROGRESS_EVERY, max(0.01, self.plan.submit_timeout / 10))
 

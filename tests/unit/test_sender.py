@@ -171,6 +171,7 @@ def test_a_good_node_acknowledges_everything(loop_kind):
     assert_every_send_recorded(records)
     assert all(r[2] is None for r in records)
     assert progress["sent"] == progress["acked"] == 200 and progress["errors"] == 0
+    assert 0 <= progress["cpu"] < 5
     assert stats["peak"] <= 4 and progress["connections"] <= 4
 
 
@@ -434,7 +435,10 @@ def test_send_progress_says_what_limited_the_sends():
                         "connections": 8}, 0.4)
     assert progress.limit().startswith("the harness")
     progress.update(0, {"sent": 900, "acked": 900, "errors": 0, "late": 0, "dropped": 100,
-                        "connections": 8}, 0.001)
+                        "connections": 8, "cpu": 0.97}, 0.001)
+    assert progress.limit().startswith("the harness")     # on time, but its core was full
+    progress.update(0, {"sent": 900, "acked": 900, "errors": 0, "late": 0, "dropped": 100,
+                        "connections": 8, "cpu": 0.3}, 0.001)
     assert progress.limit().startswith("the nodes")
     progress.update(0, {"sent": 1000, "acked": 1000, "errors": 0, "late": 2, "dropped": 0,
                         "connections": 8}, 0.02)
