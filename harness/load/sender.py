@@ -114,7 +114,17 @@ class _Sender:
             self.finished.set_result(None)
 
     def tick(self) -> None:
-        """Dispatch every send now due; come back when the next one is."""
+        """Dispatch every send now due; come back when the next one is. A failure here (a
+        plan whose bodies cannot be read...) ends the process's sending with that error,
+        never a dispatcher that silently stopped while the process waits."""
+        try:
+            self._tick()
+        except Exception as exc:
+            self.dispatching = False
+            if not self.finished.done():
+                self.finished.set_exception(exc)
+
+    def _tick(self) -> None:
         self.timer = None
         if self.stop.is_set():
             self.end_dispatch()
@@ -225,6 +235,8 @@ class _Sender:
                 if left <= 0:
                     break
                 await asyncio.wait([self.finished], timeout=left)
+            if self.finished.done():
+                self.finished.result()      # the dispatcher's failure, if it failed
         finally:
             handles["periodic"].cancel()
             if self.timer is not None:

@@ -195,8 +195,9 @@ def test_a_node_that_never_answers_times_out(loop_kind):
                                               count=10, rate=100.0, timeout=0.5)
     assert_every_send_recorded(records)
     assert all(r[2].startswith("TimeoutError") for r in records)
-    assert all(0.45 <= r[1] - r[0] <= 0.8 for r in records)
-    assert took < 0.1 + 0.5 + 1.0
+    # the deadline is swept every tenth of the timeout; a busy shared machine adds its stalls
+    assert all(0.45 <= r[1] - r[0] <= 1.5 for r in records)
+    assert took < 0.1 + 0.5 + 2.5
     assert stats["accepted"] <= 4 + 10   # a timed-out connection is closed, not reused
 
 
@@ -248,7 +249,7 @@ def test_endless_bodies_end_at_the_bound_or_the_timeout(loop_kind):
     for k, record in enumerate(records):
         expected = "TimeoutError" if k % 3 == 2 else "reply larger than"
         assert expected in record[2], (k, record[2])
-    assert took < 4
+    assert took < 6
 
 
 def test_interim_and_chunked_and_close_delimited_replies_are_read(loop_kind):
@@ -427,6 +428,18 @@ def test_real_sender_processes_against_a_mixed_hostile_node():
         assert r.acked is not None and r.submitted <= r.acked
     assert progress.sent == count and progress.errors == count * 3 // 4
     assert 0 < progress.connections <= 2 * 2 * 3
+
+
+def test_a_plan_that_cannot_be_read_fails_the_sender_instead_of_hanging(loop_kind):
+    class Broken(list):
+        def __getitem__(self, k):
+            if k == 5:
+                raise OSError("spool unreadable")
+            return super().__getitem__(k)
+
+    with pytest.raises(OSError, match="spool unreadable"):
+        run_plan(loop_kind, serve_each(lambda body: http_reply()), count=10,
+                 bodies=Broken(b'{"i":%d}' % i for i in range(10)))
 
 
 def test_send_progress_says_what_limited_the_sends():
