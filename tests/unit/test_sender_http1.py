@@ -72,6 +72,21 @@ def test_interim_continue_is_skipped():
     assert ReplyParser(LIMIT).feed(reply)[:2] == (200, BODY)
 
 
+def test_remembered_heads_give_the_same_answers():
+    """The framing of a head is remembered by its bytes; the per-reply state is not."""
+    for _ in range(3):
+        parser = ReplyParser(LIMIT)
+        assert parser.feed(length_reply()) == (200, BODY, True, b"")
+        assert ReplyParser(10).feed(length_reply(b"x" * 5)) == (200, b"x" * 5, True, b"")
+        with pytest.raises(ReplyError, match="reply larger than 10"):
+            ReplyParser(10).feed(length_reply(b"x" * 11))
+        with pytest.raises(ReplyError, match="both"):
+            ReplyParser(LIMIT).feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                                    b"Transfer-Encoding: chunked\r\n\r\n")
+    assert ReplyParser(LIMIT).feed(b"HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nok") == \
+        (99, b"ok", True, b"")
+
+
 def test_no_body_statuses_and_zero_length():
     parser = ReplyParser(LIMIT)
     assert parser.feed(b"HTTP/1.1 204 No Content\r\n\r\n") == (204, b"", True, b"")
