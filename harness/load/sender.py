@@ -253,8 +253,8 @@ async def _send_all(plan: WorkerPlan, queue: Any, go: Any, start_at: Any, stop: 
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when installed (about twice the sends per core), else asyncio's own loop;
-    BCTEST_SENDER_LOOP=asyncio forces the latter."""
+    """uvloop when installed (a leaner I/O path), else asyncio's own loop;
+    BCTEST_SENDER_LOOP=asyncio forces the latter (to compare, or to rule uvloop out)."""
     if os.environ.get("BCTEST_SENDER_LOOP", "auto") != "asyncio":
         try:
             import uvloop
