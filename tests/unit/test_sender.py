@@ -352,6 +352,18 @@ def test_an_overload_queues_for_bounded_connections_and_drops_past_max_in_flight
     assert max(r[1] - r[0] for r in answered) > 0.1    # waited for a connection, and it shows
 
 
+def test_past_max_in_flight_every_due_send_is_dropped_and_counted(loop_kind):
+    """A silent node and max_in_flight 3: the first 3 sends go out, every later one is
+    recorded DROPPED (dropped in batches: the counters must still add up)."""
+    records, progress, _, _ = run_plan(loop_kind, serve_each(lambda body: None), count=200,
+                                       rate=2000.0, timeout=0.3, max_in_flight=3)
+    assert_every_send_recorded(records)
+    assert [r[2] for r in records[:3]] == [records[0][2]] * 3 and records[0][2].startswith("Timeout")
+    assert all(r[2] == DROPPED for r in records[3:])
+    assert progress["sent"] == 3 and progress["dropped"] == 197
+    assert progress["late"] <= 200
+
+
 def test_stop_ends_dispatch_and_leaves_undue_sends_unrecorded(loop_kind):
     records, progress, _, _ = run_plan(loop_kind, serve_each(lambda body: http_reply()),
                                        count=100, rate=100.0, stop_after=0.2)
