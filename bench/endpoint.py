@@ -41,7 +41,7 @@ worker_rlimit_nofile 65536;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
 events {{
-    worker_connections 32768;  # the sender opens a connection per overdue request
+    worker_connections 32768;  # head room: the sender holds at most load.connections (256) per worker
 }}
 http {{
     access_log off;

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import inspect
 import json
 import os
 import random
@@ -48,10 +49,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.adapters import jsonrpc
-from harness.adapters.base import Prepared
-from harness.load.driver import plan_workers, run_senders
-from harness.load.sender import DROPPED
+# measure the checkout this script is in, not whichever harness is installed
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness.adapters import jsonrpc  # noqa: E402
+from harness.adapters.base import Prepared  # noqa: E402
+from harness.load.driver import plan_workers, run_senders  # noqa: E402
+from harness.load.sender import DROPPED  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from endpoint import Endpoint  # bench/ is not a package
@@ -76,6 +79,30 @@ def dummy_bodies(count: int, seed: int = 1) -> list[Prepared]:
         body = jsonrpc.request_body("eth_sendRawTransaction", ["0x" + raw.hex()], i)
         out.append(Prepared(body=body, tx_id=f"0x{i:064x}"))
     return out
+
+
+def make_plans(prepared: list[Prepared], url: str, rate: float, workers: int, max_in_flight: int,
+               submit_timeout: float) -> list[Any]:
+    """plan_workers for a fixed rate, whichever schedule argument it takes (the rate, or,
+    with load shapes, one offset per transaction)."""
+    schedule: Any = rate
+    if "offsets" in inspect.signature(plan_workers).parameters:
+        schedule = [i / rate for i in range(len(prepared))]
+    return plan_workers(prepared, [(0, url)], schedule, workers, max_in_flight, submit_timeout,
+                        HEADERS, CLASSIFIER)
+
+
+def established_to(port: int) -> int:
+    """Open TCP connections from this machine to 127.0.0.1:port (client side), from
+    /proc/net/tcp: the OS's count, beside the sender's own."""
+    needle = f":{port:04X} "
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    # fields: sl local_address rem_address st ...; st 01 = ESTABLISHED
+    return sum(1 for line in lines
+               if (parts := line.split())[2].endswith(needle.strip()) and parts[3] == "01")
 
 
 def cpu_times() -> tuple[float, float]:
@@ -174,18 +201,29 @@ class EndpointStep:
     first_error: str | None = None
     passed: bool = False
     noisy: bool = False            # others used > NOISY of a core during the step
+    on_time: float | None = None   # share of sends made within LATE of their schedule
+    cpu_per_1k: float = 0.0        # sender CPU (cores) per 1,000 tx/s offered
+    connections: int = 0           # the senders' peak open connections (their own count)
+    os_connections: int = 0        # peak ESTABLISHED connections to the endpoint (/proc/net/tcp)
+    limit: str | None = None       # SendProgress.limit(): what held the sends back
+    loop: str = ""                 # the senders' event loop
+    vs_wrk: float | None = None    # send_rate / wrk -t1's req/s in the same session
+    label: str = ""
 
 
 NOISY = 0.25
+LATE = 0.010              # a send more than this behind its schedule is late
+ON_TIME = 0.99            # sustained also needs this share of sends on time
+WRK = {"rps": None}       # the same session's wrk reference, once measured
 
 
 def endpoint_step(endpoint: Endpoint, rate: float, workers: int, seconds: float,
                   max_in_flight: int, submit_timeout: float) -> EndpointStep:
     count = round(rate * seconds)
     prepared = dummy_bodies(count)
-    plans = plan_workers(prepared, [(0, endpoint.url)], rate, workers, max_in_flight, submit_timeout,
-                         HEADERS, CLASSIFIER)
+    plans = make_plans(prepared, endpoint.url, rate, workers, max_in_flight, submit_timeout)
     background = wait_quiet()
+    conns = {"peak": 0}
     started: dict[str, float] = {}
     window: dict[str, Any] = {"start": {}, "last": {}, "start_at": 0.0, "end_at": 0.0}
 
@@ -198,6 +236,7 @@ def endpoint_step(endpoint: Endpoint, rate: float, workers: int, seconds: float,
         if window["start_at"]:
             window["last"].update(sender_processes_cpu())  # an exited sender keeps its last
             window["end_at"] = time.monotonic()
+            conns["peak"] = max(conns["peak"], established_to(endpoint.port))
 
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     self0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -213,14 +252,14 @@ def endpoint_step(endpoint: Endpoint, rate: float, workers: int, seconds: float,
     t0 = started["t0"]
     submitted, scheduled, acks, first_error = [], [], [], None
     dropped = errors = 0
-    for i, record in enumerate(records):
+    for record in records:
         if record is None or record.submitted is None:
             continue
         if record.error == DROPPED:
             dropped += 1
             continue
         submitted.append(record.submitted)
-        scheduled.append(t0 + i / rate)
+        scheduled.append(t0 + record.scheduled)
         if record.error:
             errors += 1
             first_error = first_error or record.error
@@ -251,22 +290,37 @@ def endpoint_step(endpoint: Endpoint, rate: float, workers: int, seconds: float,
         others_cpu=max(0.0, machine_busy * ncpu - ours - endpoint_cpu), background=background,
         first_error=first_error)
     step.noisy = step.others_cpu > NOISY
-    step.passed = step.ratio >= SUSTAINED and (errors + dropped) <= 0.01 * count
+    step.on_time = float((lags <= LATE).mean()) if sent else None
+    step.cpu_per_1k = sender_cpu / (rate / 1000)
+    step.connections = progress.connections
+    step.os_connections = conns["peak"]
+    step.limit = progress.limit()
+    step.loop = ",".join(sorted({str(w.get("loop", "?")) for w in progress.per_worker.values()}))
+    step.vs_wrk = send_rate / WRK["rps"] if WRK["rps"] else None
+    step.passed = (step.ratio >= SUSTAINED and (errors + dropped) <= 0.01 * count
+                   and (step.on_time or 0) >= ON_TIME)
     return step
 
 
-ENDPOINT_HEADER = (f"{'workers':>7} {'target':>7} {'sent/s':>8} {'ratio':>6} {'late':>7} "
-                   f"{'maxlag':>7} {'lag99':>7} {'ack50':>6} {'ack99':>7} {'err+drop':>8} "
-                   f"{'sndCPU':>6} {'ngxCPU':>6} {'others':>6} {'busy':>5}  result")
+ENDPOINT_HEADER = (f"{'workers':>7} {'target':>7} {'sent/s':>8} {'xwrk':>5} {'ratio':>6} "
+                   f"{'onTime':>6} {'late':>7} {'maxlag':>7} {'lag99':>7} {'ack50':>6} {'ack99':>7} "
+                   f"{'err+drop':>8} {'conns':>5} {'sndCPU':>6} {'cpu/1k':>6} {'ngxCPU':>6} "
+                   f"{'others':>6} {'busy':>5}  result")
 
 
 def endpoint_row(s: EndpointStep) -> str:
-    return (f"{s.workers:>7} {s.target:>7.0f} {s.send_rate:>8.1f} {s.ratio:>6.3f} {s.late:>7} "
+    conns = f"{s.connections}/{s.os_connections}"
+    return (f"{s.workers:>7} {s.target:>7.0f} {s.send_rate:>8.1f} "
+            f"{'-' if s.vs_wrk is None else format(s.vs_wrk, '.3f'):>5} {s.ratio:>6.3f} "
+            f"{'-' if s.on_time is None else format(s.on_time, '.4f'):>6} {s.late:>7} "
             f"{ms(s.max_lag):>7} {ms(s.lag_p99):>7} {ms(s.ack_p50, 2):>6} {ms(s.ack_p99, 2):>7} "
-            f"{s.errors + s.dropped:>8} {s.sender_cpu:>6.0%} {s.endpoint_cpu:>6.0%} "
-            f"{s.others_cpu:>6.0%} {s.machine_busy:>5.0%}  {'ok' if s.passed else 'SHORT'}"
+            f"{s.errors + s.dropped:>8} {conns:>5} {s.sender_cpu:>6.0%} {s.cpu_per_1k:>6.1%} "
+            f"{s.endpoint_cpu:>6.0%} {s.others_cpu:>6.0%} {s.machine_busy:>5.0%}  "
+            f"{'ok' if s.passed else 'SHORT'}"
+            + (f" {s.label}" if s.label else "")
             + (" (noisy)" if s.noisy else "")
-            + (f"  ({s.first_error})" if s.first_error else ""))
+            + (f"  ({s.first_error})" if s.first_error else "")
+            + (f"\n{'':>9}limit: {s.limit}" if s.limit and s.label else ""))
 
 
 def search(run_step: Callable[[float], Any], start: float, tolerance: float, max_rate: float,
@@ -702,6 +756,115 @@ def leftover_containers(run_ids: list[str]) -> list[str]:
     return left
 
 
+# --- one round: wrk -t1, then the sender's ceiling, then 2x the ceiling ----------------
+
+
+def endpoint_round(endpoint: Endpoint, args: Any, tmp: Path, seconds: float, tolerance: float,
+                   summary: list[str]) -> dict[str, Any]:
+    """(b) then (a): the wrk reference first, so every sender step prints its share of it."""
+    out: dict[str, Any] = {"wrk": None, "workers": {}}
+    WRK["rps"] = None
+    if not args.skip_wrk:
+        if not shutil.which("wrk"):
+            summary.append("wrk: not installed (apt-get install -y wrk), skipped")
+        else:
+            log(f"(b) wrk -> same endpoint, closed loop, {int(seconds)} s")
+            wrk = run_wrk(endpoint, tmp, int(seconds), args.wrk_threads, args.wrk_connections)
+            out["wrk"] = wrk
+            WRK["rps"] = wrk.get("requests_per_s")
+            log(f"    {wrk['command']}")
+            log(f"    {wrk.get('requests_per_s', '?')} req/s, latency p50 "
+                f"{ms(wrk.get('p50'), 2)} ms p99 {ms(wrk.get('p99'), 2)} ms, nginx CPU "
+                f"{wrk['endpoint_cpu']:.0%}, machine busy {wrk['machine_busy']:.0%}, background "
+                f"before {wrk['background']:.0%} of a core"
+                + (f", non-2xx {wrk['non_2xx']}" if wrk.get("non_2xx") else "")
+                + (f", {wrk['socket_errors']}" if wrk.get("socket_errors") else ""))
+            if wrk["exit"] != 0:
+                log(f"    wrk exited {wrk['exit']}: {wrk['stderr']}")
+            summary.append(f"wrk -t{args.wrk_threads} -c{args.wrk_connections} -> "
+                           f"{endpoint.server}: {wrk.get('requests_per_s', '?')} req/s "
+                           f"(closed loop), p50 {ms(wrk.get('p50'), 2)} ms p99 "
+                           f"{ms(wrk.get('p99'), 2)} ms")
+            log("")
+    if args.skip_endpoint:
+        return out
+    log(f"(a) harness sender -> trivial endpoint, {seconds:g} s per step, sustained = sent/s >= "
+        f"{SUSTAINED:.0%} of target, errors+drops <= 1%, on time (<= 10 ms late) >= {ON_TIME:.0%}")
+    log("    xwrk: sent/s / wrk's req/s; ratio: achieved/target; onTime: share of sends <= 10 ms "
+        "late; late: the sender's count; maxlag/lag99/ack ms; conns: the senders' peak / the OS's "
+        "peak ESTABLISHED; CPU: 100% = one core; cpu/1k: sender CPU per 1,000 tx/s offered")
+    log(ENDPOINT_HEADER)
+    for workers in args.workers:
+        def one(rate: float, workers: int = workers, label: str = "") -> EndpointStep:
+            step = endpoint_step(endpoint, rate, workers, seconds, args.max_in_flight, 10.0)
+            step.label = label
+            log(endpoint_row(step))
+            if not step.passed and step.noisy and not label:  # a neighbour, not us? once more
+                step = endpoint_step(endpoint, rate, workers, seconds, args.max_in_flight, 10.0)
+                log(endpoint_row(step) + "  [retry]")
+            return step
+
+        best, steps = search(one, args.start_rate, tolerance, args.max_rate,
+                             min_rate=50, granularity=50)
+        entry: dict[str, Any] = {"steps": [asdict(s) for s in steps], "best": None, "over": None}
+        out["workers"][workers] = entry
+        if not best:
+            summary.append(f"harness -> {endpoint.server}, {workers} worker(s): no rate sustained")
+            log("")
+            continue
+        entry["best"] = asdict(best)
+        passing = [s for s in steps if s.passed and s.target <= best.target]
+        worst_cpu = max(s.cpu_per_1k for s in passing)
+        summary.append(
+            f"harness -> {endpoint.server}, {workers} worker(s) [{best.loop}]: ceiling "
+            f"{best.target:.0f} tx/s (sent {best.send_rate:.0f}/s"
+            + (f" = {best.vs_wrk:.3f}x wrk -t{args.wrk_threads}" if best.vs_wrk else "")
+            + f"); on time {best.on_time:.4f}, lag p99 {ms(best.lag_p99)} ms, ack p50 "
+            f"{ms(best.ack_p50, 2)} p99 {ms(best.ack_p99, 2)} ms; sender CPU {best.sender_cpu:.0%} "
+            f"({best.cpu_per_1k:.1%} of a core per 1,000 tx/s; worst of the passing steps "
+            f"{worst_cpu:.1%}); connections {best.connections}")
+        entry["worst_cpu_per_1k"] = worst_cpu
+        if args.overload > 0:
+            over = one(best.target * args.overload, label=f"[{args.overload:g}x ceiling]")
+            entry["over"] = asdict(over)
+            summary.append(
+                f"  asked {args.overload:g}x the ceiling ({over.target:.0f} tx/s): sent "
+                f"{over.send_rate:.0f}/s = {over.send_rate / best.target:.3f}x the ceiling, "
+                f"{over.dropped} dropped at max_in_flight, peak connections {over.connections} "
+                f"(OS: {over.os_connections}); limit: {over.limit or 'none reported'}")
+        log("")
+    return out
+
+
+def round_medians(rounds: list[dict[str, Any]]) -> list[str]:
+    """Medians over rounds of the figures the issue asks for, each a ratio to its own
+    round's wrk."""
+    lines = []
+    workers = sorted({w for r in rounds for w in r["workers"]})
+    for w in workers:
+        entries = [r["workers"][w] for r in rounds if r["workers"].get(w, {}).get("best")]
+        if not entries:
+            continue
+        ceil = [e["best"]["target"] for e in entries]
+        vs = [e["best"]["vs_wrk"] for e in entries if e["best"]["vs_wrk"]]
+        cpu = [e["worst_cpu_per_1k"] for e in entries]
+        over = [e["over"]["send_rate"] / e["best"]["target"] for e in entries if e.get("over")]
+        conns = [e["over"]["connections"] for e in entries if e.get("over")]
+        lines.append(
+            f"median of {len(entries)} rounds, {w} worker(s): ceiling {np.median(ceil):.0f} tx/s"
+            + (f" = {np.median(vs):.3f}x wrk" if vs else "")
+            + f" (rounds: {', '.join(f'{c:.0f}' for c in ceil)}); worst CPU per 1,000 tx/s "
+            f"{np.median(cpu):.1%}"
+            + (f"; at 2x: {np.median(over):.3f}x the ceiling (rounds: "
+               f"{', '.join(f'{o:.3f}' for o in over)}), peak connections {max(conns)}"
+               if over else ""))
+    wrk = [r["wrk"]["requests_per_s"] for r in rounds if r.get("wrk") and r["wrk"].get("requests_per_s")]
+    if wrk:
+        lines.append(f"wrk medians: {np.median(wrk):.0f} req/s (rounds: "
+                     f"{', '.join(f'{x:.0f}' for x in wrk)})")
+    return lines
+
+
 # --- main ------------------------------------------------------------------------------
 
 
@@ -724,7 +887,12 @@ def main() -> int:
     parser.add_argument("--server", choices=["auto", "nginx", "python"], default="auto",
                         help="the trivial endpoint (default nginx if installed)")
     parser.add_argument("--nginx-workers", type=int, default=1)
-    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--wrk-threads", type=int, default=1,
+                        help="wrk threads (default 1: the issue's reference is wrk -t1)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat wrk + the sender search + the overload step; medians at the end")
+    parser.add_argument("--overload", type=float, default=2.0,
+                        help="after the ceiling, one step at this multiple of it (0: skip)")
     parser.add_argument("--wrk-connections", type=int, default=64)
     parser.add_argument("--anvil-workers", type=int, default=1)
     parser.add_argument("--anvil-start", type=float, default=200)
@@ -751,7 +919,8 @@ def main() -> int:
                                                       "python": sys.version.split()[0]},
         "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
         "settings": {"seconds": seconds, "tolerance": tolerance, "sustained": SUSTAINED,
-                     "max_in_flight": args.max_in_flight,
+                     "max_in_flight": args.max_in_flight, "rounds": args.rounds,
+                     "wrk": f"-t{args.wrk_threads} -c{args.wrk_connections}",
                      "anvil": {"warmup": anvil_warmup, "duration": anvil_duration,
                                "settle": anvil_settle, "workers": args.anvil_workers,
                                "accounts": args.anvil_accounts}},
@@ -766,60 +935,14 @@ def main() -> int:
                                       "body_bytes": len(dummy_bodies(1)[0].body)}
                 log(f"trivial endpoint: {endpoint.server} on {endpoint.url} "
                     f"(body {report['endpoint']['body_bytes']} bytes)")
-                if not args.skip_endpoint:
-                    log(f"\n(a) harness sender -> trivial endpoint, {seconds:g} s per step, "
-                        f"sustained = sent/s >= {SUSTAINED:.0%} of target")
-                    log("    ratio: achieved/target; late: sends >10 ms behind (sender's count); "
-                        "maxlag/lag99 ms; ack ms; CPU: 100% = one core")
-                    log(ENDPOINT_HEADER)
-                    report["endpoint_steps"] = {}
-                    for workers in args.workers:
-                        def one(rate: float, workers: int = workers) -> EndpointStep:
-                            step = endpoint_step(endpoint, rate, workers, seconds,
-                                                 args.max_in_flight, 10.0)
-                            log(endpoint_row(step))
-                            if not step.passed and step.noisy:  # a neighbour, not us? once more
-                                step = endpoint_step(endpoint, rate, workers, seconds,
-                                                     args.max_in_flight, 10.0)
-                                log(endpoint_row(step) + "  [retry]")
-                            return step
-
-                        best, steps = search(one, args.start_rate, tolerance, args.max_rate,
-                                             min_rate=50, granularity=50)
-                        report["endpoint_steps"][workers] = [asdict(s) for s in steps]
-                        if best:
-                            summary.append(
-                                f"harness -> {endpoint.server}, {workers} worker(s): sustained "
-                                f"{best.target:.0f} tx/s (sent {best.send_rate:.0f}/s, "
-                                f"{best.ratio:.1%}); late {best.late}, max lag "
-                                f"{ms(best.max_lag)} ms, lag p99 {ms(best.lag_p99)} ms; ack p50 "
-                                f"{ms(best.ack_p50, 2)} ms p99 {ms(best.ack_p99, 2)} ms; sender "
-                                f"CPU {best.sender_cpu:.0%}")
-                        else:
-                            summary.append(f"harness -> {endpoint.server}, {workers} worker(s): "
-                                           "no rate sustained")
-                        log("")
-                if not args.skip_wrk:
-                    if not shutil.which("wrk"):
-                        summary.append("wrk: not installed (apt-get install -y wrk), skipped")
-                    else:
-                        log(f"(b) wrk -> same endpoint, closed loop, {int(seconds)} s")
-                        wrk = run_wrk(endpoint, tmp, int(seconds), args.wrk_threads,
-                                      args.wrk_connections)
-                        report["wrk"] = wrk
-                        log(f"    {wrk['command']}")
-                        log(f"    {wrk.get('requests_per_s', '?')} req/s, latency p50 "
-                            f"{ms(wrk.get('p50'), 2)} ms p99 {ms(wrk.get('p99'), 2)} ms, nginx CPU "
-                            f"{wrk['endpoint_cpu']:.0%}, machine busy {wrk['machine_busy']:.0%}"
-                            + (f", non-2xx {wrk['non_2xx']}" if wrk.get("non_2xx") else "")
-                            + (f", {wrk['socket_errors']}" if wrk.get("socket_errors") else ""))
-                        if wrk["exit"] != 0:
-                            log(f"    wrk exited {wrk['exit']}: {wrk['stderr']}")
-                        summary.append(f"wrk -t{args.wrk_threads} -c{args.wrk_connections} -> "
-                                       f"{endpoint.server}: {wrk.get('requests_per_s', '?')} req/s "
-                                       f"(closed loop), p50 {ms(wrk.get('p50'), 2)} ms p99 "
-                                       f"{ms(wrk.get('p99'), 2)} ms")
-                        log("")
+                report["rounds"] = []
+                for round_no in range(1, args.rounds + 1):
+                    if args.rounds > 1:
+                        log(f"\n=== round {round_no} of {args.rounds} ===")
+                    report["rounds"].append(endpoint_round(endpoint, args, tmp, seconds,
+                                                           tolerance, summary))
+                if args.rounds > 1:
+                    summary.extend(round_medians(report["rounds"]))
         if not args.skip_anvil:
             log(f"(c) bctest run -> anvil (1 node, block_time 1, {args.anvil_accounts} accounts, "
                 f"warmup {anvil_warmup} s, measure {anvil_duration} s, settle {anvil_settle} s, "

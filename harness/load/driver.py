@@ -22,6 +22,7 @@ from harness.load.spool import bodies_for
 from harness.model import Prepared, SendRecord, node_for
 
 START_LEAD = 0.3  # seconds between "all senders ready" and the first scheduled send
+BUSY = 0.85       # a sender process using this share of a core is the limit of its sends
 
 
 @dataclass
@@ -32,13 +33,31 @@ class SendProgress:
     late: int = 0
     dropped: int = 0
     max_lag: float = 0.0
+    connections: int = 0           # most connections the senders held at once (summed)
     per_worker: dict[int, dict] = field(default_factory=dict)
 
     def update(self, worker: int, counters: dict, max_lag: float) -> None:
         self.per_worker[worker] = {**counters, "max_lag": max_lag}
-        for key in ("sent", "acked", "errors", "late", "dropped"):
-            setattr(self, key, sum(w[key] for w in self.per_worker.values()))
+        for key in ("sent", "acked", "errors", "late", "dropped", "connections"):
+            setattr(self, key, sum(w.get(key, 0) for w in self.per_worker.values()))
         self.max_lag = max(w["max_lag"] for w in self.per_worker.values())
+
+    def limit(self) -> str | None:
+        """What held the sends back, from the senders' own figures; None when every send
+        left on time. Late sends, or drops while a sender process was busy on its core, mean
+        the senders were short of CPU (the harness was the limit); drops without either mean
+        the nodes answered too slowly for the outstanding-request bound."""
+        due = self.sent + self.dropped
+        busy = max((w.get("cpu", 0.0) for w in self.per_worker.values()), default=0.0)
+        if due and (self.late > 0.01 * due or (self.dropped and busy >= BUSY)):
+            return (f"the harness: {self.late} of {due} due sends left more than 10 ms late "
+                    f"(worst {self.max_lag * 1000:.0f} ms) and {self.dropped} were dropped, a "
+                    f"sender process used {busy:.0%} of a core: the senders were short of CPU; "
+                    "add load.workers or lower the rate")
+        if self.dropped:
+            return (f"the nodes: {self.dropped} sends dropped at max_in_flight while the senders "
+                    "kept their schedule: replies came slower than the rate")
+        return None
 
 
 def plan_workers(prepared: list[Prepared], targets: list[tuple[int, str]], offsets: Sequence[float],
