@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import inspect
 import json
 import os
 import random
@@ -54,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.adapters import jsonrpc  # noqa: E402
 from harness.adapters.base import Prepared  # noqa: E402
 from harness.load.driver import plan_workers, run_senders  # noqa: E402
+from harness.load.shape import fixed_offsets  # noqa: E402
 from harness.load.sender import DROPPED  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -83,13 +83,9 @@ def dummy_bodies(count: int, seed: int = 1) -> list[Prepared]:
 
 def make_plans(prepared: list[Prepared], url: str, rate: float, workers: int, max_in_flight: int,
                submit_timeout: float) -> list[Any]:
-    """plan_workers for a fixed rate, whichever schedule argument it takes (the rate, or,
-    with load shapes, one offset per transaction)."""
-    schedule: Any = rate
-    if "offsets" in inspect.signature(plan_workers).parameters:
-        schedule = [i / rate for i in range(len(prepared))]
-    return plan_workers(prepared, [(0, url)], schedule, workers, max_in_flight, submit_timeout,
-                        HEADERS, CLASSIFIER)
+    """plan_workers for a fixed rate: one offset per transaction, as `bctest run` makes them."""
+    return plan_workers(prepared, [(0, url)], fixed_offsets(len(prepared), rate), workers,
+                        max_in_flight, submit_timeout, HEADERS, CLASSIFIER)
 
 
 def established_to(port: int) -> int:
