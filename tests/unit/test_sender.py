@@ -19,6 +19,7 @@ import pytest
 from harness.load import sender
 from harness.load.driver import SendProgress, plan_workers, run_senders
 from harness.load.sender import DROPPED, WorkerPlan
+from harness.load.shape import fixed_offsets
 from harness.model import Prepared
 
 CLASSIFIER = "harness.adapters.jsonrpc:response_error"
@@ -424,7 +425,7 @@ def test_real_sender_processes_against_a_mixed_hostile_node():
         targets = [(n, f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}/")
                    for n, s in zip((4, 7), servers, strict=True)]
         prepared = [Prepared(body=str(i).encode(), tx_id=str(i)) for i in range(count)]
-        plans = plan_workers(prepared, targets, 400.0, 2, 64, 2.0, {}, CLASSIFIER, 3)
+        plans = plan_workers(prepared, targets, fixed_offsets(count, 400.0), 2, 64, 2.0, {}, CLASSIFIER, 3)
         progress: list[SendProgress] = []
         result = await run_senders(plans, count, lambda: False, progress.append, lambda t: None)
         for server in servers:
