@@ -30,6 +30,9 @@ import time
 from pathlib import Path
 from typing import Self
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import lifetime  # noqa: E402
+
 REPLY = '{"jsonrpc":"2.0","id":1,"result":"0xabababababababababababababababababababababababababababababababab"}'
 
 NGINX_CONF = """\
@@ -129,9 +132,13 @@ class Endpoint:
                        "-c", str(conf)]
         else:
             command = [sys.executable, __file__, "--serve-python", "--port", str(self.port)]
+        parent = os.getpid()
         with open(log, "wb") as err:
-            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            # The endpoint dies with the benchmark, SIGKILLed or not (nginx: TERM = fast stop).
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=lambda: lifetime.die_with_parent(parent, signal.SIGTERM))
         try:
             _wait_listening(self.port, self.process, 10, log)
         except BaseException:
