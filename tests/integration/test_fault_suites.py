@@ -152,6 +152,7 @@ checkers:
 """
 
 
+@pytest.mark.long   # CI time: the durability checker's failing path is unit-tested (test_checkers)
 def test_durability_trips_when_a_restarted_node_lost_its_chain(docker_client, anvil_image, tmp_path):
     """anvil holds its chain in memory: a killed and restarted anvil is a wiped node."""
     suite = write_suite(tmp_path, "anvil-restart", ANVIL_RESTART)
