@@ -22,7 +22,6 @@ master's exact monotonic instant (same boot id, same clock).
 from __future__ import annotations
 
 import atexit
-import importlib
 import json
 import os
 import shutil
@@ -41,7 +40,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from harness import lifetime
 from harness.load import planfile
-from harness.load.sender import LATE_AFTER, MAX_REPLY_BYTES, classify
+from harness.load.sender import LATE_AFTER, MAX_REPLY_BYTES, classifier, classify
 from harness.model import DROPPED
 
 PARENT_ENV = "BCTEST_LOCUST_PARENT"      # the harness's pid: local processes die with it
@@ -65,14 +64,6 @@ def _boot_id() -> str:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return ""
-
-
-def _classifier(ref: str) -> Any:
-    module, _, path = ref.partition(":")
-    found: Any = importlib.import_module(module)
-    for attr in path.split("."):
-        found = getattr(found, attr)
-    return found.response_error if isinstance(found, type) else found
 
 
 # -- worker side ---------------------------------------------------------------------------
@@ -150,7 +141,7 @@ class SchedulePlayer(User):
     def _play(self, plan: planfile.PlanData) -> None:
         runner = self.environment.runner
         meta = plan.meta
-        response_error = _classifier(meta.classifier)
+        response_error = classifier(meta.classifier)
         headers = {**meta.headers, "Accept-Encoding": "identity", "Connection": "keep-alive"}
         count = meta.count
         records: list[Any] = [None] * count

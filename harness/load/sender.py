@@ -69,7 +69,9 @@ def classify(response_error: Any, status: int, body: bytes) -> str | None:
     return text[:200] or "refused (empty reason)"
 
 
-def _classifier(ref: str):
+def classifier(ref: str) -> Any:
+    """The reply classifier a plan names: "module:Class" (its static response_error) or
+    "module:Class.method" (e.g. a query_error). Shared with the Locust worker."""
     module, _, path = ref.partition(":")
     found: Any = importlib.import_module(module)
     for attr in path.split("."):
@@ -83,7 +85,7 @@ class _Sender:
 
     def __init__(self, plan: WorkerPlan, queue: Any, stop: Any):
         self.plan, self.queue, self.stop = plan, queue, stop
-        self.response_error = _classifier(plan.classifier)
+        self.response_error = classifier(plan.classifier)
         self.count = len(plan.indexes)
         self.records: list[Any] = [None] * self.count
         self.counters: dict[str, Any] = {"sent": 0, "acked": 0, "errors": 0, "late": 0,

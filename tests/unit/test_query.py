@@ -20,7 +20,7 @@ from harness.adapters.evm import EvmAdapter
 from harness.errors import InputError
 from harness.history import History, QueryRecord
 from harness.load.driver import SendProgress
-from harness.load.sender import DROPPED, _classifier
+from harness.load.sender import DROPPED, classifier
 from harness.model import SendRecord
 from harness.phases.query import QueryOutcome, committed_txs, query_classifier, query_order
 from harness.phases.record import query_part
@@ -158,9 +158,9 @@ def test_bitcoin_tx_query_names_the_block_so_no_txindex_is_needed():
 @pytest.mark.parametrize("adapter", [EvmAdapter, CometbftAdapter, BitcoinAdapter])
 def test_sender_resolves_the_query_classifier_by_reference(adapter):
     instance = adapter.__new__(adapter)
-    assert _classifier(query_classifier(instance)) is adapter.query_error
+    assert classifier(query_classifier(instance)) is adapter.query_error
     # the transaction load's reference (a class) still resolves to response_error
-    assert _classifier(f"{adapter.__module__}:{adapter.__qualname__}") is adapter.response_error
+    assert classifier(f"{adapter.__module__}:{adapter.__qualname__}") is adapter.response_error
 
 
 # ---------------------------------------------------------------- History and figures
