@@ -35,6 +35,9 @@ class FaultStep:
     blocked: frozenset[tuple[int, int]] = frozenset()     # node pairs that cannot talk
 
 
+QUORUM_TARGETS = ("minority", "majority", "f", "f+1")   # sized by the fault model
+
+
 def target_count(target: str, nodes: int, tolerated: int) -> int:
     return {"one": 1, "minority": (nodes - 1) // 2, "majority": nodes // 2 + 1, "f": tolerated,
             "f+1": tolerated + 1, "all": nodes}[target]
@@ -65,6 +68,15 @@ def resolve_target(target: Any, nodes: int, tolerated: int, rng: random.Random,
         return tuple(sorted(indexes))
     if target == "random":
         return (rng.randrange(nodes),)
+    if topology is not None and target in QUORUM_TARGETS:
+        # The fault model is the consensus participants': f of a topology is f of its root
+        # tier, so `f+1` takes root nodes (the highest-numbered ones), never the regions.
+        pool = topology.tier_nodes("root")
+        count = target_count(target, len(pool), tolerated)
+        if count < 1:
+            raise InputError(file, where, f"a target that selects at least one node; '{target}' "
+                             f"selects none of the {len(pool)} root nodes (tolerates {tolerated})")
+        return pool[len(pool) - count:]
     count = target_count(target, nodes, tolerated)
     if count < 1:
         raise InputError(file, where, f"a target that selects at least one node; '{target}' "
