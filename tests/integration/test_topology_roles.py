@@ -97,6 +97,7 @@ load:
   warmup: 3
   duration: 15
   settle: 20
+audit: true
 checks:
   - id: committed at least 99% of submitted
     metric: success_ratio
@@ -148,6 +149,13 @@ def test_cometbft_only_the_root_nodes_validate(docker_client, cometbft_image, tm
     committed = got["phases"]["warmup"]["committed"] + measure["committed"]
     # the full nodes synced every committed transaction too
     assert all(node["txs_held"] >= committed for node in got["nodes"]), got["nodes"]
+    # The authenticity audit: every audited block's commit holds exactly the two root
+    # validators' signatures (> 2/3 of 20 power needs both), each verified against the keys
+    # the harness put in the genesis (the root nodes' only).
+    signatures = got["audit"]["signatures"]
+    assert signatures["verdict"] == "pass", signatures
+    assert signatures["checked"] > 5 and signatures["failed"] == signatures["skipped"] == 0
+    assert signatures["counts"]["signatures"] == 2 * signatures["checked"], signatures
     for i in range(5):
         said = log_of(run_dir, got, f"node{i}")
         assert ("This node is a validator" in said) == (i < 2), f"node{i}"
