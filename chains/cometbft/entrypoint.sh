@@ -1,8 +1,10 @@
 #!/bin/sh
 # Vendor-contract entry point: reads BCTEST_* variables and the files the harness
 # generated under /bctest/ (read-only):
-#   genesis.json             the shared genesis (chain id, all validators)
-#   priv_validator_key.json  this node's validator key
+#   genesis.json             the shared genesis (chain id, the validators: every node, or
+#                            with a topology the root nodes only)
+#   priv_validator_key.json  this node's validator key (a full node's - BCTEST_NODE_ROLE
+#                            management/application - is in no validator set: it only syncs)
 #   node_key.json            this node's p2p key
 #   persistent_peers         <node id>@node<j>:26656 for every other node, comma-separated
 # It keeps its state in $CMTHOME (default ~/.cometbft), so a restarted container

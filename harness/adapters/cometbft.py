@@ -4,6 +4,9 @@ The harness generates what `cometbft init` + `cometbft testnet` would: one Ed255
 validator key and one node key per node (derived from the suite seed), a genesis with
 every validator at equal power, and each node's persistent peer list over the run
 network. The node image turns these into its config (chains/cometbft/entrypoint.sh).
+With a three-tier topology (adapter.roles) only the root nodes are in the genesis
+validator set; management and application nodes are full nodes: their own keys, a
+priv_validator_key that no validator set holds, the same genesis and peers.
 
 Transactions are kvstore `key=value` pairs; a transaction's id is what CometBFT calls
 its hash: the upper-case hex SHA-256 of the transaction bytes. Blocks arrive through a
@@ -242,19 +245,29 @@ class CometbftAdapter(AdapterBase):
     # -- node files
 
     def validator_keys(self) -> list[Ed25519Key]:
+        """Every node's priv_validator key, by node index (a full node's is in no validator set)."""
         return [derive_key("validator", self.identity_seed, i) for i in range(self.nodes)]
+
+    def validating_nodes(self) -> tuple[int, ...]:
+        """The nodes in the genesis validator set: the root tier of a topology, else all."""
+        if self.roles is None:
+            return tuple(range(self.nodes))
+        return tuple(i for i, role in enumerate(self.roles) if role == "root")
 
     def node_keys(self) -> list[Ed25519Key]:
         return [derive_key("node", self.identity_seed, i) for i in range(self.nodes)]
 
     def genesis(self, genesis_time: float | None = None) -> dict[str, Any]:
-        """The shared genesis: every node a validator with equal power.
+        """The shared genesis: every validating node (validating_nodes()) with equal power.
 
         Genesis time is now (a future time would make the nodes sleep until then; a
         far past one would give block 1 a misleading timestamp)."""
         power = str(int(self.options.get("power", 10)))
-        validators = [{"address": key.address, "pub_key": key.pub_key_json(), "power": power,
-                       "name": f"node{i}"} for i, key in enumerate(self.validator_keys())]
+        keys = self.validator_keys()
+        validators = [{"address": keys[i].address, "pub_key": keys[i].pub_key_json(),
+                       "power": power, "name": f"node{i}"} for i in self.validating_nodes()]
+        if not validators:   # the topology parser requires a root zone; a chain nobody extends
+            raise ValueError("roles without a root node: the genesis would have no validator")
         return {
             "genesis_time": rfc3339(time.time() if genesis_time is None else genesis_time),
             "chain_id": self.chain_id,
@@ -396,8 +409,10 @@ class CometbftAdapter(AdapterBase):
 
     def audit_expectations(self) -> dict[str, Any]:
         """The audit checks the commits are signed, on this run's chain id, by the validator
-        keys the harness generated for genesis."""
-        return {"chain_id": self.chain_id, "validators": {key.public for key in self.validator_keys()}}
+        keys the harness put in the genesis (with a topology: the root nodes' only)."""
+        keys = self.validator_keys()
+        return {"chain_id": self.chain_id,
+                "validators": {keys[i].public for i in self.validating_nodes()}}
 
     async def raw_blocks(self, node: Node, numbers: list[int]) -> list[dict[str, Any]]:
         """For the authenticity audit (harness/audit/cometbft.py), per height N: the

@@ -5,10 +5,12 @@ Per-chain differences live in the chain pack (`options`), not in forks of this c
   funding_wei      balance of every sender account in the genesis alloc
   genesis          extra keys merged into the generated genesis.json
   genesis_config   extra keys merged into genesis.json's "config"
-  clique           true: proof-of-authority with every node a signer. The adapter then
-                   also writes per node /bctest/signer.key, /bctest/nodekey and
-                   /bctest/enodes, puts the signers in the genesis extradata and takes the
-                   block period from the pack parameter `period`.
+  clique           true: proof-of-authority with every node a signer (with a three-tier
+                   topology, adapter.roles: the root nodes only; the others sync and do
+                   not seal). The adapter then also writes per node /bctest/nodekey and
+                   /bctest/enodes, and per signer /bctest/signer.key, puts the signers in
+                   the genesis extradata and takes the block period from the pack
+                   parameter `period`.
 """
 
 from __future__ import annotations
@@ -118,12 +120,23 @@ class EvmAdapter(AdapterBase):
         }
         if self.options.get("clique"):
             config["clique"] = {"period": int(self.params.get("period", 1)), "epoch": 30000}
-            signers = b"".join(a.address for a in self.signers())
+            keys = self.signers()
+            signers = b"".join(keys[i].address for i in self.signer_nodes())
             genesis["extraData"] = "0x" + (bytes(32) + signers + bytes(65)).hex()
         return genesis
 
     def signers(self) -> list:
+        """Every node's Clique signer account, by node index (a non-signer's is never used)."""
         return [derive_account("signer", self.identity_seed, i) for i in range(self.nodes)]
+
+    def signer_nodes(self) -> tuple[int, ...]:
+        """The nodes that seal: the root tier of a topology, else every node."""
+        if self.roles is None:
+            return tuple(range(self.nodes))
+        chosen = tuple(i for i, role in enumerate(self.roles) if role == "root")
+        if not chosen:   # the topology parser requires a root zone; a chain nobody extends
+            raise ValueError("roles without a root node: Clique would have no signer")
+        return chosen
 
     def node_files(self) -> dict[int, dict[str, bytes]]:
         genesis = json.dumps(self.genesis(self.accounts), indent=1).encode()
@@ -131,9 +144,11 @@ class EvmAdapter(AdapterBase):
         if self.options.get("clique"):
             p2p = [derive_account("p2p", self.identity_seed, i) for i in range(self.nodes)]
             enodes = "".join(f"node{i} {public_key_hex(a.key)}\n" for i, a in enumerate(p2p)).encode()
+            sealing = set(self.signer_nodes())
             for i, signer in enumerate(self.signers()):
-                files[i].update({"signer.key": signer.key.hex().encode(),
-                                 "nodekey": p2p[i].key.hex().encode(), "enodes": enodes})
+                files[i].update({"nodekey": p2p[i].key.hex().encode(), "enodes": enodes})
+                if i in sealing:   # no signer.key: the vendor contract's "sync, do not seal"
+                    files[i]["signer.key"] = signer.key.hex().encode()
         return files
 
     async def ready(self, node: Node) -> str | None:
