@@ -15,6 +15,8 @@ from harness.faults import schedule
 from harness.faults.schedule import FaultStep
 from harness.load import shape as shapes
 from harness.load.shape import Schedule
+from harness.runtime import swarmspec
+from harness.runtime.swarmspec import SwarmOptions
 from harness.standards import catalogue
 from harness.standards.catalogue import Catalogue
 from harness.validation import load_and_validate
@@ -127,6 +129,8 @@ class Suite:
     # False/{} for the adapter's own workload, which needs no read-back.
     workload_registered: bool = False
     workload_settings: dict[str, Any] = field(default_factory=dict)
+    runtime: str = "docker"        # docker | swarm (harness/runtime/swarm.py, docs/swarm.md)
+    swarm: SwarmOptions = field(default_factory=SwarmOptions)
 
 
     def checker_config(self) -> dict[str, dict[str, Any]]:
@@ -205,6 +209,7 @@ def load(path: Path) -> Suite:
     query = _query(doc.get("query"), nodes, file, load_nodes)
     if query is not None:
         _check_query_kind(query, pack, file, registered.query_kinds if registered else ())
+    runtime, swarm = swarmspec.options(doc, file)   # refuses faults the runtime cannot apply
     faults = schedule.plan(doc.get("faults", []), nodes, pack.fault_tolerance(nodes),
                            doc.get("seed", 1), plan.total, file)
     catalogues = [catalogue.load(resolve_standard(ref, path.parent, file, f"standards[{i}]"))
@@ -248,6 +253,8 @@ def load(path: Path) -> Suite:
         security=_security(doc.get("security")),
         workload_registered=registered is not None,
         workload_settings=workload_settings,
+        runtime=runtime,
+        swarm=swarm,
     )
 
 

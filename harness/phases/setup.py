@@ -60,8 +60,11 @@ async def start_network(runtime: DockerRuntime, suite: Suite, adapter: Adapter, 
     started = time.monotonic()
     disk_nodes = {i for step in suite.faults if step.action == "disk" for i in step.nodes}
     extras = kinds.container_options(suite.faults, suite.nodes, runtime.log_dir.parent)
+    topology = getattr(suite, "topology", None)   # node index -> zone: the swarm places by it
+    zones = {i: topology.zone_of(i).name for i in range(suite.nodes)} if topology else None
     nodes = await asyncio.to_thread(runtime.start, suite.chain, image, suite.nodes, files,
-                                    suite.params, dict.fromkeys(disk_nodes, DATA_DISK_BYTES), extras)
+                                    suite.params, dict.fromkeys(disk_nodes, DATA_DISK_BYTES), extras,
+                                    zones)
     ready = await asyncio.gather(*(
         wait_ready(runtime, adapter, node, suite.chain.readiness_probe, suite.ready_timeout,
                    started, interrupted) for node in nodes))
@@ -134,7 +137,13 @@ async def setup(ctx: RunContext) -> None:
                                         workload_seed(suite.seed, ctx.key_secret), suite.accounts)
     image_id = await asyncio.to_thread(images.ensure, ctx.client, suite.chain, ctx.rebuild,
                                        lambda message: ctx.say(f"  {message}"))
-    ctx.runtime = DockerRuntime(ctx.client, ctx.run_id, ctx.run_dir / "logs")
+    if suite.runtime == "swarm":   # nodes as services of the engine's swarm (docs/swarm.md)
+        from harness.runtime.swarm import SwarmRuntime
+        links = bool(getattr(getattr(suite, "topology", None), "links", None))
+        ctx.runtime = SwarmRuntime(ctx.client, ctx.run_id, ctx.run_dir / "logs", suite.swarm,
+                                   netns=kinds.needs_preflight(suite.faults) or links)
+    else:
+        ctx.runtime = DockerRuntime(ctx.client, ctx.run_id, ctx.run_dir / "logs")
     ctx.host = await asyncio.to_thread(hostinfo.host_facts, ctx.client)
     ctx.say(f"starting {suite.nodes} × {suite.chain.name} {suite.chain.version} ({image_id[:19]})")
     interrupted = lambda: ctx.stopped() is not None  # noqa: E731
