@@ -171,6 +171,8 @@ class SwarmRuntime:
         """One labelled swarm config per file of the node: (id, name, path under /bctest)."""
         made = []
         for relative, content in sorted(files.items()):
+            if not content:   # a swarm config cannot be empty: the file is absent (docs/swarm.md)
+                continue
             name = swarmspec.config_name(self.run_id, node, relative, content)
             try:
                 config = self.client.configs.create(name=name, data=content,

@@ -140,8 +140,8 @@ def service_spec(spec: NodeSpec) -> dict[str, Any]:
         # no-new-privileges: the Engine API has no service field for it before 1.46; the
         # run warns (SwarmRuntime.unguarded).
     }
-    if spec.command:
-        container["Command"] = spec.command.split() if isinstance(spec.command, str) else list(spec.command)
+    if spec.command:   # the pack's command: arguments to the image's entrypoint (Args, not Command)
+        container["Args"] = spec.command.split() if isinstance(spec.command, str) else list(spec.command)
     if spec.cap_add:
         container["CapabilityAdd"] = list(spec.cap_add)
     limits = {"NanoCPUs": spec.limits["nano_cpus"], "MemoryBytes": spec.limits["mem_limit"],

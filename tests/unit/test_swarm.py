@@ -189,7 +189,7 @@ def test_service_spec_carries_what_a_node_container_has():
                                                      "bctest.node": "node2"}
     assert body["Mode"] == {"Replicated": {"Replicas": 1}}
     assert container["Image"] == "sha256:abc"
-    assert container["Command"] == ["run", "--fast"]
+    assert container["Args"] == ["run", "--fast"] and "Command" not in container
     assert container["Hostname"] == "node2"
     assert "BCTEST_ZONE=p1" in container["Env"] and "BCTEST_NODE_INDEX=2" in container["Env"]
     assert container["CapabilityDrop"] == ["ALL"]
@@ -213,7 +213,7 @@ def test_service_spec_carries_what_a_node_container_has():
 def test_service_spec_without_command_caps_or_zone():
     body = _spec(command=None, cap_add=[], zone=None)
     container = body["TaskTemplate"]["ContainerSpec"]
-    assert "Command" not in container and "CapabilityAdd" not in container
+    assert "Args" not in container and "CapabilityAdd" not in container
     assert body["TaskTemplate"]["Placement"]["Constraints"] == []
     assert _spec(placement="any")["TaskTemplate"]["Placement"]["Constraints"] == []
 
