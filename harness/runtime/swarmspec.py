@@ -46,6 +46,9 @@ def options(doc: dict[str, Any], file: str) -> tuple[str, SwarmOptions]:
     section = doc.get("swarm", {})
     chosen = SwarmOptions(placement=section.get("placement", "zones"),
                           faults_via=section.get("faults_via", "auto"))
+    if runtime == "swarm" and "security" in doc:   # twins and per-container probes: one engine
+        raise InputError(file, "security", "security probes need runtime: docker (they start twin "
+                         "nodes and inspect containers on this engine; see docs/swarm.md)")
     supported = SUPPORTED_FAULTS.get(runtime)
     if supported is not None:
         for i, fault in enumerate(doc.get("faults", [])):

@@ -71,6 +71,12 @@ def test_swarm_section_without_swarm_runtime_is_refused(tmp_path, inputs):
     assert info.value.field == "swarm"
 
 
+def test_swarm_refuses_security_probes(tmp_path, inputs):
+    with pytest.raises(InputError) as info:
+        suite.load(_suite(tmp_path, inputs, runtime="swarm", security={"budget": 60}))
+    assert info.value.field == "security" and "runtime: docker" in str(info.value)
+
+
 def test_unknown_placement_is_refused_by_the_schema(tmp_path, inputs):
     with pytest.raises(InputError) as info:
         suite.load(_suite(tmp_path, inputs, runtime="swarm", swarm={"placement": "everywhere"}))
