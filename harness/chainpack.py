@@ -43,6 +43,8 @@ class ChainPack:
     max_nodes: int | None
     data_dir: str | None = None     # where the node keeps its ledger (the disk fault's target)
     reference: bool = False         # one of the test center's own packs (chains/ of this checkout)
+    # Three-tier roles the nodes can take (harness/topology.py): role -> what such a node runs as
+    roles: dict[str, str] = field(default_factory=dict)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     def fault_tolerance(self, nodes: int) -> int:
@@ -123,6 +125,7 @@ def load(folder: Path) -> ChainPack:
         max_nodes=max_nodes,
         data_dir=doc.get("data_dir"),
         reference=reference,
+        roles=dict(doc.get("roles", {})),
         raw=doc,
     )
 

@@ -236,9 +236,12 @@ class RunHeader:
     ledger: dict[str, Any] | None = None
     phases: dict[str, list[float]] = field(default_factory=dict)
     query: dict[str, Any] | None = None
+    topology: dict[str, Any] | None = None   # zones, tiers, links (harness/topology.py) and how applied
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         if out["query"] is None:
             del out["query"]     # written only by runs that had a query phase
+        if out["topology"] is None:
+            del out["topology"]  # written only by runs with a topology
         return out

@@ -76,6 +76,8 @@ def run_header(ctx: RunContext) -> RunHeader:
               "workload": ctx.workload, "max_in_flight": spec.max_in_flight,
               "connections": spec.connections,
               "commit_share": suite.commit_share, "seed": suite.seed,
+              # whose holding a tx commits it: the root tier of a topology, else every node
+              "commit_nodes": list(suite.commit_nodes),
               # revealed only now, after the run: with the seed it rebuilds every key and tx
               "key_secret": ctx.key_secret,
               "nodes": list(suite.load_nodes) if suite.load_nodes is not None
@@ -83,12 +85,15 @@ def run_header(ctx: RunContext) -> RunHeader:
         checks=[{"id": c.id, "metric": c.metric, "op": c.op, "value": c.value,
                  "phase": c.phase} for c in suite.checks],
         faults=describe(suite.faults),
-        fault_model={"kind": suite.chain.consensus, "nodes": len(nodes),
-                     "f": suite.chain.fault_tolerance(len(nodes))},
+        # the consensus participants: with a topology, its root tier
+        fault_model={"kind": suite.chain.consensus, "nodes": len(suite.commit_nodes),
+                     "f": suite.chain.fault_tolerance(len(suite.commit_nodes))},
         checkers=suite.checker_config(),
         standards=[standards.entry(c) for c in suite.standards],
         bootstrap=ctx.bootstrap,
         ledger=ctx.ledger,
+        topology=({**suite.topology.header(), "links_applied": ctx.links}
+                  if suite.topology is not None else None),
     )
 
 

@@ -19,6 +19,7 @@ from harness.runtime import swarmspec
 from harness.runtime.swarmspec import SwarmOptions
 from harness.standards import catalogue
 from harness.standards.catalogue import Catalogue
+from harness.topology import Topology
 from harness.validation import load_and_validate
 
 FINALITY = ("bft", "cft", "single")   # consensus kinds that claim finality (checks/safety.py)
@@ -131,6 +132,15 @@ class Suite:
     workload_settings: dict[str, Any] = field(default_factory=dict)
     runtime: str = "docker"        # docker | swarm (harness/runtime/swarm.py, docs/swarm.md)
     swarm: SwarmOptions = field(default_factory=SwarmOptions)
+    topology: Topology | None = None   # zones, tiers and links (harness/topology.py); None: all alike
+
+    @property
+    def commit_nodes(self) -> tuple[int, ...]:
+        """The nodes whose holding a transaction commits it: the root tier of a topology
+        (the consensus participants; the others are judged by the structure checks), else all."""
+        if self.topology is None:
+            return tuple(range(self.nodes))
+        return self.topology.tier_nodes("root")
 
 
     def checker_config(self) -> dict[str, dict[str, Any]]:
@@ -181,7 +191,8 @@ def load(path: Path) -> Suite:
         if exc.file is None:  # the reference itself is wrong: blame the suite field
             raise InputError(file, "chain", exc.expected) from None
         raise
-    nodes = doc.get("nodes", 1)
+    topology = _topology(doc, pack, file)
+    nodes = topology.count if topology is not None else doc.get("nodes", 1)
     if nodes < pack.min_nodes or (pack.max_nodes is not None and nodes > pack.max_nodes):
         upper = pack.max_nodes if pack.max_nodes is not None else "any"
         raise InputError(file, "nodes", f"chain '{pack.name}' runs with {pack.min_nodes}..{upper} "
@@ -206,12 +217,15 @@ def load(path: Path) -> Suite:
     workload = doc.get("workload", {})
     registered, workload_settings = _workload(workload, pack, file)
     load_nodes = _node_list(load_doc, nodes, file, "load.nodes")
+    if load_nodes is None and topology is not None:   # clients are served by the application tier
+        load_nodes = topology.tier_nodes("application") or None
     query = _query(doc.get("query"), nodes, file, load_nodes)
     if query is not None:
         _check_query_kind(query, pack, file, registered.query_kinds if registered else ())
     runtime, swarm = swarmspec.options(doc, file)   # refuses faults the runtime cannot apply
-    faults = schedule.plan(doc.get("faults", []), nodes, pack.fault_tolerance(nodes),
-                           doc.get("seed", 1), plan.total, file)
+    voters = len(topology.tier_nodes("root")) if topology is not None else nodes
+    faults = schedule.plan(doc.get("faults", []), nodes, pack.fault_tolerance(voters),
+                           doc.get("seed", 1), plan.total, file, topology)
     catalogues = [catalogue.load(resolve_standard(ref, path.parent, file, f"standards[{i}]"))
                   for i, ref in enumerate(doc.get("standards", []))]
     return Suite(
@@ -255,7 +269,27 @@ def load(path: Path) -> Suite:
         workload_settings=workload_settings,
         runtime=runtime,
         swarm=swarm,
+        topology=topology,
     )
+
+
+def _topology(doc: dict[str, Any], pack: ChainPack, file: str) -> Topology | None:
+    """The suite's `topology:`, checked against `nodes:` and the roles the pack declares."""
+    if "topology" not in doc:
+        return None
+    from harness import topology as tiers
+    found = tiers.parse(doc["topology"], file)
+    if "nodes" in doc and doc["nodes"] != found.count:
+        raise InputError(file, "nodes", f"the topology's node count ({found.count}) or nothing, "
+                         f"got {doc['nodes']}")
+    missing = [role for role in found.used_tiers() if role not in pack.roles]
+    if missing:
+        declared = (f"declares only {', '.join(sorted(pack.roles))}" if pack.roles
+                    else "declares no node roles (not applicable to this chain)")
+        raise InputError(file, "topology", f"roles the chain pack supports; chain '{pack.name}' "
+                         f"{declared}, this topology needs {', '.join(missing)} "
+                         f"(the pack's `roles:` in {pack.manifest})")
+    return found
 
 
 def _schedule(load_doc: dict[str, Any], warmup: float, folder: Path, file: str) -> Schedule:

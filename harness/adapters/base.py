@@ -116,6 +116,9 @@ class AdapterBase:
         # the workload stays secret (harness/phases/setup.py).
         self.identity_seed = seed
         self.accounts = accounts
+        # Each node's three-tier role by index (harness/topology.py), set by the run before
+        # node_files(); None: no topology, every node alike (e.g. every node a validator).
+        self.roles: tuple[str, ...] | None = None
 
     def control_session(self) -> aiohttp.ClientSession:
         import aiohttp  # here, not at the top: importing a family's pure parts needs no HTTP stack

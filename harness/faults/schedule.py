@@ -4,7 +4,8 @@ Pure: which nodes each fault hits, when it starts and heals, and for partitions 
 can still reach whom. The run clock's 0 is the first scheduled send. Count targets
 (one, minority, majority, f, f+1, all) take the highest-numbered nodes, so a suite can
 keep its load on the low ones (`load.nodes`); `random` picks one node per repetition
-with the suite's seed. What each action needs and how it places its nodes is its kind's
+with the suite's seed; with a topology, `zone:<name>` takes a zone and the zones below it
+and `tier:<name>` a tier. What each action needs and how it places its nodes is its kind's
 (harness/faults/kinds/).
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from harness.errors import InputError
 from harness.faults import kinds
+from harness.topology import Topology
 
 
 @dataclass(frozen=True)
@@ -33,13 +35,28 @@ class FaultStep:
     blocked: frozenset[tuple[int, int]] = frozenset()     # node pairs that cannot talk
 
 
+QUORUM_TARGETS = ("minority", "majority", "f", "f+1")   # sized by the fault model
+
+
 def target_count(target: str, nodes: int, tolerated: int) -> int:
     return {"one": 1, "minority": (nodes - 1) // 2, "majority": nodes // 2 + 1, "f": tolerated,
             "f+1": tolerated + 1, "all": nodes}[target]
 
 
 def resolve_target(target: Any, nodes: int, tolerated: int, rng: random.Random,
-                   file: str, where: str) -> tuple[int, ...]:
+                   file: str, where: str, topology: Topology | None = None) -> tuple[int, ...]:
+    if isinstance(target, str) and target.startswith(("zone:", "tier:")):
+        if topology is None:
+            raise InputError(file, where, f"a node count or names; '{target}' needs the suite's topology")
+        try:
+            chosen = topology.nodes_in(target)
+        except KeyError:
+            known = ", ".join(z.name for z in topology.zones)
+            raise InputError(file, where, f"a zone ({known}) or tier of this topology, "
+                             f"got {target!r}") from None
+        if not chosen:
+            raise InputError(file, where, f"a selector that names at least one node; {target!r} names none")
+        return chosen
     if isinstance(target, list):
         indexes = []
         for name in target:
@@ -51,6 +68,15 @@ def resolve_target(target: Any, nodes: int, tolerated: int, rng: random.Random,
         return tuple(sorted(indexes))
     if target == "random":
         return (rng.randrange(nodes),)
+    if topology is not None and target in QUORUM_TARGETS:
+        # The fault model is the consensus participants': f of a topology is f of its root
+        # tier, so `f+1` takes root nodes (the highest-numbered ones), never the regions.
+        pool = topology.tier_nodes("root")
+        count = target_count(target, len(pool), tolerated)
+        if count < 1:
+            raise InputError(file, where, f"a target that selects at least one node; '{target}' "
+                             f"selects none of the {len(pool)} root nodes (tolerates {tolerated})")
+        return pool[len(pool) - count:]
     count = target_count(target, nodes, tolerated)
     if count < 1:
         raise InputError(file, where, f"a target that selects at least one node; '{target}' "
@@ -84,7 +110,7 @@ def partition(shape: str, targets: tuple[int, ...], nodes: int
 
 
 def plan(faults: list[dict[str, Any]], nodes: int, tolerated: int, seed: int, load_end: float,
-         file: str) -> list[FaultStep]:
+         file: str, topology: Topology | None = None) -> list[FaultStep]:
     """Every step of every fault, in start order. Errors name the suite field."""
     steps = []
     for number, fault in enumerate(faults):
@@ -117,7 +143,7 @@ def plan(faults: list[dict[str, Any]], nodes: int, tolerated: int, seed: int, lo
                 raise InputError(file, where, f"a fault that heals by the end of the load "
                                  f"({load_end:g} s on the run clock); repetition {k + 1} heals at {end:g} s")
             targets = resolve_target(fault.get("target", kind.default_target(fault)), nodes, tolerated,
-                                     rng, file, f"{where}.target")
+                                     rng, file, f"{where}.target", topology)
             targets, groups, blocked = kind.place(fault, targets, nodes, file, where)
             steps.append(FaultStep(
                 id=fault_id if repeat["times"] == 1 else f"{fault_id}#{k + 1}", action=action,

@@ -63,6 +63,7 @@ class RunContext:
     host: dict[str, Any] = field(default_factory=dict)
     nodes: list[Node] = field(default_factory=list)
     node_info: list[dict[str, Any]] = field(default_factory=list)
+    links: dict[str, Any] | None = None         # the topology's link profiles as applied and measured
     # prepare
     bootstrap: dict[str, Any] = field(default_factory=dict)
     prepared: list[Any] = field(default_factory=list)

@@ -15,6 +15,7 @@ from harness import adapters, hostinfo, lifetime, workloads
 from harness.adapters.base import Adapter
 from harness.errors import InfraError
 from harness.faults import kinds, netns
+from harness.faults.kinds.base import ContainerOptions
 from harness.model import Node
 from harness.phases.context import RunContext
 from harness.runtime import images
@@ -54,14 +55,25 @@ async def wait_ready(runtime: DockerRuntime, adapter: Adapter, node: Node, probe
         await asyncio.sleep(0.25)
 
 
+def topology_options(suite: Suite) -> dict[int, ContainerOptions]:
+    """Each node's role and zone, for the vendor contract (docs/vendor-contract.md)."""
+    if suite.topology is None:
+        return {}
+    return {i: ContainerOptions(environment={"BCTEST_NODE_ROLE": suite.topology.role_of(i),
+                                             "BCTEST_ZONE": suite.topology.zone_of(i).name})
+            for i in range(suite.nodes)}
+
+
 async def start_network(runtime: DockerRuntime, suite: Suite, adapter: Adapter, image: str,
                         interrupted: Callable[[], bool]) -> tuple[list[Node], list[dict[str, Any]]]:
     files = adapter.node_files()
     started = time.monotonic()
     disk_nodes = {i for step in suite.faults if step.action == "disk" for i in step.nodes}
     extras = kinds.container_options(suite.faults, suite.nodes, runtime.log_dir.parent)
-    topology = getattr(suite, "topology", None)   # node index -> zone: the swarm places by it
-    zones = {i: topology.zone_of(i).name for i in range(suite.nodes)} if topology else None
+    for index, options in topology_options(suite).items():
+        extras[index] = extras[index].merged(options) if index in extras else options
+    zones = ({i: suite.topology.zone_of(i).name for i in range(suite.nodes)}
+             if suite.topology is not None else None)
     nodes = await asyncio.to_thread(runtime.start, suite.chain, image, suite.nodes, files,
                                     suite.params, dict.fromkeys(disk_nodes, DATA_DISK_BYTES), extras,
                                     zones)
@@ -131,6 +143,9 @@ async def setup(ctx: RunContext) -> None:
     ctx.adapter = adapter_cls(suite.chain, suite.params, suite.nodes,
                               workload_seed(suite.seed, ctx.key_secret), suite.accounts)
     ctx.adapter.identity_seed = suite.seed   # node keys: the same network on every run
+    # Each node's role (management / root / application), read by node_files(): e.g. only
+    # root nodes are CometBFT validators. None: no topology, every node alike.
+    ctx.adapter.roles = suite.topology.roles() if suite.topology is not None else None
     spec = workloads.find(suite.chain.family, ctx.workload)
     if spec is not None:   # a registered workload: same secret seed, same accounts as the adapter
         ctx.workload_impl = spec.create(ctx.adapter, suite.workload_settings,
@@ -139,7 +154,7 @@ async def setup(ctx: RunContext) -> None:
                                        lambda message: ctx.say(f"  {message}"))
     if suite.runtime == "swarm":   # nodes as services of the engine's swarm (docs/swarm.md)
         from harness.runtime.swarm import SwarmRuntime
-        links = bool(getattr(getattr(suite, "topology", None), "links", None))
+        links = suite.topology is not None and bool(suite.topology.links)
         ctx.runtime = SwarmRuntime(ctx.client, ctx.run_id, ctx.run_dir / "logs", suite.swarm,
                                    netns=kinds.needs_preflight(suite.faults) or links)
     else:

@@ -160,8 +160,9 @@ class DockerRuntime:
               zones: dict[int, str] | None = None) -> list[Node]:
         """Create the run network and `count` node containers, then start them all.
         `disks`: node index -> bytes of a size-limited filesystem at the pack's data_dir.
-        `extras`: node index -> read-only binds and variables a fault kind needs from creation.
-        `zones`: node index -> zone (placement on a swarm; one host here: ignored)."""
+        `extras`: node index -> read-only binds and variables a fault kind (or the topology)
+        needs from creation. `zones`: node index -> zone; one host holds every zone here
+        (placement by zone is the Swarm runtime's)."""
         if disks and pack.data_dir:
             data_disks.preflight()
         addresses = self._create_network(count)
@@ -360,6 +361,11 @@ class DockerRuntime:
     def pid(self, node: Node) -> int:
         """The node's main process id in the engine's PID namespace (0 when not running)."""
         return int(self.container(node).attrs["State"].get("Pid") or 0)
+
+    def namespace(self, node: Node) -> int | None:
+        """Where the network faults reach the node (harness.faults.netns): its pid, entered with
+        nsenter on this host; None while the container is down."""
+        return self.pid(node) or None
 
     def exit_status(self, node: Node) -> int | None:
         """The container's exit code if it has stopped, None while it runs."""

@@ -241,11 +241,14 @@ class SwarmRuntime:
         except docker.errors.NotFound:
             return 0
 
-    def namespace(self, node: Node) -> int | agents.AgentNamespace:
-        """The node's network namespace: the local pid, or an agent-backed handle when the
-        task is on another host (or the suite asks for the agent)."""
+    def namespace(self, node: Node) -> int | agents.AgentNamespace | None:
+        """The node's network namespace (harness.faults.netns): the local pid, or an
+        agent-backed handle when the task is on another host (or the suite asks for the
+        agent); None while the task is not running."""
         if self.is_local(node) and self.options.faults_via != "agent":
-            return self.pid(node)
+            return self.pid(node) or None
+        if self.exit_status(node) is not None:
+            return None
         return self._agent(node).namespace(node.container_id)
 
     def _agent(self, node: Node) -> agents.AgentClient:

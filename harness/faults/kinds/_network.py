@@ -25,13 +25,13 @@ def peers(ctx: FaultContext, node: Any) -> list[str]:
 
 def remove_chain(ctx: FaultContext) -> None:
     for node in ctx.targets():
-        pid = ctx.runtime.pid(node)
-        if pid > 0:
-            netns.remove_chain(pid, chain(ctx))
+        namespace = ctx.runtime.namespace(node)
+        if namespace is not None:
+            netns.remove_chain(namespace, chain(ctx))
 
 
 def clear_qdisc(ctx: FaultContext) -> None:
     for node in ctx.targets():
-        pid = ctx.runtime.pid(node)
-        if pid > 0:
-            netns.clear_root_qdisc(pid)
+        namespace = ctx.runtime.namespace(node)
+        if namespace is not None:
+            netns.clear_root_qdisc(namespace)

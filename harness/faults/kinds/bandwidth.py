@@ -19,7 +19,7 @@ class Bandwidth(FaultKind):
 
     def apply(self, ctx: FaultContext) -> None:
         for node in ctx.targets():
-            netns.set_root_qdisc(ctx.runtime.pid(node), "tbf", "rate", ctx.step.settings["rate"],
+            netns.set_root_qdisc(ctx.runtime.namespace(node), "tbf", "rate", ctx.step.settings["rate"],
                                  "burst", "32kbit", "latency", "400ms")
 
     def heal(self, ctx: FaultContext) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zlib
 
-from harness.faults import netns, nfqueue
+from harness.faults import netns
 from harness.faults.kinds import _network
 from harness.faults.kinds.base import FaultContext, FaultKind
 
@@ -37,7 +37,7 @@ class Delay(FaultKind):
     def skip_reason(self, ctx: FaultContext) -> str | None:
         """netem where the kernel has it, else the NFQUEUE delayer (or the one `via` asks
         for); None when one is chosen, else why neither can be used."""
-        pid = ctx.runtime.pid(ctx.targets()[0])
+        pid = ctx.runtime.namespace(ctx.targets()[0])
         wanted = ctx.step.settings.get("via")
         no_netem = netns.netem_missing(pid) if wanted in (None, "netem") else None
         if wanted == "netem" or (wanted is None and no_netem is None):
@@ -58,9 +58,9 @@ class Delay(FaultKind):
         settings = ctx.step.settings
         delayers = ctx.state.setdefault("delayers", {})
         for node in ctx.targets():
-            pid = ctx.runtime.pid(node)
+            pid = ctx.runtime.namespace(node)
             if ctx.state.get("via") == "nfqueue":
-                delayers[node.index] = nfqueue.start(
+                delayers[node.index] = netns.start_delayer(
                     pid, ctx.number, float(settings["delay_ms"]), float(settings.get("jitter_ms") or 0),
                     zlib.crc32(f"{ctx.step.id}/{node.index}".encode()))
                 netns.add_queue_chain(pid, _network.chain(ctx), _network.peers(ctx, node), ctx.number)
@@ -72,15 +72,15 @@ class Delay(FaultKind):
     def heal(self, ctx: FaultContext) -> None:
         delayers = ctx.state.get("delayers", {})
         for node in ctx.targets():
-            pid = ctx.runtime.pid(node)
-            if pid > 0:   # else the container is down: its namespace and rules are gone with it
+            pid = ctx.runtime.namespace(node)
+            if pid is not None:   # else the container is down: its namespace and rules are gone with it
                 if ctx.state.get("via") == "nfqueue":
                     netns.remove_chain(pid, _network.chain(ctx))
                 else:
                     netns.clear_root_qdisc(pid)
             delayer = delayers.pop(node.index, None)
             if delayer is not None:
-                nfqueue.stop(delayer)   # after the rule is gone: nothing new reaches the queue
+                delayer.stop()   # after the rule is gone: nothing new reaches the queue
 
 
 KIND = Delay()

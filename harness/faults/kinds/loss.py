@@ -19,7 +19,7 @@ class Loss(FaultKind):
 
     def apply(self, ctx: FaultContext) -> None:
         for node in ctx.targets():
-            netns.add_drop_chain(ctx.runtime.pid(node), _network.chain(ctx), _network.peers(ctx, node),
+            netns.add_drop_chain(ctx.runtime.namespace(node), _network.chain(ctx), _network.peers(ctx, node),
                                  float(ctx.step.settings["probability"]))
 
     def heal(self, ctx: FaultContext) -> None:

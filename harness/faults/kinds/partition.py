@@ -44,7 +44,7 @@ class Partition(FaultKind):
         for node in ctx.targets():
             cut = [ctx.nodes[b if a == node.index else a].ip for a, b in ctx.step.blocked
                    if node.index in (a, b)]
-            netns.add_drop_chain(ctx.runtime.pid(node), _network.chain(ctx), cut)
+            netns.add_drop_chain(ctx.runtime.namespace(node), _network.chain(ctx), cut)
 
     def heal(self, ctx: FaultContext) -> None:
         _network.remove_chain(ctx)

@@ -295,7 +295,7 @@ def _cut(target: ProbeTarget, side: list[Node], rest: list[Node]) -> None:
     from harness.faults import netns
 
     for node in side:
-        netns.add_drop_chain(target.runtime.pid(node), CHAIN, [n.ip for n in rest])
+        netns.add_drop_chain(target.runtime.namespace(node), CHAIN, [n.ip for n in rest])
 
 
 def _heal(target: ProbeTarget, side: list[Node]) -> None:
@@ -303,7 +303,7 @@ def _heal(target: ProbeTarget, side: list[Node]) -> None:
 
     for node in side:
         try:
-            netns.remove_chain(target.runtime.pid(node), CHAIN)
+            netns.remove_chain(target.runtime.namespace(node), CHAIN)
         except Exception as exc:   # a stopped node has no namespace left to heal
             target.say(f"{ID}: could not remove the partition on {node.name}: {exc}")
 
