@@ -29,6 +29,9 @@ def swarm(docker_client):
     """The engine as a swarm manager: `docker swarm init --advertise-addr 127.0.0.1` only if it
     is in no swarm, `docker swarm leave --force` afterwards only if this fixture made it."""
     state = (docker_client.info().get("Swarm") or {})
+    # The swarm makes docker_gwbridge (host-mode ports) and keeps it after leaving: a
+    # swarm made here takes it away again if it was not there before.
+    gwbridge = bool(docker_client.networks.list(names=["docker_gwbridge"]))
     made = False
     if state.get("LocalNodeState") == "inactive":
         try:
@@ -42,6 +45,8 @@ def swarm(docker_client):
     yield docker_client
     if made:
         docker_client.swarm.leave(force=True)
+        for network in ([] if gwbridge else docker_client.networks.list(names=["docker_gwbridge"])):
+            network.remove()
 
 
 @pytest.fixture(scope="module")
