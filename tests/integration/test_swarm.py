@@ -7,7 +7,13 @@ the engine is in none, and left as found (with the node labels the tests added r
 from __future__ import annotations
 
 import os
+import re
+import select
+import signal
 import socket
+import subprocess
+import sys
+import time
 
 import docker.errors
 import pytest
@@ -147,3 +153,34 @@ def test_clean_removes_what_a_dead_swarm_run_left(swarm, harness_image):
     assert removed.configs == [f"bctest-{run_id}-c"] and removed.secrets == [f"bctest-{run_id}-s"]
     assert swarm_objects(swarm, run_id) == []
     assert run_id not in leftover_runs(swarm)
+
+
+def test_sigkilled_swarm_run_is_removed_by_clean(swarm, cometbft_image, harness_image, tmp_path):
+    """The harness SIGKILLed mid-fault (the agent and its helper up): `bctest clean` removes
+    the services, their containers, the helper, the configs, the secret and the network."""
+    harness = subprocess.Popen([sys.executable, "-m", "harness.cli", "run",
+                                str(ROOT / "suites" / "swarm" / "cometbft-partition.yaml"), "--out",
+                                str(tmp_path / "run")], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    seen, deadline = "", time.monotonic() + 150
+    try:
+        while "fault cut-one: partition node3 at" not in seen and time.monotonic() < deadline:
+            readable, _, _ = select.select([harness.stdout], [], [], 1.0)
+            line = harness.stdout.readline() if readable else ""
+            if readable and not line:
+                break
+            seen += line
+        found = re.search(r"run (\w+):", seen)
+        assert found and "fault cut-one: partition" in seen, seen[-3000:]
+        run_id = found.group(1)
+        helpers = swarm.containers.list(filters={"label": [f"bctest.run={run_id}", "bctest.agent-helper"]})
+        assert helpers, "the partition went through no agent helper"
+        kinds = {o.split()[0] for o in swarm_objects(swarm, run_id)}
+        assert kinds == {"service", "config", "secret", "network", "container"}, kinds
+    finally:
+        harness.send_signal(signal.SIGKILL)
+        harness.wait(10)
+    cleaned = bctest("clean", timeout=120)
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert re.search(rf"run {run_id}: removed 5 services .*20 configs .*1 secret", cleaned.stdout), cleaned.stdout
+    assert swarm_objects(swarm, run_id) == []
