@@ -182,5 +182,6 @@ def test_sigkilled_swarm_run_is_removed_by_clean(swarm, cometbft_image, harness_
         harness.wait(10)
     cleaned = bctest("clean", timeout=120)
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
-    assert re.search(rf"run {run_id}: removed 5 services .*20 configs .*1 secret", cleaned.stdout), cleaned.stdout
+    assert re.search(rf"run {run_id}: removed 5 services .*20 configs .*1 secret",
+                     cleaned.stdout), cleaned.stdout
     assert swarm_objects(swarm, run_id) == []
