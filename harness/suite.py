@@ -15,6 +15,8 @@ from harness.faults import schedule
 from harness.faults.schedule import FaultStep
 from harness.load import shape as shapes
 from harness.load.shape import Schedule
+from harness.runtime import swarmspec
+from harness.runtime.swarmspec import SwarmOptions
 from harness.standards import catalogue
 from harness.standards.catalogue import Catalogue
 from harness.topology import Topology
@@ -128,6 +130,8 @@ class Suite:
     # False/{} for the adapter's own workload, which needs no read-back.
     workload_registered: bool = False
     workload_settings: dict[str, Any] = field(default_factory=dict)
+    runtime: str = "docker"        # docker | swarm (harness/runtime/swarm.py, docs/swarm.md)
+    swarm: SwarmOptions = field(default_factory=SwarmOptions)
     topology: Topology | None = None   # zones, tiers and links (harness/topology.py); None: all alike
 
     @property
@@ -218,6 +222,7 @@ def load(path: Path) -> Suite:
     query = _query(doc.get("query"), nodes, file, load_nodes)
     if query is not None:
         _check_query_kind(query, pack, file, registered.query_kinds if registered else ())
+    runtime, swarm = swarmspec.options(doc, file)   # refuses faults the runtime cannot apply
     voters = len(topology.tier_nodes("root")) if topology is not None else nodes
     faults = schedule.plan(doc.get("faults", []), nodes, pack.fault_tolerance(voters),
                            doc.get("seed", 1), plan.total, file, topology)
@@ -262,6 +267,8 @@ def load(path: Path) -> Suite:
         security=_security(doc.get("security")),
         workload_registered=registered is not None,
         workload_settings=workload_settings,
+        runtime=runtime,
+        swarm=swarm,
         topology=topology,
     )
 

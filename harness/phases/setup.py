@@ -152,7 +152,13 @@ async def setup(ctx: RunContext) -> None:
                                         workload_seed(suite.seed, ctx.key_secret), suite.accounts)
     image_id = await asyncio.to_thread(images.ensure, ctx.client, suite.chain, ctx.rebuild,
                                        lambda message: ctx.say(f"  {message}"))
-    ctx.runtime = DockerRuntime(ctx.client, ctx.run_id, ctx.run_dir / "logs")
+    if suite.runtime == "swarm":   # nodes as services of the engine's swarm (docs/swarm.md)
+        from harness.runtime.swarm import SwarmRuntime
+        links = suite.topology is not None and bool(suite.topology.links)
+        ctx.runtime = SwarmRuntime(ctx.client, ctx.run_id, ctx.run_dir / "logs", suite.swarm,
+                                   netns=kinds.needs_preflight(suite.faults) or links)
+    else:
+        ctx.runtime = DockerRuntime(ctx.client, ctx.run_id, ctx.run_dir / "logs")
     ctx.host = await asyncio.to_thread(hostinfo.host_facts, ctx.client)
     ctx.say(f"starting {suite.nodes} × {suite.chain.name} {suite.chain.version} ({image_id[:19]})")
     interrupted = lambda: ctx.stopped() is not None  # noqa: E731

@@ -433,18 +433,23 @@ class Removed:
     volumes: list[str] = field(default_factory=list)
     disks: int = 0          # data filesystems unmounted (runtime.disks)
     host_rules: int = 0     # host iptables rules keeping the nodes off the host (runtime.hostguard)
+    services: list[str] = field(default_factory=list)   # Swarm runtime: nodes and agents
+    configs: list[str] = field(default_factory=list)    # Swarm runtime: the nodes' /bctest files
+    secrets: list[str] = field(default_factory=list)    # Swarm runtime: the agents' token
 
     @property
     def count(self) -> int:
-        return len(self.containers) + len(self.networks) + len(self.volumes) + self.disks
+        return (len(self.containers) + len(self.networks) + len(self.volumes) + self.disks
+                + len(self.services) + len(self.configs) + len(self.secrets))
 
     def describe(self) -> str:
         """E.g. "2 containers (a, b); 1 network (n); 1 data disk (unmounted)"."""
         def count(n: int, kind: str) -> str:
             return f"{n} {kind}{'' if n == 1 else 's'}"
         parts = [f"{count(len(names), kind)} ({', '.join(names)})" for kind, names in
-                 (("container", self.containers), ("network", self.networks),
-                  ("volume", self.volumes)) if names]
+                 (("service", self.services), ("container", self.containers),
+                  ("network", self.networks), ("volume", self.volumes), ("config", self.configs),
+                  ("secret", self.secrets)) if names]
         if self.disks:
             parts.append(f"{count(self.disks, 'data disk')} (unmounted)")
         if self.host_rules:
@@ -453,12 +458,14 @@ class Removed:
 
 
 def remove_run_objects(client: docker.DockerClient, run_id: str) -> Removed:
-    """Remove every container, network and volume labelled with this run id, then its
-    data disks and its host guard rule (runtime/hostguard.py). Host iptables rules for the
-    run's network and published ports are the engine's and go with the network and
-    containers; fault chains live in the nodes' namespaces and die with them."""
+    """Remove every service (Swarm runtime), container, network, volume, config and secret
+    labelled with this run id, then its data disks and its host guard rule
+    (runtime/hostguard.py). Host iptables rules for the run's network and published ports
+    are the engine's and go with the network and containers; fault chains live in the
+    nodes' namespaces and die with them."""
     label = {"label": f"{RUN_LABEL}={run_id}"}
     removed = Removed()
+    _remove_swarm_services(client, label, removed)
     for container in client.containers.list(all=True, filters=label):
         try:
             container.remove(force=True, v=True)
@@ -477,9 +484,46 @@ def remove_run_objects(client: docker.DockerClient, run_id: str) -> Removed:
             removed.volumes.append(volume.name)
         except docker.errors.NotFound:
             pass
+    for kind, names in (("configs", removed.configs), ("secrets", removed.secrets)):
+        for obj in _swarm_list(client, kind, label):   # after the services that used them
+            try:
+                obj.remove()
+                names.append(obj.name)
+            except docker.errors.NotFound:
+                pass
     removed.disks = data_disks.remove_run(run_id)   # after the containers that used them
     removed.host_rules = hostguard.unguard(run_id)
     return removed
+
+
+def _swarm_list(client: docker.DockerClient, kind: str, filters: dict[str, str]) -> list[Any]:
+    """A run's services, configs or secrets; none when this engine is no swarm manager."""
+    objects = getattr(client, kind, None)   # (a test's stand-in engine may have none)
+    if objects is None:
+        return []
+    try:
+        return list(objects.list(filters=filters))
+    except docker.errors.APIError:   # 503: not a swarm manager (the docker runtime's case)
+        return []
+
+
+def _remove_swarm_services(client: docker.DockerClient, filters: dict[str, str], removed: Removed,
+                           wait: float = 30.0) -> None:
+    """Remove the run's services, then wait (bounded) for the swarm to remove their task
+    containers here: the run network cannot go while a task is attached."""
+    for service in _swarm_list(client, "services", filters):
+        try:
+            service.remove()
+            removed.services.append(service.name)
+        except docker.errors.NotFound:
+            pass
+    if not removed.services:
+        return
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and any(
+            "com.docker.swarm.task.id" in (c.attrs.get("Labels") or {})
+            for c in client.containers.list(all=True, sparse=True, filters=filters)):
+        time.sleep(0.5)
 
 
 def remove_run(client: docker.DockerClient, run_id: str) -> int:
@@ -506,8 +550,11 @@ def leftover_runs(client: docker.DockerClient, include_live: bool = False) -> li
     objects = list(client.containers.list(all=True, sparse=True, filters={"label": RUN_LABEL}))
     objects += client.networks.list(filters={"label": RUN_LABEL})
     objects += client.volumes.list(filters={"label": RUN_LABEL})
+    for kind in ("services", "configs", "secrets"):   # the Swarm runtime's
+        objects += _swarm_list(client, kind, {"label": RUN_LABEL})
     for obj in objects:
-        labels = obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}
+        labels = (obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels")
+                  or obj.attrs.get("Spec", {}).get("Labels") or {})
         run_id = labels.get(RUN_LABEL)
         if not run_id:
             continue
