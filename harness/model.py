@@ -46,9 +46,12 @@ class Node:
     container_id: str
     host_ports: dict[str, int] = field(default_factory=dict)
     ip: str = ""
+    # Where its ports are published: this host's loopback, except for a node the Swarm runtime
+    # placed on another of the test center's hosts (that host's swarm address).
+    host: str = "127.0.0.1"
 
     def url(self, port: str = "rpc", scheme: str = "http") -> str:
-        return f"{scheme}://127.0.0.1:{self.host_ports[port]}"
+        return f"{scheme}://{self.host}:{self.host_ports[port]}"
 
 
 @dataclass(frozen=True)

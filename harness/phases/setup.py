@@ -27,11 +27,11 @@ from harness.suite import Suite
 async def _tcp_probe(node: Node) -> str | None:
     try:
         _, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", node.host_ports["rpc"]), 2)
+            asyncio.open_connection(node.host, node.host_ports["rpc"]), 2)
         writer.close()
         return None
     except (OSError, TimeoutError) as exc:
-        return f"tcp connect to 127.0.0.1:{node.host_ports['rpc']}: {exc or type(exc).__name__}"
+        return f"tcp connect to {node.host}:{node.host_ports['rpc']}: {exc or type(exc).__name__}"
 
 
 async def wait_ready(runtime: DockerRuntime, adapter: Adapter, node: Node, probe: str,
@@ -81,7 +81,7 @@ async def start_network(runtime: DockerRuntime, suite: Suite, adapter: Adapter, 
         wait_ready(runtime, adapter, node, suite.chain.readiness_probe, suite.ready_timeout,
                    started, interrupted) for node in nodes))
     info = [{"name": node.name, "ready_seconds": round(seconds, 3),
-             "ports": {k: f"127.0.0.1:{v}" for k, v in node.host_ports.items()},
+             "ports": {k: f"{node.host}:{v}" for k, v in node.host_ports.items()},
              "log": str(runtime.log_path(node).relative_to(runtime.log_dir.parent))}
             for node, seconds in zip(nodes, ready, strict=True)]
     return nodes, info

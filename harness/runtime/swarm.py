@@ -201,6 +201,8 @@ class SwarmRuntime:
                 if state == "running":
                     node.container_id = task["Status"]["ContainerStatus"]["ContainerID"]
                     node.ip = overlay_address(task, self.network_name)
+                    if task.get("NodeID") != self.local_node_id:   # its ports are on its own host
+                        node.host = self._host_address(task.get("NodeID", ""))
                     pending.discard(node.name)
             if pending and time.monotonic() > deadline:
                 states = ", ".join(f"{n} {(self.tasks.get(n) or {}).get('Status', {}).get('State', 'none')}"
@@ -209,6 +211,16 @@ class SwarmRuntime:
                                  "is the image on every host? see docs/swarm.md")
             if pending:
                 time.sleep(0.5)
+
+    def _host_address(self, node_id: str) -> str:
+        """A swarm node's address (where its host-mode ports are): the test center's own host."""
+        try:
+            address = (self.client.api.inspect_node(node_id).get("Status") or {}).get("Addr") or ""
+        except docker.errors.APIError as exc:
+            raise InfraError(f"cannot read swarm node {node_id}: {exc}") from None
+        if not address or address == "0.0.0.0":
+            raise InfraError(f"swarm node {node_id} has no address to reach its published ports at")
+        return address
 
     def _task(self, name: str) -> dict[str, Any] | None:
         """The node's newest task (a service of restart condition none has one)."""
