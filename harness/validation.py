@@ -102,6 +102,9 @@ def field_path(parts: Any) -> str:
     return out or "(top level)"
 
 
+MESSAGE_LIMIT = 300
+
+
 def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
     path = list(error.absolute_path)
     if error.validator == "additionalProperties":
@@ -123,6 +126,8 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
         message = f"expected a number {word[error.validator]} {error.validator_value}, got {error.instance!r}"
     elif error.validator == "enum":
         message = f"expected one of {', '.join(map(str, error.validator_value))}, got {error.instance!r}"
+    if len(message) > MESSAGE_LIMIT:   # a vendor's 100 kB string is not echoed back whole
+        message = f"{message[:MESSAGE_LIMIT]}… ({len(message)} characters in all)"
     if hint:
         message += f" ({hint})"
     return field_path(path), message

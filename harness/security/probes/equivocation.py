@@ -109,12 +109,19 @@ async def run(target: ProbeTarget) -> list[Attempt]:
 # -- CometBFT -----------------------------------------------------------------------------------
 
 
+def _last_voter(target: ProbeTarget, method: str) -> int:
+    """The default twin: the last node that votes or seals (with a topology, a root node:
+    a twin of a full node's key equivocates nothing)."""
+    voters = getattr(target.adapter, method, None)
+    return voters()[-1] if callable(voters) else len(target.nodes) - 1
+
+
 async def _cometbft(target: ProbeTarget) -> list[Attempt]:
     from harness.adapters.cometbft import derive_key, node_key_json
 
     nodes = target.nodes
     settings = {**DEFAULTS, **(target.settings or {})}
-    chosen = settings["twins"] if settings["twins"] is not None else [len(nodes) - 1]
+    chosen = settings["twins"] if settings["twins"] is not None else [_last_voter(target, "validating_nodes")]
     _check_twins(chosen, len(nodes))
     if not hasattr(target.adapter, "validator_keys") or not hasattr(target.runtime, "start_twin"):
         raise NotApplicable("the adapter hands out no validator keys or the runtime starts no twins")
@@ -553,7 +560,7 @@ async def _clique(target: ProbeTarget) -> list[Attempt]:
 
     nodes = target.nodes
     settings = {**DEFAULTS, **(target.settings or {})}
-    chosen = settings["twins"] if settings["twins"] is not None else [len(nodes) - 1]
+    chosen = settings["twins"] if settings["twins"] is not None else [_last_voter(target, "signer_nodes")]
     _check_twins(chosen, len(nodes))
     if not hasattr(target.adapter, "signers") or not hasattr(target.runtime, "start_twin"):
         raise NotApplicable("the adapter hands out no Clique signer keys or the runtime starts no twins")
