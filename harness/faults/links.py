@@ -280,14 +280,15 @@ class Shaper:
                     self.warnings.append(f"links: shaping node{index} again failed: {exc}"[:300])
 
 
-def choose_method(target: netns.Target) -> str:
-    """netem where the kernel has it, else the NFQUEUE delayer; InfraError when neither."""
+def choose_method(target: netns.Target) -> tuple[str, str | None]:
+    """netem where the kernel has it, else the NFQUEUE delayer, with tc's answer to netem
+    (None when it worked); InfraError when neither can be used."""
     no_netem = netns.netem_missing(target)
     if no_netem is None:
-        return NETEM
+        return NETEM, None
     no_queue = netns.nfqueue_missing(target)
     if no_queue is None:
-        return NFQUEUE
+        return NFQUEUE, no_netem
     raise InfraError(f"the topology's links cannot be applied: this kernel has no netem qdisc "
                      f"(tc said: {no_netem}) and iptables cannot queue packets to userspace "
                      f"(NFQUEUE: {no_queue})")
@@ -380,7 +381,7 @@ async def apply(ctx: RunContext) -> dict[str, Any] | None:
     first = await asyncio.to_thread(runtime.namespace, nodes[next(iter(plans))])
     if first is None or isinstance(first, int):
         netns.preflight()   # root and the host's tc, iptables, nsenter
-    method = await asyncio.to_thread(choose_method, first)
+    method, no_netem = await asyncio.to_thread(choose_method, first)
     shaper = Shaper(method=method, plans=plans)
     ctx.link_shaper = shaper   # before any delayer starts: teardown stops what did start
     for index, links in plans.items():
@@ -395,7 +396,7 @@ async def apply(ctx: RunContext) -> dict[str, Any] | None:
     for pair in pairs:
         ctx.say(f"  {describe_pair(pair)}")
     shaper.watcher = asyncio.create_task(shaper.watch(runtime, nodes))
-    return {"method": METHODS[method], "via": method, "port": port, "pairs": pairs,
+    return {"method": METHODS[method], "via": method, "netem_missing": no_netem, "port": port, "pairs": pairs,
             "nodes": {nodes[i].name: {"peers": len(p.peers), "profiles": len(p.profiles),
                                       "queues": [p.queue(k) for k in delayed(p)] if method == NFQUEUE else []}
                       for i, p in plans.items()}}
