@@ -1,8 +1,9 @@
 """The topology's links on a real network: four CometBFT validators in two zones, 30 ms
 each way between the zones, started through the real CLI. The nodes reach consensus with
-the delay on, the History records the measured round trip (≈ 60 ms), and no delayer
-outlives the run. Which path shaped the links depends on the kernel: netem where it has
-sch_netem, else the NFQUEUE delayer (this project's CI kernel has no sch_netem)."""
+the delay on, the History records the measured round trip (≈ 60 ms), a node killed and
+started again is shaped again, and no delayer outlives the run. Which path shaped the links
+depends on the kernel: netem where it has sch_netem, else the NFQUEUE delayer (this
+project's CI kernel has no sch_netem)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,15 @@ params:
 load:
   rate: 10
   warmup: 2
-  duration: 8
+  duration: 10
   settle: 20
+  nodes: [node0, node1]
+faults:   # a recreated namespace is unshaped: the shaper must shape node3 again
+  - {{id: crash, action: kill, target: [node3], at: 3, duration: 3}}
+checkers:
+  safety: {{}}
+  durability: {{}}
+  convergence: {{bound: 20}}
 checks:
   - id: everything committed across the delayed link
     metric: success_ratio
@@ -98,6 +106,8 @@ def test_links_by_the_nfqueue_delayer_are_applied_measured_and_gone(linked_run):
     assert applied["nodes"] == {f"node{i}": {"peers": 2, "profiles": 1, "queues": [1000]} for i in range(4)}
     check_measured(done, got, header, left)
     assert run_delayers(got["run_id"]) == []
+    # node3 was killed and started again: a new namespace, shaped again once.
+    assert applied["reshaped"] == {"node3": 1}
 
 
 def test_links_by_netem(linked_run):
