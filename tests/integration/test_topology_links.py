@@ -119,3 +119,49 @@ def test_links_by_netem(linked_run):
                     "checks the netem commands")
     assert applied["netem_missing"] is None and "netem leaf" in applied["method"]
     check_measured(done, got, header, left)
+
+
+def test_rate_and_loss_rules_are_what_this_kernel_applies(docker_client, cometbft_image):
+    """The NFQUEUE path's loss (mangle statistic DROP) and rate (htb class, u32 filter) taken
+    by the real kernel in a real container's namespace; the delayer stopped after."""
+    if os.geteuid() != 0:
+        pytest.skip("link shaping enters the nodes' namespaces with nsenter, which needs root")
+    from harness.faults import links, netns
+    from harness.topology import LinkProfile
+
+    container = docker_client.containers.run(cometbft_image, entrypoint=["sleep", "60"], detach=True,
+                                              labels={"bctest.test": "topology-links"})
+    try:
+        container.reload()
+        pid = int(container.attrs["State"]["Pid"])
+        method, _ = links.choose_method(pid)
+        plan = links.NodeLinks(node=0, profiles=(LinkProfile(delay_ms=5, rate="1mbit", loss=0.25),),
+                               peers=(("192.0.2.7", 0),))
+        shaper = links.Shaper(method=method, plans={0: plan})
+        shaper.shape(plan, pid)
+        qdiscs = netns.run(pid, "tc", "class", "show", "dev", "eth0").stdout
+        if method == links.NFQUEUE:
+            rules = netns.run(pid, "iptables", "-w", "-t", "mangle", "-S", "bct-links").stdout
+            assert "-d 192.0.2.7/32 -m statistic --mode random --probability 0.25" in rules, rules
+            assert "-j NFQUEUE --queue-num 1000 --queue-bypass" in rules, rules
+            assert len(run_delayers_in(pid)) == 1
+        assert "class htb 1:10" in qdiscs and "rate 1Mbit" in qdiscs, qdiscs
+        assert "flowid 1:10" in netns.run(pid, "tc", "filter", "show", "dev", "eth0").stdout
+        shaper.stop()
+        assert run_delayers_in(pid) == []
+    finally:
+        container.remove(force=True)
+
+
+def run_delayers_in(pid: int) -> list[str]:
+    """Delayer processes in the network namespace of `pid`."""
+    ns = os.readlink(f"/proc/{pid}/ns/net")
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if (proc.name.isdigit() and b"harness.faults.nfqueue" in (proc / "cmdline").read_bytes()
+                    and os.readlink(proc / "ns" / "net") == ns):
+                found.append(proc.name)
+        except OSError:
+            pass
+    return found
