@@ -165,3 +165,46 @@ def run_delayers_in(pid: int) -> list[str]:
         except OSError:
             pass
     return found
+
+
+def test_a_delay_faults_queue_adds_to_the_links(docker_client, cometbft_image):
+    """The links' queue (mangle) and a `delay` fault's (via nfqueue, filter) both hold a
+    packet: the fault composes with the links instead of replacing them."""
+    if os.geteuid() != 0:
+        pytest.skip("link shaping enters the nodes' namespaces with nsenter, which needs root")
+    from harness.faults import links, netns
+    from harness.topology import LinkProfile
+
+    pair = [docker_client.containers.run(cometbft_image, entrypoint=["sleep", "60"], detach=True,
+                                         labels={"bctest.test": "topology-links"}) for _ in range(2)]
+    try:
+        for container in pair:
+            container.reload()
+        pid = int(pair[0].attrs["State"]["Pid"])
+        peer = pair[1].attrs["NetworkSettings"]["IPAddress"]
+        if netns.nfqueue_missing(pid) is not None:
+            pytest.skip(f"iptables cannot queue packets here: {netns.nfqueue_missing(pid)}")
+
+        def rtt() -> float:   # port 9 is closed: the RST is the round trip
+            done = netns.run(pid, *links.probe_argv(pid, peer, 9, 5))
+            return sorted(json.loads(done.stdout))[2]
+        assert rtt() < 15
+        plan = links.NodeLinks(node=0, profiles=(LinkProfile(delay_ms=30),), peers=((peer, 0),))
+        shaper = links.Shaper(method=links.NFQUEUE, plans={0: plan})
+        shaper.shape(plan, pid)
+        fault = None
+        try:
+            linked = rtt()
+            fault = netns.start_delayer(pid, 0, 50, 0, 1)
+            netns.add_queue_chain(pid, "bct-0", [peer], 0)
+            both = rtt()
+        finally:
+            shaper.stop()
+            if fault is not None:
+                fault.stop()
+        assert 28 <= linked <= 60, linked
+        assert 78 <= both <= 120, both
+        assert run_delayers_in(pid) == []
+    finally:
+        for container in pair:
+            container.remove(force=True)
