@@ -255,6 +255,7 @@ class Shaper:
             if self.closed:
                 return False
             self.stop_delayers(links.node)
+            clear(target)   # what an earlier attempt in this namespace left
             self.shape(links, target)
             return True
 
@@ -278,6 +279,17 @@ class Shaper:
                 except Exception as exc:   # gone again meanwhile: the next look retries
                     self.namespaces[index] = before
                     self.warnings.append(f"links: shaping node{index} again failed: {exc}"[:300])
+
+
+def clear(target: netns.Target) -> None:
+    """Remove the links' chain and root qdisc from a namespace (nothing there: no error)."""
+    base = ["iptables", "-w", "-t", TABLE]
+    for _ in range(8):   # each -D removes one hook; bounded: a remote agent may answer oddly
+        if netns.run(target, *base, "-D", "OUTPUT", "-j", CHAIN, check=False).returncode != 0:
+            break
+    netns.run(target, *base, "-F", CHAIN, check=False)
+    netns.run(target, *base, "-X", CHAIN, check=False)
+    netns.clear_root_qdisc(target)
 
 
 def choose_method(target: netns.Target) -> tuple[str, str | None]:

@@ -207,6 +207,8 @@ class FakeNamespace:
         self.log.append(argv)
         if argv[:2] == ["tc", "qdisc"] and "netem" in argv and "parent" not in argv:
             return subprocess.CompletedProcess(argv, 2, "", "Error: Specified qdisc kind is unknown.")
+        if "-D" in argv:   # no such rule (left): iptables exits 1
+            return subprocess.CompletedProcess(argv, 1, "", "Bad rule (does a matching rule exist?)")
         if "--probe" in argv:
             return subprocess.CompletedProcess(argv, 0, json.dumps([self.rtt] * int(argv[-1])), "")
         return subprocess.CompletedProcess(argv, 0, "", "")
@@ -277,6 +279,8 @@ def test_a_recreated_node_is_shaped_again_but_not_after_release():
     shaper.shape(plan, first)
     assert shaper.reshape(plan, second)
     assert first.delayers[0].stopped and not second.delayers[0].stopped
-    assert ["iptables", "-w", "-t", "mangle", "-N", "bct-links"] in second.log
+    # a retry in the same namespace first removes what the failed attempt left
+    assert second.log.index(["iptables", "-w", "-t", "mangle", "-X", "bct-links"]) < \
+        second.log.index(["iptables", "-w", "-t", "mangle", "-N", "bct-links"])
     shaper.stop()
     assert second.delayers[0].stopped and not shaper.reshape(plan, FakeNamespace("c", 1))
