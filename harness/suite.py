@@ -11,7 +11,7 @@ from harness import chainpack, paths
 from harness.chainpack import ChainPack
 from harness.checks import correctness
 from harness.errors import InputError
-from harness.faults import schedule
+from harness.faults import links, schedule
 from harness.faults.schedule import FaultStep
 from harness.load import shape as shapes
 from harness.load.shape import Schedule
@@ -226,6 +226,7 @@ def load(path: Path) -> Suite:
     voters = len(topology.tier_nodes("root")) if topology is not None else nodes
     faults = schedule.plan(doc.get("faults", []), nodes, pack.fault_tolerance(voters),
                            doc.get("seed", 1), plan.total, file, topology)
+    links.check_faults(topology, doc.get("faults", []), faults, file)   # the root qdisc is the links'
     catalogues = [catalogue.load(resolve_standard(ref, path.parent, file, f"standards[{i}]"))
                   for i, ref in enumerate(doc.get("standards", []))]
     return Suite(

@@ -64,6 +64,7 @@ class RunContext:
     nodes: list[Node] = field(default_factory=list)
     node_info: list[dict[str, Any]] = field(default_factory=list)
     links: dict[str, Any] | None = None         # the topology's link profiles as applied and measured
+    link_shaper: Any = None                     # harness.faults.links.Shaper: stopped at teardown
     # prepare
     bootstrap: dict[str, Any] = field(default_factory=dict)
     prepared: list[Any] = field(default_factory=list)

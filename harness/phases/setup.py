@@ -14,7 +14,7 @@ from typing import Any
 from harness import adapters, hostinfo, lifetime, workloads
 from harness.adapters.base import Adapter
 from harness.errors import InfraError
-from harness.faults import kinds, netns
+from harness.faults import kinds, links, netns
 from harness.faults.kinds.base import ContainerOptions
 from harness.model import Node
 from harness.phases.context import RunContext
@@ -169,6 +169,8 @@ async def setup(ctx: RunContext) -> None:
     if ctx.runtime.unguarded:
         ctx.warnings.append(f"the nodes could open connections to this host's services: "
                             f"{ctx.runtime.unguarded}")
+    # The topology's link profiles, for the whole run (shaped and measured before progress).
+    ctx.links = await links.apply(ctx)
     if suite.chain.progress_blocks:
         heights = await wait_progress(ctx.adapter, ctx.nodes, suite.chain.progress_blocks,
                                       suite.ready_timeout, interrupted)
@@ -203,6 +205,7 @@ async def teardown(ctx: RunContext) -> None:
     """Close the companions (heal every fault), the adapter's connections, and remove every
     container, network, volume and disk of the run."""
     await ctx.hooks.close()
+    await links.release(ctx)   # the link delayers (their rules go with the containers)
     if ctx.adapter is not None:
         await ctx.adapter.close()
     if ctx.runtime is not None:
