@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -34,6 +35,17 @@ from typing import Any
 from harness.errors import InfraError
 
 TOOLS = ("iptables", "tc", "ip")    # what /run may start, nothing else
+LINK_PROBE = ["python3", "-m", "harness.faults.links", "--probe"]   # + address, port, samples
+
+
+def is_link_probe(argv: list[str]) -> bool:
+    """The topology's RTT probe (harness.faults.links), with nothing but an IPv4 address,
+    a port and a sample count after it."""
+    if len(argv) != len(LINK_PROBE) + 3 or argv[:len(LINK_PROBE)] != LINK_PROBE:
+        return False
+    address, port, samples = argv[len(LINK_PROBE):]
+    return (re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", address) is not None and port.isdigit()
+            and samples.isdigit() and 0 < int(port) < 65536 and 0 < int(samples) <= 100)
 TOKEN_HEADER = "X-Bctest-Token"
 TOKEN_FILE = "/run/secrets/bctest-agent-token"
 REQUEST_TIMEOUT = 45.0
@@ -287,8 +299,9 @@ class Server:
     def run(self, body: dict[str, Any]) -> dict[str, Any]:
         argv = body.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv) \
-                or argv[0] not in TOOLS:
-            raise PermissionError(f"argv: a list of strings starting with one of {', '.join(TOOLS)}")
+                or not (argv[0] in TOOLS or is_link_probe(argv)):
+            raise PermissionError(f"argv: a list of strings starting with one of {', '.join(TOOLS)}, "
+                                  "or the link probe")
         code, out, err = self.exec(body.get("container"), argv)
         return {"returncode": code, "stdout": out, "stderr": err}
 

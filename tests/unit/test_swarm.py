@@ -315,6 +315,14 @@ def test_agent_runs_tools_in_its_runs_nodes_only(agent_server):
     assert _post(f"{url}/run", {"container": "zzz", "argv": ["tc", "qdisc"]})[0] == 400   # absent
     assert _post(f"{url}/run", {"container": "../x", "argv": ["tc"]})[0] == 403
     assert len(engine.execs) == 1
+    # the links' RTT probe, exactly, and nothing dressed up as it
+    probe = ["python3", "-m", "harness.faults.links", "--probe", "10.0.1.5", "26656", "5"]
+    assert _post(f"{url}/run", {"container": "aaa", "argv": probe})[0] == 200
+    for bad in (probe[:4] + ["10.0.1.5;id", "26656", "5"], probe[:4] + ["10.0.1.5", "26656", "5", "-x"],
+                ["python3", "-m", "harness.faults.nfqueue", "--probe", "10.0.1.5", "1", "5"],
+                probe[:4] + ["10.0.1.5", "0", "5"], probe[:4] + ["10.0.1.5", "26656", "1000"]):
+        assert _post(f"{url}/run", {"container": "aaa", "argv": bad})[0] == 403, bad
+    assert engine.execs[-1] == probe and len(engine.execs) == 2
 
 
 def test_agent_namespace_speaks_the_netns_protocol(agent_server):
