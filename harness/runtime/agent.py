@@ -179,11 +179,18 @@ class Agents:
         import docker.errors
 
         from harness.runtime.docker import free_ports
+        from harness.runtime.images import SOURCE_LABEL, source_digest
         try:
-            image = client.images.get(image_tag).id
+            found = client.images.get(image_tag)
         except docker.errors.ImageNotFound:
             raise InfraError(f"the swarm agent needs the harness image {image_tag} on every run host: "
                              "build it with `bctest images harness` (docs/swarm.md)") from None
+        built_from, running = (found.labels or {}).get(SOURCE_LABEL), source_digest()
+        if built_from != running:   # an agent of other code would answer the protocol differently
+            raise InfraError(f"the harness image {image_tag} was built from other code (source "
+                             f"{built_from or 'unlabelled'}, this harness {running}): rebuild it with "
+                             "`bctest images harness` (docs/swarm.md)")
+        image = found.id
         token = random_tokens.token_urlsafe(32)
         try:
             secret = client.secrets.create(name=f"bctest-{run_id}-agent-token", data=token.encode(),

@@ -351,6 +351,21 @@ def ensure(client: docker.DockerClient, pack: ChainPack, rebuild: bool = False,
                          f"{str(exc).splitlines()[0]}") from None
 
 
+SOURCE_LABEL = "bctest.source"   # the harness image's code: source_digest() of what it was built from
+
+
+def source_digest(package: Path | None = None) -> str:
+    """A digest of the harness package's files (Python and schemas): the Swarm agent must run
+    the same code as the harness that talks to it, whatever the image's version tag says."""
+    root = package or Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".json")
+                       and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
 def build_harness(client: docker.DockerClient, source: Path, tag: str, log: Log = _quiet) -> str:
     """Build the harness's own image from the checkout at `source` (its top-level Dockerfile).
 
@@ -374,7 +389,8 @@ def build_harness(client: docker.DockerClient, source: Path, tag: str, log: Log 
         lines: list[str] = []
         try:
             for chunk in client.api.build(path=str(context), tag=tag, buildargs=args, rm=True,
-                                          forcerm=True, decode=True):
+                                          forcerm=True, decode=True,
+                                          labels={SOURCE_LABEL: source_digest(source / "harness")}):
                 lines.extend(chunk.get("stream", "").rstrip("\n").splitlines())
                 if "error" in chunk:
                     raise InfraError(f"building {tag} failed: {chunk['error'].strip()}\n"

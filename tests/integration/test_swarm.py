@@ -58,9 +58,12 @@ def swarm(docker_client):
 @pytest.fixture(scope="module")
 def harness_image(docker_client):
     """The agent's image (with iptables and iproute2): built if this engine has none."""
+    from harness.runtime.images import SOURCE_LABEL, source_digest
     try:
-        docker_client.images.get(HARNESS_IMAGE)
+        current = (docker_client.images.get(HARNESS_IMAGE).labels or {}).get(SOURCE_LABEL) == source_digest()
     except docker.errors.ImageNotFound:
+        current = False
+    if not current:   # absent, or built from other code than this checkout's
         built = bctest("images", "harness", timeout=900)
         assert built.returncode == 0, built.stdout + built.stderr
     probe = docker_client.containers.run(HARNESS_IMAGE, ["-c", "command -v iptables && command -v tc"],
