@@ -26,7 +26,7 @@ from harness import history as history_module
 from harness import paths
 from harness.errors import InfraError
 from harness.metrics import MAX_LATENCY_US, CommitRule, commit_rule
-from harness.report import charts
+from harness.report import charts, topology_view
 from harness.standards.verdicts import OPS
 
 TEMPLATE = "report.html.j2"
@@ -391,6 +391,7 @@ def context(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "standards": _standards(results),
         "requirements": requirements_view(results),
         "security": security_view(results),
+        "topology": topology_view.view(results),
         "phase_names": phase_names,
         "phase_rows": phase_rows,
         "phase_errors": {n: (results["phases"][n].get("errors") or []) for n in phase_names},
