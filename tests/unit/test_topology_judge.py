@@ -5,6 +5,7 @@ of `checks:`, and the same History re-judged through results.json."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -369,3 +370,55 @@ def test_results_of_a_topology_run_validate_and_survive_a_round_trip(tmp_path):
     plain = results.compute(old)
     results.validate(plain)
     assert "topology" not in plain and "zones" not in plain and plain["threshold_nodes"] == 5
+
+
+# ---------------------------------------------------------------- a stored topology run
+
+
+LINKS_APPLIED = {"method": "netem", "pairs": [
+    {"from": "region-1", "to": "province-a", "profile": {"delay_ms": 20, "jitter_ms": 2},
+     "rtt_ms": {"p50": 41.2, "samples": 5}},
+    {"from": "province-a", "to": "national", "profile": {"delay_ms": 40},
+     "rtt_ms": {"p50": 80.9, "samples": 5}},
+    {"from": "region-2", "to": "province-a", "profile": {"delay_ms": 20, "jitter_ms": 2}, "rtt_ms": None}]}
+
+
+def topology_run(folder: Any) -> History:
+    """A stored run of TOPOLOGY (history.jsonl in `folder`): 20 txs sent to the regions, every
+    tier following, region-1 cut 5-10 s and catching up, the links as the shaper records them.
+    `bctest report folder` judges it (the report tests render it)."""
+    h = header(links_applied=copy.deepcopy(LINKS_APPLIED))
+    h["checkers"] = {"causality": {}, "supervision": {}, "freshness": {}}
+    late = {3: {x: 11.0 + 0.01 * x for x in range(4, 10)}}
+    history = History(header=h, txs=steady(20), blocks=chain_blocks(range(1, 20), late=late),
+                      finals=finals(19), footer={"status": "complete"},
+                      faults=[FaultRecord(id="region-cut", action="partition", nodes=[3], start=5.0,
+                                          end=10.0, status="healed", method="iptables DROP in the netns",
+                                          groups=[[0, 1, 2, 4], [3]])])
+    folder.mkdir(parents=True, exist_ok=True)
+    hist.write(folder / "history.jsonl", history)
+    return history
+
+
+def test_the_stored_topology_run_passes_both_structure_checks(tmp_path):
+    topology_run(tmp_path)
+    doc = results.compute(hist.read(tmp_path / "history.jsonl"))
+    verdicts = {c["id"]: (c["verdict"], c["why"]) for c in doc["checkers"]}
+    assert verdicts["supervision"] == ("pass", None) and verdicts["freshness"] == ("pass", None)
+    assert doc["verdict"] == "pass"
+
+
+def test_a_suite_with_a_topology_gets_the_structure_checkers_by_default():
+    from pathlib import Path
+
+    from harness import suite as suites
+    root = Path(__file__).resolve().parents[2]
+    loaded = suites.load(root / "suites" / "topology" / "sovereign-3tier.yaml")
+    config = loaded.checker_config()
+    assert {"supervision", "freshness", "safety", "durability", "convergence"} <= set(config)
+    assert loaded.commit_nodes == (0, 1, 2, 3)
+    plain = dataclasses.replace(suites.load(root / "suites" / "faults" / "crash-restart.yaml"), checkers={})
+    assert plain.faults and plain.topology is None
+    # a fault suite without a topology runs every checker by default, but not these
+    assert "liveness" in plain.checker_config()
+    assert not {"supervision", "freshness"} & set(plain.checker_config())
