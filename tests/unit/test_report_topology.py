@@ -112,3 +112,17 @@ def test_the_layout_keeps_boxes_apart_and_inside_the_picture(run):
     for k, a in enumerate(labels):
         for b in labels[k + 1:] + boxes:
             assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+
+
+def test_the_console_summary_has_a_line_per_zone_that_received_load(run):
+    from rich.console import Console
+
+    from harness.report import console as console_module
+    results, folder = run
+    out = Console(record=True, width=200)
+    console_module.summarize(out, results, folder)
+    lines = [line for line in out.export_text().splitlines() if line.startswith("  zone ")]
+    assert lines == ["  zone region-1 (application): submitted 10, committed 10; latency p50 1100.8 ms "
+                     "p99 1100.8 ms",
+                     "  zone region-2 (application): submitted 10, committed 10; latency p50 1100.8 ms "
+                     "p99 1100.8 ms"]
