@@ -326,6 +326,21 @@ def freshness_sentences(results: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
+def cut_zones(results: dict[str, Any]) -> dict[str, list[str]]:
+    """fault id -> the zones whose every node the fault acted on (for the fault table)."""
+    doc = results.get("topology")
+    topology = _topology(doc) if isinstance(doc, dict) else None
+    if topology is None:
+        return {}
+    names = _node_names(results, topology.count)
+    out: dict[str, list[str]] = {}
+    for fault, hit in _faulted(results, names):
+        zones = [z.name for z in topology.zones if z.nodes and set(z.nodes) <= hit]
+        if zones:
+            out[str(fault.get("id"))] = zones
+    return out
+
+
 def view(results: dict[str, Any]) -> dict[str, Any] | None:
     """Everything the Topology section shows; None when the run had no topology."""
     picture = layout(results)
@@ -336,7 +351,7 @@ def view(results: dict[str, Any]) -> dict[str, Any] | None:
     applied = doc.get("links_applied") if isinstance(doc.get("links_applied"), dict) else None
     links = link_rows(topology, applied) if topology else []
     checkers = {c: _checker(results, c) for c in ("supervision", "freshness")}
-    return {"svg": picture, "zones": zone_rows(results), "links": links,
+    return {"svg": picture, "zones": zone_rows(results), "links": links, "cuts": cut_zones(results),
             "method": str(applied.get("method")) if applied and applied.get("method") else None,
             "figures": {k: doc.get(k) for k in ("supervision_completeness", "supervision_lag_p99_ms",
                                                 "application_lag_p99_ms")},

@@ -40,6 +40,10 @@ def test_the_topology_section_draws_tiers_zones_nodes_and_links(run):
         ["node2", "node0", "node1", "node3", "node4"]    # tier by tier, top to bottom
     assert re.search(r'<g class="zone zone-application zone-cut" data-zone="region-1">', page)
     assert "✂ region-cut (partition) 5.0–10.0 s" in page
+    whole = html.render(results, folder)
+    fault_log = whole[whole.index('id="fault-log"'):]
+    assert re.search(r'node3 <span class="zone-tag"><span lang="en">zone</span><span lang="zh">区域</span> '
+                     r'region-1</span>', fault_log[:fault_log.index("</table>")])
     labels = re.findall(r'<g class="link-label" data-between="([^"]+)">(.*?)</g>', page, re.S)
     by_pair = {pair: re.findall(r">([^<]+)</text>", body) for pair, body in labels}
     assert by_pair == {"province-a national": ["40 ms", "RTT 80.9 ms"],
