@@ -43,6 +43,10 @@ def _s(ms: Any) -> str:
     return "-" if not isinstance(ms, (int, float)) else f"{ms / 1000:,.3f} s"
 
 
+def _g(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
 def _topology(doc: dict[str, Any]) -> Topology | None:
     try:
         return Topology.from_header(doc)
@@ -259,7 +263,7 @@ def supervision_sentences(results: dict[str, Any]) -> list[dict[str, str]]:
     who = ", ".join(str(n) for n in e.get("management_nodes") or [])
     share = e.get("completeness")
     share_text = "-" if not isinstance(share, (int, float)) else f"{share:.2%}"
-    bound = e.get("bound")
+    bound = _g(e.get("bound"))
     out = [_text(
         f"The management tier ({who}) held {e.get('held', 0):,} of {e.get('pairs', 0):,} committed "
         f"transaction copies by the end of the run ({share_text}). After each commit on the root tier "
@@ -292,7 +296,7 @@ def freshness_sentences(results: dict[str, Any]) -> list[dict[str, str]]:
     nodes = e.get("nodes")
     if not found or not isinstance(nodes, dict):
         return []
-    bound = e.get("bound")
+    bound = _g(e.get("bound"))
     out = []
     for name, n in nodes.items():
         if not isinstance(n, dict):
