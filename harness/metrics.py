@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,11 +36,40 @@ MAX_LATENCY_US = 24 * 3600 * 1_000_000
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
 
 
-def commit_time(tx: TxRecord, threshold: int) -> float | None:
-    """When the threshold-th node held the transaction (None if it never did)."""
-    if len(tx.commits) < threshold:
+def commit_time(tx: TxRecord, threshold: int, nodes: Collection[int] | None = None) -> float | None:
+    """When the threshold-th of `nodes` (None: any node) held the transaction (None if it
+    never did). With a topology only the root tier's sightings count: the others are judged
+    by the structure checks (harness/checks/supervision.py, freshness.py)."""
+    seen = sorted(t for n, t, _ in tx.commits if nodes is None or n in nodes)
+    if len(seen) < threshold:
         return None
-    return sorted(t for _, t, _ in tx.commits)[threshold - 1]
+    return seen[threshold - 1]
+
+
+def commit_nodes(header: dict[str, Any]) -> tuple[int, ...]:
+    """Whose holding a transaction commits it: the header's load.commit_nodes (the root tier
+    of a topology), else every node (Histories written before commit nodes existed)."""
+    given = (header.get("load") or {}).get("commit_nodes")
+    if given:
+        return tuple(int(i) for i in given)
+    return tuple(range(len(header.get("nodes") or [])))
+
+
+@dataclass(frozen=True)
+class CommitRule:
+    """When a transaction counts as committed: held by `threshold` of the commit nodes."""
+
+    threshold: int
+    nodes: frozenset[int]
+
+    def time(self, tx: TxRecord) -> float | None:
+        return commit_time(tx, self.threshold, self.nodes)
+
+
+def commit_rule(header: dict[str, Any]) -> CommitRule:
+    voters = commit_nodes(header)
+    share = (header.get("load") or {}).get("commit_share", 1.0)
+    return CommitRule(threshold_nodes(share, max(1, len(voters))), frozenset(voters))
 
 
 def latency_summary(latencies_s: list[float]) -> dict[str, float | None]:
@@ -68,7 +99,7 @@ def window_names(header: dict[str, Any]) -> list[str]:
     return [name for name in ("warmup", "measure") if name in header["phases"]] + shaped
 
 
-def phase_figures(history: History, phase: str, threshold: int) -> dict[str, Any]:
+def phase_figures(history: History, phase: str, rule: CommitRule) -> dict[str, Any]:
     """One window's figures. warmup and measure take the txs marked so; a shape's named
     window takes those *scheduled* in it, whenever they were sent or committed, so a window
     is judged on what it asked of the chain (a spike's txs that commit late count in the
@@ -86,13 +117,13 @@ def phase_figures(history: History, phase: str, threshold: int) -> dict[str, Any
     for tx in sent:
         if tx.error:
             continue
-        at = commit_time(tx, threshold)
+        at = rule.time(tx)
         if at is not None:
             committed += 1
             latencies.append(at - tx.submitted)
     landed = 0
     for tx in history.txs:
-        at = commit_time(tx, threshold) if not tx.error else None
+        at = rule.time(tx) if not tx.error else None
         if at is not None and start <= at < end:
             landed += 1
     # the schedule's own target for the window (a shape's is planned / length), else the rate
@@ -190,7 +221,7 @@ def _top_errors(failed: list[TxRecord] | list[QueryRecord], limit: int = 5) -> l
     return [{"error": error, "count": count} for error, count in ranked]
 
 
-def timeseries(history: History, threshold: int) -> list[dict[str, Any]]:
+def timeseries(history: History, rule: CommitRule) -> list[dict[str, Any]]:
     """Per-second sent/committed/failed and the latency of what committed in that second."""
     end = max([w[1] for w in history.header["phases"].values()] + [0.0])
     seconds = int(math.ceil(end))
@@ -206,7 +237,7 @@ def timeseries(history: History, threshold: int) -> list[dict[str, Any]]:
         if tx.error:
             failed[second] += 1
             continue
-        at = commit_time(tx, threshold)
+        at = rule.time(tx)
         if at is not None:
             bucket = min(seconds, max(0, int(at)))
             committed[bucket] += 1
@@ -223,7 +254,7 @@ def timeseries(history: History, threshold: int) -> list[dict[str, Any]]:
     return series
 
 
-def node_figures(history: History) -> list[dict[str, Any]]:
+def node_figures(history: History, rule: CommitRule | None = None) -> list[dict[str, Any]]:
     by_node: dict[int, list] = defaultdict(list)
     for block in history.blocks:
         by_node[block.node].append(block)
@@ -233,11 +264,19 @@ def node_figures(history: History) -> list[dict[str, Any]]:
             holds[node] += 1
     sampled = (history.footer.get("resources") or {}).get("nodes") or {}
     window = history.header["phases"].get("measure")
+    roles = (history.header.get("topology") or {}).get("roles") or []
+    lags = block_lags(history, rule or commit_rule(history.header)) if roles else {}
     out = []
     for index, node in enumerate(history.header["nodes"]):
         blocks = by_node.get(index, [])
+        placed = {}
+        if roles:   # a topology run: where the node sits, and how far behind the root tier
+            placed = {"zone": zone_name(history.header, index),
+                      "role": roles[index] if index < len(roles) else None,
+                      "block_lag_ms": lag_summary([lag for _, _, lag in lags.get(index, [])])}
         out.append({
             **node,
+            **placed,
             "blocks_seen": len(blocks),
             "head": max((b.number for b in blocks), default=None),
             "txs_held": holds.get(index, 0),
@@ -245,6 +284,80 @@ def node_figures(history: History) -> list[dict[str, Any]]:
             "resources": resource_figures(sampled.get(node["name"]) or [], window),
         })
     return out
+
+
+def zone_name(header: dict[str, Any], index: int) -> str | None:
+    for zone in (header.get("topology") or {}).get("zones") or []:
+        if index in zone.get("nodes", []):
+            return zone["name"]
+    return None
+
+
+def first_sightings(history: History) -> dict[int, dict[int, float]]:
+    """node -> height -> when its watcher first reported a block at that height (any hash)."""
+    seen: dict[int, dict[int, float]] = defaultdict(dict)
+    for b in history.blocks:
+        heights = seen[b.node]
+        if b.number not in heights or b.seen < heights[b.number]:
+            heights[b.number] = b.seen
+    return seen
+
+
+def root_times(history: History, rule: CommitRule,
+               sightings: dict[int, dict[int, float]] | None = None) -> dict[int, float]:
+    """height -> when the commit nodes (a topology's root tier) had it: the threshold-th
+    commit node's first sighting, the same rule a transaction's commit follows."""
+    sightings = first_sightings(history) if sightings is None else sightings
+    by_height: dict[int, list[float]] = defaultdict(list)
+    for node in rule.nodes:
+        for height, at in sightings.get(node, {}).items():
+            by_height[height].append(at)
+    return {h: sorted(times)[rule.threshold - 1] for h, times in by_height.items()
+            if len(times) >= rule.threshold}
+
+
+def block_lags(history: History, rule: CommitRule) -> dict[int, list[tuple[int, float, float]]]:
+    """node -> [(height, root time, lag s)]: how long after the root tier each node first saw
+    each height the root tier reached (negative: the node saw it before the threshold-th
+    root node did)."""
+    sightings = first_sightings(history)
+    roots = root_times(history, rule, sightings)
+    return {node: [(h, roots[h], at - roots[h]) for h, at in sorted(heights.items()) if h in roots]
+            for node, heights in sightings.items()}
+
+
+def zone_figures(history: History, rule: CommitRule) -> dict[str, dict[str, Any]] | None:
+    """Per zone of submission (the zone of the node each transaction was sent to), the
+    measure window's submitted, committed and latency; None without a topology."""
+    topology = history.header.get("topology")
+    window = history.header["phases"].get("measure")
+    if not topology or window is None:
+        return None
+    names = [n.get("name", f"node{i}") for i, n in enumerate(history.header["nodes"])]
+    names += [f"node{i}" for i in range(len(names), sum(len(z.get("nodes", [])) for z in topology["zones"]))]
+    zone_of = {i: zone["name"] for zone in topology.get("zones") or [] for i in zone.get("nodes", [])}
+    sent: dict[str, int] = defaultdict(int)
+    failed: dict[str, int] = defaultdict(int)
+    latencies: dict[str, list[float]] = defaultdict(list)
+    for tx in history.txs:
+        if tx.phase != "measure" or tx.submitted is None or tx.error == DROPPED:
+            continue
+        zone = zone_of.get(tx.node)
+        if zone is None:
+            continue
+        sent[zone] += 1
+        if tx.error:
+            failed[zone] += 1
+            continue
+        at = rule.time(tx)
+        if at is not None:
+            latencies[zone].append(at - tx.submitted)
+    return {zone["name"]: {"tier": zone.get("tier"), "parent": zone.get("parent"),
+                           "nodes": [names[i] for i in zone.get("nodes", [])],
+                           "submitted": sent[zone["name"]], "failed": failed[zone["name"]],
+                           "committed": len(latencies[zone["name"]]),
+                           "latency": latency_summary(latencies[zone["name"]])}
+            for zone in topology.get("zones") or []}
 
 
 def resource_figures(samples: list[list[float]], window: list[float] | None) -> dict[str, Any] | None:
@@ -289,6 +402,17 @@ def detection_figures(history: History) -> dict[str, Any]:
     }
 
 
+def lag_summary(lags_s: list[float]) -> dict[str, Any]:
+    """p50 / p99 / max in ms of lags in seconds, a lag below zero (ahead of the root tier)
+    counted as none."""
+    if not lags_s:
+        return {"p50": None, "p99": None, "max": None, "count": 0}
+    values = np.maximum(np.array(lags_s, dtype=float), 0.0) * 1000
+    return {"p50": round(float(np.percentile(values, 50)), 3),
+            "p99": round(float(np.percentile(values, 99)), 3),
+            "max": round(float(np.max(values)), 3), "count": len(lags_s)}
+
+
 def _spread(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"mean": None, "p99": None, "max": None}
@@ -299,16 +423,18 @@ def _spread(values: list[float]) -> dict[str, float | None]:
 
 def compute(history: History) -> dict[str, Any]:
     header = history.header
-    threshold = threshold_nodes(header["load"]["commit_share"], len(header["nodes"]))
-    phases = {name: phase_figures(history, name, threshold) for name in window_names(header)}
+    rule = commit_rule(header)
+    phases = {name: phase_figures(history, name, rule) for name in window_names(header)}
     query = query_figures(history)
     if query is not None:
         phases["query"] = query
     return {
-        "threshold_nodes": threshold,
+        "threshold_nodes": rule.threshold,
+        "commit_nodes": sorted(rule.nodes),
         "phases": phases,
-        "timeseries": timeseries(history, threshold),
-        "nodes": node_figures(history),
+        "timeseries": timeseries(history, rule),
+        "nodes": node_figures(history, rule),
+        "zones": zone_figures(history, rule),
         "cpu": cpu_series(history),
         "commit_detection": detection_figures(history),
     }

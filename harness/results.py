@@ -16,7 +16,7 @@ import jsonschema
 
 from harness import audit, findings, metrics, standards, verdicts
 from harness import history as history_module
-from harness.checks import correctness, thresholds
+from harness.checks import correctness, structure, thresholds
 from harness.checks.chain import commit_times
 from harness.history import History
 from harness.model import FaultRecord
@@ -49,6 +49,17 @@ def audit_entry(history: History) -> dict[str, Any] | None:
     return {"family": recorded.get("family"), "node": recorded.get("node"),
             "heights": recorded.get("heights"), "blocks": recorded.get("blocks"),
             "txs": recorded.get("txs"), "error": recorded.get("error"), "verdict": overall, **checks}
+
+
+def topology_entry(history: History) -> dict[str, Any] | None:
+    """The run's topology as the History's header gives it (zones, links, per-node roles, the
+    links as applied and measured) with the structure metrics a suite's `checks:` may name."""
+    doc = history.header.get("topology")
+    if not doc:
+        return None
+    return {"zones": doc.get("zones") or [], "links": doc.get("links") or [],
+            "roles": doc.get("roles") or [], "links_applied": doc.get("links_applied"),
+            **structure.figures(history)}
 
 
 def harness_warnings(figures: dict[str, Any], footer: dict[str, Any],
@@ -105,7 +116,9 @@ def compute(history: History, catalogues: list[dict[str, Any]] | None = None) ->
     default the ones the run named (kept in the History's header)."""
     header, footer = history.header, history.footer
     figures = metrics.compute(history)
-    checks = thresholds.evaluate(header.get("checks", []), figures["phases"])
+    shape = topology_entry(history)
+    checks = thresholds.evaluate(header.get("checks", []), figures["phases"],
+                                 {k: shape[k] for k in thresholds.STRUCTURE} if shape else None)
     faults = [fault_entry(f) for f in history.faults]
     checkers = correctness.evaluate(history, header.get("checkers") or {})
     checkers += [{"id": f"fault {f['id']} applied", "verdict": "unknown",
@@ -128,6 +141,8 @@ def compute(history: History, catalogues: list[dict[str, Any]] | None = None) ->
         "load": header["load"],
         "bootstrap": header.get("bootstrap", {}),
         "threshold_nodes": figures["threshold_nodes"],
+        "commit_nodes": [n.get("name", f"node{i}") for i, n in enumerate(header["nodes"])
+                         if i in figures["commit_nodes"]],
         "phases": {name: {**figures["phases"][name]} for name in figures["phases"]}
         | ({"settle": {"window": header["phases"]["settle"], "ended": footer.get("settle_end")}}
            if "settle" in header["phases"] else {}),
@@ -147,6 +162,9 @@ def compute(history: History, catalogues: list[dict[str, Any]] | None = None) ->
         "artifacts": {"history": "history.jsonl", "report": "report.html", "junit": "junit.xml",
                       "logs": [n["log"] for n in header["nodes"]]},
     }
+    if shape is not None:   # a topology run: its tiers, zones, links and per-zone figures
+        results["topology"] = shape
+        results["zones"] = figures["zones"]
     results["audit"] = audit_entry(history)
     results["security"] = findings.entry(history.probes)
     catalogues = header.get("standards", []) if catalogues is None else catalogues

@@ -152,13 +152,17 @@ class Suite:
         else:   # only BFT and CFT fault models say how many faulty nodes must be tolerated
             config = {name: {} for name in correctness.ORDER
                       if (name != "fault_tolerance" or self.chain.consensus in ("bft", "cft"))
-                      and name != "readback"}   # readback: only with a registered workload
+                      and name != "readback"   # readback: only with a registered workload
+                      and name not in correctness.topology_checkers()}
         if self.chain.consensus in FINALITY and "safety" not in config:
             # A chain that claims finality is always held to it: a node cannot earn credit
             # for blocks that later vanish, whatever the suite forgot to ask.
             config = {"safety": {}, **config}
         if "causality" not in config:   # a commit before its submit fails any run
             config = {"causality": {}, **config}
+        if self.topology is not None:   # a topology's tiers are always judged (docs/topology.md)
+            config = {**config, **{name: {} for name in correctness.topology_checkers()
+                                   if name not in config}}
         if self.workload_registered and "readback" not in config:
             # A workload's effects are always read back: a chain that includes a transaction
             # but drops (or reverts) its effect must not pass on inclusion alone.

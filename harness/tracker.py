@@ -2,10 +2,14 @@
 
 Adapters report blocks (from websocket subscriptions or polling); the tracker maps
 their transaction ids to the run's pre-signed transactions. A transaction counts as
-committed once `threshold` nodes hold it (DESIGN.md: 100% for bft/cft).
+committed once `threshold` of the commit nodes hold it (DESIGN.md: 100% for bft/cft). The
+commit nodes are every node, or with a topology its root tier (the consensus participants):
+the sightings of the other nodes are kept for the History but commit nothing.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,10 +23,14 @@ class CommitTracker:
     again only when they appear on the branch the node kept. A node cannot lower latency by
     announcing blocks that do not last."""
 
-    def __init__(self, tx_ids: list[str], nodes: int, share: float):
+    def __init__(self, tx_ids: list[str], nodes: int, share: float,
+                 commit_nodes: Sequence[int] | None = None):
         self.index = {tx_id.lower(): i for i, tx_id in enumerate(tx_ids)}
         self.nodes = nodes
-        self.threshold = threshold_nodes(share, nodes)
+        voters = range(nodes) if commit_nodes is None else commit_nodes
+        self.voter = np.zeros(nodes, dtype=bool)    # whose sighting counts towards the threshold
+        self.voter[list(voters)] = True
+        self.threshold = threshold_nodes(share, max(1, int(self.voter.sum())))
         self.seen = np.full((len(tx_ids), nodes), np.nan)     # harness clock per node
         self.block = np.full((len(tx_ids), nodes), -1, dtype=np.int64)
         self.holders = np.zeros(len(tx_ids), dtype=np.int32)
@@ -55,8 +63,10 @@ class CommitTracker:
                 continue  # already held by this node (a re-reported block)
             self.seen[i, block.node] = block.seen
             self.block[i, block.node] = block.number
-            self.holders[i] += 1
             credited.append(i)
+            if not self.voter[block.node]:
+                continue
+            self.holders[i] += 1
             if self.holders[i] == self.threshold:
                 self.committed_at[i] = block.seen
                 self.committed += 1
@@ -73,8 +83,10 @@ class CommitTracker:
         self.withdrawals.setdefault(i, []).append((node, float(self.seen[i, node]), int(self.block[i, node])))
         self.seen[i, node] = np.nan
         self.block[i, node] = -1
-        self.holders[i] -= 1
         self.withdrawn += 1
+        if not self.voter[node]:
+            return
+        self.holders[i] -= 1
         if np.isnan(self.committed_at[i]):
             return
         if self.holders[i] < self.threshold:
@@ -82,7 +94,8 @@ class CommitTracker:
             self.committed -= 1
             self.commit_order.remove(i)
         else:   # still committed: at the threshold-th of the sightings that remain
-            self.committed_at[i] = np.sort(self.seen[i][~np.isnan(self.seen[i])])[self.threshold - 1]
+            held = self.seen[i][self.voter]
+            self.committed_at[i] = np.sort(held[~np.isnan(held)])[self.threshold - 1]
 
     def pending(self, upto: int) -> int:
         """Transactions among the first `upto` that have not reached the threshold."""

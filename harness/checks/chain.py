@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from harness import metrics
 from harness.faults import kinds
 from harness.history import BlockRecord, FaultRecord, FinalChain, History, TxRecord
-from harness.model import threshold_nodes
 
 LIST_CAP = 20
 CRASH_ACTIONS = kinds.crash_kinds()   # the fault kinds that interrupt a node's process
@@ -71,20 +71,19 @@ def sightings(tx: TxRecord, ever: bool = False) -> list[tuple[int, float, int]]:
 
 
 def commit_times(history: History, ever: bool = False) -> dict[int, float]:
-    """tx index -> when the threshold-th node held it, for the txs that reached the threshold
+    """tx index -> when the threshold-th commit node held it, for the txs that reached the threshold
     (with `ever`: at any time, counting sightings whose blocks were replaced later).
 
     Transactions the node answered with an error still count: if they are in blocks, they
     are committed as far as the chain is concerned.
     """
-    header = history.header
-    threshold = header.get("threshold_nodes") or threshold_nodes(
-        (header.get("load") or {}).get("commit_share", 1.0), max(1, node_count(history)))
+    rule = metrics.commit_rule(history.header)   # the commit nodes: a topology's root tier
+    threshold = history.header.get("threshold_nodes") or rule.threshold
     times = {}
     for tx in history.txs:
-        held = sightings(tx, ever)
+        held = sorted(seen for node, seen, _ in sightings(tx, ever) if node in rule.nodes)
         if len(held) >= threshold:
-            times[tx.i] = sorted(seen for _, seen, _ in held)[threshold - 1]
+            times[tx.i] = held[threshold - 1]
     return times
 
 

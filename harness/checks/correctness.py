@@ -5,6 +5,8 @@ A checker is one module under harness/checks/ that defines
   ORDER     its place in the run order (lower first; ties by id)
   DEFAULTS  its settings with their default values
   SETTINGS  (optional) the JSON Schema of each setting, merged into the suite schema
+  TOPOLOGY  (optional) True: it judges a topology's tiers, and a suite with a `topology:`
+            runs it by default (harness/suite.py Suite.checker_config)
   check     (history, settings) -> {"id", "verdict": pass|fail|unknown, "why", "evidence"}
 Adding one is adding that file (and its test): discovery, the suite schema and the
 standards' `checker_<id>` metric follow from the registry.
@@ -44,6 +46,7 @@ class Checker:
     check: CheckFunction
     module: str
     reads_final_chains: bool = True   # whether the run must read every node's chain back for it
+    topology: bool = False            # judges a topology's tiers: run by default only with one
 
 
 def _is_checker(module: ModuleType) -> bool:
@@ -67,7 +70,8 @@ def registry() -> dict[str, Checker]:
             id=module.ID, order=int(getattr(module, "ORDER", 1000)), defaults=dict(module.DEFAULTS),
             settings_schema=dict(getattr(module, "SETTINGS", None) or {k: {} for k in module.DEFAULTS}),
             check=module.check, module=module.__name__,
-            reads_final_chains=bool(getattr(module, "READS_FINAL_CHAINS", True)))
+            reads_final_chains=bool(getattr(module, "READS_FINAL_CHAINS", True)),
+            topology=bool(getattr(module, "TOPOLOGY", False)))
     return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
 
 
@@ -75,6 +79,11 @@ def needs_final_read(config: dict[str, Any]) -> bool:
     """Whether any checker in `config` judges the final chains (the run's final read stage)."""
     found = registry()
     return any(found[name].reads_final_chains for name in config if name in found)
+
+
+def topology_checkers() -> tuple[str, ...]:
+    """The checkers a run with a topology gets by default (supervision, freshness)."""
+    return tuple(i for i, c in registry().items() if c.topology)
 
 
 def reload() -> None:

@@ -67,7 +67,8 @@ async def load(ctx: RunContext, view: Progress) -> LiveView:
     """Send every pre-signed transaction on its schedule; fills ctx.load (records, t0, the
     warmup and measure windows). Returns the live view, which the settle stage goes on using."""
     suite, adapter, nodes, spec = ctx.suite, ctx.adapter, ctx.nodes, ctx.suite.load
-    tracker = CommitTracker([p.tx_id for p in ctx.prepared], len(nodes), suite.commit_share)
+    tracker = CommitTracker([p.tx_id for p in ctx.prepared], len(nodes), suite.commit_share,
+                            suite.commit_nodes)   # a topology: the root tier commits
     targets = [(n.index, n.url() + adapter.submit_path) for n in nodes
                if suite.load_nodes is None or n.index in suite.load_nodes]
     plan = spec.plan()

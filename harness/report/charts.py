@@ -271,7 +271,10 @@ def latency_distribution(latencies_ms: Sequence[float],
                 _empty(ax, "no latencies")
             return
         bins = int(min(60, max(10, math.sqrt(values.size))))
-        hist.hist(values, bins=bins, color=SENT, alpha=0.85, edgecolor="white", lw=0.5)
+        low, high = float(values[0]), float(values[-1])
+        if high - low < 1e-3:   # (nearly) equal latencies: numpy cannot split a zero-width range
+            low, high = low - 0.5, high + 0.5
+        hist.hist(values, bins=bins, range=(low, high), color=SENT, alpha=0.85, edgecolor="white", lw=0.5)
         for name, value in (marks or {}).items():
             colour = MARKS.get(name, TARGET)
             if value is not None:

@@ -1,5 +1,6 @@
-"""The run's summary on the console: the measure (and query) phase in one line each, the
-warnings, every check, fault and checker verdict, and where the report is.
+"""The run's summary on the console: the measure (and query) phase in one line each (and,
+for a topology run, each zone that received load), the warnings, every check, fault and
+checker verdict, and where the report is.
 
 Anything that came from a chain pack, a node or a suite is escaped: it is shown, never
 read as console markup.
@@ -58,6 +59,11 @@ def summarize(console: Console, results: dict[str, Any], run_dir: Path) -> None:
               f"throughput {query['throughput']:.1f} q/s; submitted {query['submitted']}, answered "
               f"{query['answered']}, failed {query['failed']}; latency p50 {_ms(query['latency']['p50'])} "
               f"p99 {_ms(query['latency']['p99'])} max {_ms(query['latency']['max'])}")
+    for name, zone in (results.get("zones") or {}).items():   # a topology run: by zone of submission
+        if zone.get("submitted"):
+            plain(f"  zone {name} ({zone.get('tier')}): submitted {zone['submitted']}, committed "
+                  f"{zone.get('committed')}; latency p50 {_ms(zone['latency']['p50'])} "
+                  f"p99 {_ms(zone['latency']['p99'])}")
     for warning in results["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, markup=True)
     for check in results["checks"]:

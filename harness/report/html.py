@@ -25,8 +25,8 @@ from hdrh.histogram import HdrHistogram
 from harness import history as history_module
 from harness import paths
 from harness.errors import InfraError
-from harness.metrics import MAX_LATENCY_US, commit_time
-from harness.report import charts
+from harness.metrics import MAX_LATENCY_US, CommitRule, commit_rule
+from harness.report import charts, topology_view
 from harness.standards.verdicts import OPS
 
 TEMPLATE = "report.html.j2"
@@ -166,8 +166,11 @@ def _phase_rows(phases: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]
     return names, rows
 
 
-def measure_latencies(run_dir: Path, threshold: int) -> tuple[list[float] | None, dict[str, str] | None]:
-    """Per-transaction latency (ms) of the measure phase, from the history; or (None, why not)."""
+def measure_latencies(run_dir: Path, threshold: int | None = None
+                      ) -> tuple[list[float] | None, dict[str, str] | None]:
+    """Per-transaction latency (ms) of the measure phase, from the history; or (None, why not).
+    Commit time follows the history's own rule (its commit nodes: a topology's root tier);
+    `threshold`, when given, overrides the number of commit nodes that must hold a tx."""
     source = run_dir / "history.jsonl"
     if not source.is_file():
         return None, text(f"{source.name} is missing from the run folder, so the per-transaction "
@@ -178,11 +181,14 @@ def measure_latencies(run_dir: Path, threshold: int) -> tuple[list[float] | None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return None, text(f"{source.name} could not be read ({exc}); latency distribution skipped.",
                           f"无法读取 {source.name}（{exc}），已跳过时延分布。")
+    rule = commit_rule(stored.header)
+    if threshold is not None:
+        rule = CommitRule(threshold, rule.nodes)
     latencies = []
     for tx in stored.txs:
         if tx.phase != "measure" or tx.submitted is None or tx.error:
             continue
-        at = commit_time(tx, threshold)
+        at = rule.time(tx)
         if at is not None:
             latencies.append((at - tx.submitted) * 1000.0)
     return latencies, None
@@ -205,7 +211,7 @@ def distribution_table(latencies_ms: list[float]) -> list[dict[str, str]]:
 
 def _distribution(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     measure = (results.get("phases") or {}).get("measure") or {}
-    latencies, note = measure_latencies(run_dir, int(results.get("threshold_nodes") or 1))
+    latencies, note = measure_latencies(run_dir, results.get("threshold_nodes"))
     if latencies is None:
         return {"chart": None, "table": [], "note": note, "count": None}
     if not latencies:
@@ -385,6 +391,7 @@ def context(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "standards": _standards(results),
         "requirements": requirements_view(results),
         "security": security_view(results),
+        "topology": topology_view.view(results),
         "phase_names": phase_names,
         "phase_rows": phase_rows,
         "phase_errors": {n: (results["phases"][n].get("errors") or []) for n in phase_names},

@@ -41,6 +41,7 @@ import pytest
 from harness.report import html
 from tests.unit.test_report_campaign import build_campaign
 from tests.unit.test_report_html import SAMPLE, judged
+from tests.unit.test_topology_judge import topology_run
 
 ROOT = Path(__file__).resolve().parents[2]
 STORED_RUN = Path(os.environ.get("BCTEST_REPORT_RUN", "/tmp/r1"))
@@ -177,8 +178,9 @@ LABEL = ("(() => { const r = document.querySelector('label[for=\"lang-zh\"]').ge
          " return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()")
 
 
-async def inspect(ws_url: str, page: Path) -> dict[str, Any]:
-    """Open `page`, check it, switch it to Chinese and screenshot it (English) as report.png."""
+async def inspect(ws_url: str, page: Path, extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """Open `page`, check it, switch it to Chinese and screenshot it (English) as report.png;
+    `extra` names more expressions to evaluate in English (their values come back too)."""
     async with aiohttp.ClientSession() as client, client.ws_connect(ws_url, max_msg_size=0) as ws:
         cdp = DevTools(ws)
         try:
@@ -198,6 +200,8 @@ async def inspect(ws_url: str, page: Path) -> dict[str, Any]:
             found: dict[str, Any] = {"images": await cdp.evaluate(IMAGES, session)}
             found["heading_en"] = await cdp.evaluate(HEADING, session)
             found["visible_zh_in_en"] = await cdp.evaluate(HIDDEN.replace("{lang}", "zh"), session)
+            for name, expression in (extra or {}).items():
+                found[name] = await cdp.evaluate(expression, session)
 
             size = (await cdp.send("Page.getLayoutMetrics", session=session))["cssContentSize"]
             height = min(int(size["height"]), MAX_SHOT_HEIGHT)
@@ -222,10 +226,10 @@ async def inspect(ws_url: str, page: Path) -> dict[str, Any]:
             cdp.reader.cancel()
 
 
-def check_page(page: Path, profile: Path, images: int) -> dict[str, Any]:
+def check_page(page: Path, profile: Path, images: int, extra: dict[str, str] | None = None) -> dict[str, Any]:
     browser = Chromium(chromium_binary(), profile)
     try:
-        found = asyncio.run(inspect(browser.ws_url, page))
+        found = asyncio.run(inspect(browser.ws_url, page, extra))
     finally:
         browser.close()
 
@@ -306,3 +310,52 @@ def test_campaign_report_in_chromium(tmp_path: Path) -> None:
     check_page(folder / "report.html", tmp_path / "profile", images=0)
     # and a case report it links to opens as cleanly
     check_page(folder / "cases" / "bft-threshold" / "report.html", tmp_path / "profile-case", images=3)
+
+
+# What the topology picture shows, measured in the page as laid out (CSS pixels).
+ZONES = """Array.from(document.querySelectorAll('#topology-svg g.zone')).map(g => {
+  const box = g.querySelector('rect.zone-box').getBoundingClientRect();
+  const name = g.querySelector('text.zone-name');
+  const label = name.getBoundingClientRect();
+  return {zone: g.dataset.zone, name: name.textContent, cut: g.classList.contains('zone-cut'),
+          w: box.width, h: box.height, shown: getComputedStyle(g).display !== 'none',
+          inside: label.left >= box.left && label.right <= box.right && label.top >= box.top
+                  && label.bottom <= box.bottom,
+          nodes: Array.from(g.querySelectorAll('circle.node')).map(c => c.getBoundingClientRect().width)};
+})"""
+LINKS = """Array.from(document.querySelectorAll('#topology-svg g.link-label')).map(g =>
+  ({between: g.dataset.between, text: Array.from(g.querySelectorAll('text')).map(t => t.textContent),
+    w: g.getBoundingClientRect().width}))"""
+TIERS = """Array.from(document.querySelectorAll('#topology-svg text.tier-label'))
+  .filter(t => getComputedStyle(t).display !== 'none').map(t => t.textContent)"""
+SVG_SIZE = "(() => { const r = document.querySelector('#topology-svg').getBoundingClientRect(); " \
+           "return {w: r.width, h: r.height}; })()"
+
+
+def test_topology_report_in_chromium(tmp_path: Path) -> None:
+    """A three-tier run (a hand-built History re-judged by `bctest report`): the picture's zone
+    boxes are laid out with their names and nodes inside, the link labels carry profile and
+    measured RTT, the cut region is marked, and the page passes every check of a run page."""
+    chromium_binary()
+    folder = tmp_path / "topology-run"
+    topology_run(folder)
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(folder)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = (folder / "report.html").read_text(encoding="utf-8")
+    assert '<section id="topology">' in text and '<svg id="topology-svg"' in text
+    found = check_page(folder / "report.html", tmp_path / "profile", images=3,
+                       extra={"zones": ZONES, "links": LINKS, "tiers": TIERS, "svg": SVG_SIZE})
+    zones = {z["zone"]: z for z in found["zones"]}
+    assert list(zones) == ["national", "province-a", "region-1", "region-2"], zones
+    for name, zone in zones.items():
+        assert zone["name"] == name and zone["shown"] and zone["inside"], zone
+        assert zone["w"] > 60 and zone["h"] > 40 and all(w > 10 for w in zone["nodes"]), zone
+    assert [len(zones[z]["nodes"]) for z in zones] == [1, 2, 1, 1]
+    assert zones["region-1"]["cut"] and not zones["region-2"]["cut"]
+    links = {link["between"]: link["text"] for link in found["links"]}
+    assert links == {"province-a national": ["40 ms", "RTT 80.9 ms"],
+                     "province-a region-1": ["20 ms ± 2", "RTT 41.2 ms"],
+                     "province-a region-2": ["20 ms ± 2"]}, links
+    assert found["tiers"] == ["Management (national)", "Root (province / city)", "Application (regional)"]
+    assert 300 < found["svg"]["w"] <= WIDTH and found["svg"]["h"] > 300, found["svg"]

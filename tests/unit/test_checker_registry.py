@@ -27,7 +27,7 @@ def _sample() -> history_module.History:
 
 def test_the_reference_checkers_are_discovered_in_their_fixed_order():
     assert correctness.ORDER == ("causality", "safety", "liveness", "durability", "convergence",
-                                 "fault_tolerance", "readback")
+                                 "fault_tolerance", "supervision", "freshness", "readback")
     assert {f"checker_{c}" for c in correctness.ORDER} <= set(METRICS)
 
 
@@ -107,7 +107,7 @@ def parity_checker(tmp_path, monkeypatch):
 
 def test_adding_a_checker_is_one_new_file(parity_checker, tmp_path, inputs):
     assert correctness.ORDER == ("causality", "safety", "liveness", "parity", "durability", "convergence",
-                                 "fault_tolerance", "readback")
+                                 "fault_tolerance", "supervision", "freshness", "readback")
     assert "checker_parity" in METRICS
     # The suite schema accepts its settings and refuses bad ones, naming the field.
     suite = inputs.suite()

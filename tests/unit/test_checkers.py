@@ -534,7 +534,7 @@ def test_evaluate_runs_the_named_checkers_in_a_fixed_order_with_merged_settings(
 
 def test_evaluate_rejects_unknown_checkers_and_settings():
     assert list(correctness.DEFAULTS) == ["causality", "safety", "liveness", "durability", "convergence",
-                                          "fault_tolerance", "readback"]
+                                          "fault_tolerance", "supervision", "freshness", "readback"]
     assert correctness.DEFAULTS["liveness"] == {"bound": 20.0, "recovery_share": 0.8, "window": 10.0}
     with pytest.raises(ValueError, match="unknown correctness checker 'linearizable'"):
         correctness.evaluate(History(header=header()), {"linearizable": {}})

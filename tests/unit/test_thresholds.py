@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.checks.thresholds import OPERATORS, evaluate, measured
+from harness.checks.thresholds import OPERATORS, STRUCTURE, evaluate, measured
 
 PHASES = {
     "measure": {"throughput": 95.0, "success_ratio": 0.99, "send_rate_ratio": None, "failed": 0,
@@ -85,8 +85,11 @@ def test_every_suite_schema_metric_exists_in_metrics_output():
                 txs=[TxRecord(i=0, id="0x1", phase="measure", node=0, scheduled=0.1,
                               submitted=0.1, acked=0.1, error=None, commits=[(0, 0.3, 1)])])
     phase = metrics.compute(h)["phases"]["measure"]
-    missing = [name for name in names if measured(phase, name) is None]
+    missing = [name for name in names if name not in STRUCTURE and measured(phase, name) is None]
     assert missing == []
+    # the structure metrics are the whole run's: results.json's topology figures (a topology run)
+    from harness.checks import structure
+    assert set(STRUCTURE) <= set(names) and set(structure.figures(h)) == set(STRUCTURE)
 
 
 def test_verdicts_keep_check_fields_and_order():
