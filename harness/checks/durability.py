@@ -5,6 +5,11 @@ losing it later (a crashed node that restarts without it, a fork that drops it) 
 loss. The final reads are taken after the run ended and every fault healed, so a node
 that never caught up also counts as missing what it lacks.
 
+With a topology, only the commit nodes (the root tier) had to hold a transaction for it
+to commit: a management or application node whose final tip is still below a committed
+transaction's block is behind, not losing data (supervision and freshness judge its lag);
+what it lacks at or below its own tip is lost.
+
 Proof-of-work chains may orphan a recent block: a committed transaction missing from a
 final chain is reported as orphaned, and fails only if a node that held it dropped its
 block after the block was `max_reorg_depth` or more deep on that node. The depth is
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness import metrics
 from harness.checks import chain
 from harness.history import History, TxRecord
 
@@ -64,6 +70,11 @@ def check(history: History, config: dict[str, Any]) -> dict[str, Any]:
     readable, unread = chain.finals(history)
     missing = {node: sorted(set(committed) - set(final.holds)) for node, final in sorted(readable.items())}
     tips = {node: max((n for n, _ in final.chain), default=-1) for node, final in readable.items()}
+    voters = set(metrics.commit_nodes(history.header))
+    behind = {node: [i for i in lost if _block(txs[i]) > tips[node]]
+              for node, lost in missing.items() if node not in voters}
+    for node, late in behind.items():   # a non-voting node that is behind: not a loss
+        missing[node] = [i for i in missing[node] if i not in set(late)]
     crashed = sorted({n for f in chain.applied(history) if f.action in chain.CRASH_ACTIONS for n in f.nodes})
     evidence: dict[str, Any] = {
         "kind": kind,
@@ -74,6 +85,8 @@ def check(history: History, config: dict[str, Any]) -> dict[str, Any]:
                   for node, lost in missing.items()],
         "unread": [{"node": chain.name(history, node), "error": error}
                    for node, error in sorted(unread.items())],
+        "behind": [{"node": chain.name(history, node), "txs": len(late), "final_tip": tips[node]}
+                   for node, late in behind.items() if late],
         "crashed": chain.names(history, crashed),
         "resynced": chain.names(history, [n for n in crashed if n in readable and not missing[n]]),
     }

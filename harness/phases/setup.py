@@ -154,9 +154,9 @@ async def setup(ctx: RunContext) -> None:
                                        lambda message: ctx.say(f"  {message}"))
     if suite.runtime == "swarm":   # nodes as services of the engine's swarm (docs/swarm.md)
         from harness.runtime.swarm import SwarmRuntime
-        links = suite.topology is not None and bool(suite.topology.links)
+        shaped = suite.topology is not None and bool(suite.topology.links)
         ctx.runtime = SwarmRuntime(ctx.client, ctx.run_id, ctx.run_dir / "logs", suite.swarm,
-                                   netns=kinds.needs_preflight(suite.faults) or links)
+                                   netns=kinds.needs_preflight(suite.faults) or shaped)
     else:
         ctx.runtime = DockerRuntime(ctx.client, ctx.run_id, ctx.run_dir / "logs")
     ctx.host = await asyncio.to_thread(hostinfo.host_facts, ctx.client)

@@ -422,3 +422,36 @@ def test_a_suite_with_a_topology_gets_the_structure_checkers_by_default():
     # a fault suite without a topology runs every checker by default, but not these
     assert "liveness" in plain.checker_config()
     assert not {"supervision", "freshness"} & set(plain.checker_config())
+
+
+# ---------------------------------------------------------------- durability across the tiers
+
+
+def test_durability_tells_a_trailing_region_from_a_lost_transaction():
+    from harness.checks import durability
+    txs = steady(20)                       # blocks 1..10, every node holds its txs
+    every = list(range(20))
+    # node4 (a region: not a commit node) was read while still at height 9: the two txs of
+    # block 10 lie above its tip. It is behind, not losing data (freshness judges the lag).
+    holds = {n: every for n in range(5)}
+    holds[4] = every[:18]
+    history = History(header=header(), txs=txs, blocks=chain_blocks(range(1, 11)),
+                      finals=finals(10, holds=holds))
+    history.finals[4] = FinalChain(node=4, at=26.0, chain=[(h, f"h{h}") for h in range(1, 10)],
+                                   holds=every[:18], error=None)
+    result = run(durability, history)
+    assert result["verdict"] == "pass", result
+    assert result["evidence"]["behind"] == [{"node": "node4", "txs": 2, "final_tip": 9}]
+    # A tx missing at or below the region's own tip is lost, behind or not.
+    history.finals[4] = FinalChain(node=4, at=26.0, chain=[(h, f"h{h}") for h in range(1, 10)],
+                                   holds=every[:5] + every[6:18], error=None)
+    result = run(durability, history)
+    assert result["verdict"] == "fail" and "node4" in result["why"]
+    # A root node (a commit node) behind its own commits lost them: it had held them.
+    holds = {n: every for n in range(5)}
+    history = History(header=header(), txs=txs, blocks=chain_blocks(range(1, 11)),
+                      finals=finals(10, holds=holds))
+    history.finals[1] = FinalChain(node=1, at=26.0, chain=[(h, f"h{h}") for h in range(1, 10)],
+                                   holds=every[:18], error=None)
+    result = run(durability, history)
+    assert result["verdict"] == "fail" and "node1" in result["why"]
