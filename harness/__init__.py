@@ -1,3 +1,3 @@
 """bctest: the harness a blockchain test & evaluation center runs to certify vendor chains."""
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
