@@ -31,7 +31,7 @@ MANIFEST = "submission.yaml"
 MAX_BYTES = 8 * 1024**3      # a submission's files together (the image tarball is most of it)
 MAX_FILES = 10_000
 MAX_NAME = 1024              # characters in one member's path
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "full", "smoke")
 
 
 class SubmissionInvalid(InputError):

@@ -16,8 +16,10 @@ ROUND_NODES = 4           # the CAICT rounds' node count; the capacity search ru
 @dataclass(frozen=True)
 class Profile:
     """How long and how thoroughly: quick is a vendor's self-check (minutes), full the
-    certificate. Only full runs every round; rounds a quick run leaves out stay
-    inconclusive (never not-applicable), so a quick run can never show a clean grade."""
+    certificate, smoke the shortest real program (quick's rounds, fewer and shorter runs;
+    the tests of the paths around certify use it). Only full runs every round; rounds a
+    quick or smoke run leaves out stay inconclusive (never not-applicable), so neither can
+    ever show a clean grade."""
 
     name: str
     step_warmup: float        # capacity steps: seconds of load not measured
@@ -42,6 +44,11 @@ PROFILES = {
     "full": Profile("full", step_warmup=3, step_duration=20, step_settle=20, ramp_steps=8, ramp_factor=2,
                     bisect_steps=3, confirm_duration=60, confirm_attempts=3, start_rate=50, max_rate=20000,
                     round_duration=60, stability_duration=300, security_budget=120),
+    # Still a search (two ramp steps, then a confirmation), the pressure round and the
+    # probes, judged and signed: only shorter, for the tests of the queue and worker.
+    "smoke": Profile("smoke", step_warmup=1, step_duration=4, step_settle=10, ramp_steps=2, ramp_factor=4,
+                     bisect_steps=0, confirm_duration=6, confirm_attempts=1, start_rate=25, max_rate=400,
+                     round_duration=6, stability_duration=0, security_budget=45),
 }
 
 

@@ -16,8 +16,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vendor", required=True, help="vendor name: [a-z0-9][a-z0-9-]{1,38}")
     parser.add_argument("--contact", default=None, help="who answers for the submission (e-mail)")
     parser.add_argument("--claims", type=Path, default=None, help="the vendor's claims.yaml")
-    parser.add_argument("--profile", choices=["quick", "full"], default=None,
-                        help="quick: a self-check; full: the certificate (default)")
+    parser.add_argument("--profile", choices=["quick", "full", "smoke"], default=None,
+                        help="quick: a self-check; full: the certificate (default); smoke: the shortest "
+                             "self-check (for tests)")
     parser.add_argument("--out", type=Path, required=True, help="the submission folder to write")
 
 

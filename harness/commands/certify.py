@@ -19,8 +19,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--claims", type=Path,
                         help="the vendor's claims.yaml (rated throughput, latency, f); "
                              "default: claims.yaml in the pack folder when there is one")
-    parser.add_argument("--profile", choices=("quick", "full"), default="full",
-                        help="quick: a vendor's self-check in minutes; full: the certificate (default)")
+    parser.add_argument("--profile", choices=("quick", "full", "smoke"), default="full",
+                        help="quick: a vendor's self-check in minutes; full: the certificate (default); "
+                             "smoke: the shortest program (for tests)")
     parser.add_argument("--out", type=Path, help="folder (default runs/certify-<pack>-<time>-<id>)")
     parser.add_argument("--vendor", default="reference", help="who submitted it (default: reference)")
     parser.add_argument("--submission", help="the submission's content address (set by bctest worker)")

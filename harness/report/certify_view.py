@@ -87,6 +87,12 @@ def profile_sentence(certify: dict[str, Any]) -> dict[str, str]:
                     "from short runs; only the full profile certifies a chain.",
                     "配置 quick：厂商数分钟内完成的自检，不是认证证书。"
                     "其数据来自短时运行；只有 full 配置才能认证一条链。")
+    if profile == "smoke":
+        return text("Profile smoke: the shortest self-check (the harness's own tests use it), NOT a "
+                    "certificate. Its figures come from very short runs; only the full profile certifies "
+                    "a chain.",
+                    "配置 smoke：最短的自检（供测试框架自身的测试使用），不是认证证书。"
+                    "其数据来自极短的运行；只有 full 配置才能认证一条链。")
     if profile == "full":
         return text("Profile full: the certification program; this report is the evidence of the "
                     "certificate.",

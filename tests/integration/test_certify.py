@@ -1,7 +1,10 @@
-"""`bctest certify` on a real chain: the quick program on anvil with a vendor's claims — a
-capacity search over real runs, the pressure round at the claimed rate, the security
-probes, every requirement judged (rounds that cannot apply to a single-node chain say why),
-the claims judged, the folder signed, verified and re-judged from its histories alone."""
+"""`bctest certify` on a real chain: a program on anvil with a vendor's claims — a capacity
+search over real runs, the pressure round at the claimed rate, the security probes, every
+requirement judged (rounds that cannot apply to a single-node chain say why), the claims
+judged, the folder signed, verified and re-judged from its histories alone.
+
+CI runs the smoke profile (the same program, fewer and shorter runs); `scripts/test --long`
+runs the same tests on the quick profile too (its longer search: four ramp steps)."""
 
 from __future__ import annotations
 
@@ -20,30 +23,32 @@ def bctest(*args, env=None, timeout=900):
                           capture_output=True, text=True, env={**os.environ, **(env or {})})
 
 
-@pytest.fixture(scope="module")
-def certified(docker_client, anvil_image, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("certify")
+@pytest.fixture(scope="module", params=["smoke", pytest.param("quick", marks=pytest.mark.long)])
+def certified(request, docker_client, anvil_image, tmp_path_factory):
+    profile = request.param
+    folder = tmp_path_factory.mktemp(f"certify-{profile}")
     env = {"BCTEST_KEYS": str(folder / "keys")}
     assert bctest("keys", "init", env=env).returncode == 0
     claims = folder / "claims.yaml"
     claims.write_text("throughput: 100\nlatency_p99_ms: 4000\n")
     out = folder / "run"
-    done = bctest("certify", "anvil", "--profile", "quick", "--claims", str(claims), "--vendor", "acme",
+    done = bctest("certify", "anvil", "--profile", profile, "--claims", str(claims), "--vendor", "acme",
                   "--out", str(out), env=env)
-    return done, out, env
+    return done, out, env, profile
 
 
-def test_quick_certification_of_anvil(certified, docker_client):
-    done, out, _ = certified
+def test_certification_of_anvil(certified, docker_client):
+    done, out, _, profile = certified
     # anvil's dev RPC signs for anyone and mines a high-s transaction: security fails (exit 1).
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     got = results(out)
     block = got["certify"]
-    assert block["profile"] == "quick" and block["vendor"] == {"name": "acme", "submission": None}
+    assert block["profile"] == profile and block["vendor"] == {"name": "acme", "submission": None}
     assert block["pack"]["name"] == "anvil" and block["pack"]["consensus"] == "single"
-    # The search ran real steps from half the claim, doubling, then confirmed the best.
+    # The search ran real steps from half the claim, ×4 each, then confirmed the best.
     steps = block["capacity"]["steps"]
     assert steps[0]["offered"] == 50 and steps[0]["stage"] == "ramp"
+    assert steps[1]["offered"] == 200 and steps[1]["stage"] == "ramp"
     assert steps[-1]["stage"] == "confirm" and block["capacity"]["confirmed"]
     assert block["capacity"]["capacity"] >= 100
     assert all(s["throughput"] and s["latency_p99"] for s in steps)
@@ -74,7 +79,7 @@ def test_quick_certification_of_anvil(certified, docker_client):
 
 
 def test_verify_and_rejudge_the_certification(certified, tmp_path):
-    _, out, env = certified
+    _, out, env, _ = certified
     done = bctest("verify", str(out), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     copy = tmp_path / "copy"

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 
 import jsonschema
 import pytest
+import yaml
 
 from harness import history as history_module
 from harness.checks import correctness
@@ -36,27 +37,63 @@ def run_passing(name, tmp_path):
     return run_dir, got
 
 
+# CI runs the bft-threshold and crash-restart suites on a shorter schedule: the same faults in
+# the same order, each as long as its checkers need (fault_tolerance judges a fault lasting
+# its 5 s grace plus a 5 s window; liveness needs 10 s of load before each fault and its
+# 20 s bound plus 10 s window after the last heal, which keeps a margin no smaller than the
+# shipped suite's), the same checkers and checks. `scripts/test --long` runs the shipped files.
+SHORTER = {
+    "bft-threshold": [("  duration: 100\n", "  duration: 75\n"),
+                      ("    at: 15\n    duration: 20\n", "    at: 10\n    duration: 12\n"),
+                      ("    at: 45\n    duration: 20\n", "    at: 32\n    duration: 12\n")],
+    "crash-restart": [("  duration: 95\n", "  duration: 80\n"),
+                      ("    at: 15\n    duration: 20\n", "    at: 10\n    duration: 12\n"),
+                      ("    at: 50\n", "    at: 34\n"),
+                      ("    at: 62\n", "    at: 44\n")],
+}
+SCHEDULES = ["shorter", pytest.param("shipped", marks=pytest.mark.long)]
+
+
+def fault_suite(name, tmp_path, schedule):
+    """suites/faults/<name>.yaml as shipped, or on SHORTER's schedule (every edit must apply once)."""
+    path = ROOT / "suites" / "faults" / f"{name}.yaml"
+    if schedule == "shipped":
+        return path
+    body = path.read_text()
+    for old, new in SHORTER[name]:
+        assert body.count(old) == 1, f"{path} changed: {old!r} is not in it once; update SHORTER"
+        body = body.replace(old, new)
+    return write_suite(tmp_path, f"{name}-shorter", body)
+
+
+def scheduled_at(suite, fault_id):
+    """When the suite schedules this fault (seconds on the run clock)."""
+    return next(f["at"] for f in yaml.safe_load(suite.read_text())["faults"] if f["id"] == fault_id)
+
+
 def rejudge(run_dir, checker, **settings):
     stored = history_module.read(run_dir / "history.jsonl")
     return correctness.evaluate(stored, {checker: settings})[0]
 
 
-@pytest.fixture(scope="module")
-def bft_run(docker_client, cometbft_image, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("bft") / "run"
-    done, got = run_suite(ROOT / "suites" / "faults" / "bft-threshold.yaml", run_dir)
-    return done, got, run_dir
+@pytest.fixture(scope="module", params=SCHEDULES)
+def bft_run(request, docker_client, cometbft_image, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"bft-{request.param}")
+    suite = fault_suite("bft-threshold", folder, request.param)
+    run_dir = folder / "run"
+    done, got = run_suite(suite, run_dir)
+    return done, got, run_dir, scheduled_at(suite, "kill-f")
 
 
 def test_bft_threshold_suite_passes_and_leaves_nothing(bft_run, docker_client):
-    done, got, run_dir = bft_run
+    done, got, run_dir, kill_at = bft_run
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     jsonschema.validate(got, schema("results"))
     assert verdicts(got) == dict.fromkeys(CHECKERS, "pass")
     faults = {f["id"]: f for f in got["faults"]}
     assert faults["kill-f"]["nodes"] == ["node3"] and faults["kill-f+1"]["nodes"] == ["node2", "node3"]
     assert all(f["status"] == "healed" and f["start"] < f["end"] for f in faults.values())
-    assert 14.5 < faults["kill-f"]["start"] < 16.5  # on the run clock, as scheduled
+    assert kill_at - 0.5 < faults["kill-f"]["start"] < kill_at + 1.5  # on the run clock, as scheduled
     tolerance = next(c for c in got["checkers"] if c["id"] == "fault_tolerance")["evidence"]
     observed = {f["id"]: (f["expected"], f["new_heights"]) for f in tolerance["faults"]}
     assert observed["kill-f"][0] == "continue" and observed["kill-f"][1] > 0
@@ -75,7 +112,7 @@ def test_bft_threshold_suite_passes_and_leaves_nothing(bft_run, docker_client):
 
 
 def test_checkers_trip_on_the_real_bft_history(bft_run):
-    _, got, run_dir = bft_run
+    _, got, run_dir, _ = bft_run
     # The halted chain needs seconds to restart two nodes and agree: not 0.2 s.
     liveness = rejudge(run_dir, "liveness", bound=0.2)
     assert liveness["verdict"] == "fail" and "bound 0.2 s" in liveness["why"]
@@ -91,14 +128,17 @@ def test_checkers_trip_on_the_real_bft_history(bft_run):
 
 
 def test_bft_run_is_rejudged_identically_from_its_history(bft_run):
-    _, got, run_dir = bft_run
+    _, got, run_dir, _ = bft_run
     done = bctest("report", str(run_dir))
     assert done.returncode == 0, done.stderr
     assert verdicts(results(run_dir)) == verdicts(got)
 
 
-def test_crash_restart_suite_catches_up_and_loses_nothing(docker_client, cometbft_image, tmp_path):
-    run_dir, got = run_passing("crash-restart", tmp_path)
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_crash_restart_suite_catches_up_and_loses_nothing(docker_client, cometbft_image, tmp_path, schedule):
+    run_dir = tmp_path / "run"
+    done, got = run_suite(fault_suite("crash-restart", tmp_path, schedule), run_dir)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert verdicts(got) == dict.fromkeys(CHECKERS, "pass")
     evidence = {c["id"]: c["evidence"] for c in got["checkers"]}
     assert set(evidence["durability"]["resynced"]) == {"node2", "node3"}
@@ -176,7 +216,7 @@ def test_interrupt_during_a_fault_heals_and_removes_everything(docker_client, co
     import sys
     import time
 
-    body = (ROOT / "suites" / "faults" / "bft-threshold.yaml").read_text()
+    body = fault_suite("bft-threshold", tmp_path, "shorter").read_text()   # kill-f at 10 s
     suite = write_suite(tmp_path, "interrupt", body.replace("name: faults-bft-threshold",
                                                              "name: it-interrupt"))
     run_dir = tmp_path / "run"

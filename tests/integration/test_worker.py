@@ -1,11 +1,14 @@
 """The vendor's path end to end, with real parts: `bctest bundle` of chains/anvil as vendor
-acme, `bctest submit`, and `bctest worker` running the real `bctest certify --profile quick`
-in the real engine, signed and verified.
+acme, `bctest submit`, and `bctest worker` running the real `bctest certify --profile smoke`
+(the shortest real program: these tests are about the queue and the worker around it;
+tests/integration/test_certify.py covers the program) in the real engine, signed and verified.
 
-(a) SQLite: the worker is SIGKILLed once a container of its run exists; the row stays
-running; the next `bctest worker --once` recovers it, cleans what the dead run left and
-certifies it on attempt 2. (b) PostgreSQL (a real server, tests/postgres_server.py): the same
-path without the kill."""
+(a) The worker is SIGKILLed once a container of its run exists; the row stays running; the
+next `bctest worker --once` recovers it, cleans what the dead run left and certifies it on
+attempt 2. In CI on a PostgreSQL queue (a real server, tests/postgres_server.py), which
+takes the --queue URL through every command; on the default SQLite queue with
+`scripts/test --long` (both backends' recovery logic: tests/unit/test_queue.py, on real
+databases). (b) PostgreSQL without the kill (--long): certified on attempt 1."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from tests.integration.conftest import ROOT, run_objects
 
 pytestmark = pytest.mark.docker
 VENDOR_TAG = "bctest-vendor/anvil:1.7.1"
+PROFILE = "smoke"
 
 
 @pytest.fixture
@@ -46,7 +50,7 @@ def bctest(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedP
 def submitted(env: dict, tmp_path: Path, data: Path, queue: list[str]) -> str:
     claims = tmp_path / "claims.yaml"
     claims.write_text("latency_p99_ms: 10000\n")
-    made = bctest(env, "bundle", "anvil", "--vendor", "acme", "--claims", str(claims), "--profile", "quick",
+    made = bctest(env, "bundle", "anvil", "--vendor", "acme", "--claims", str(claims), "--profile", PROFILE,
                   "--out", str(tmp_path / "submission"), timeout=600)
     assert made.returncode == 0, made.stdout + made.stderr
     done = bctest(env, "submit", str(tmp_path / "submission"), "--data", str(data), *queue)
@@ -94,7 +98,7 @@ def assert_certified(env: dict, data: Path, sid: str, attempts: int, queue_url: 
     assert verified.returncode == 0, verified.stdout + verified.stderr
     results = json.loads((out / "results.json").read_text())
     assert results["certify"]["vendor"] == {"name": "acme", "submission": sid}
-    assert results["certify"]["profile"] == "quick"
+    assert results["certify"]["profile"] == PROFILE
     assert not client.images.list(name=VENDOR_TAG), "the vendor's image outlived its certification"
     return out
 
@@ -106,7 +110,7 @@ def on_the_scorecard(env: dict, data: Path, tmp_path: Path, sid: str) -> None:
     assert built.returncode == 0, built.stdout + built.stderr
     [line] = [json.loads(text) for text in (site / "listing.jsonl").read_text().splitlines()]
     assert line["vendor"]["name"] == "acme" and line["vendor"]["submission"] == sid
-    assert line["profile"] == "quick"
+    assert line["profile"] == PROFILE
     assert (site / "index.html").is_file() and "acme" in (site / "index.html").read_text()
 
 
@@ -116,11 +120,25 @@ def leftovers(client, run_ids: set[str], data: Path) -> list[str]:
     return left + [line for line in mounts if str(data) in line]
 
 
-def test_a_killed_worker_leaves_the_submission_to_the_next_one(env, tmp_path, docker_client, anvil_image):
+@pytest.fixture
+def postgres_queue():
+    with postgres_server.server() as url:
+        yield postgres_server.fresh_database(url, "bctest_worker")
+
+
+@pytest.fixture(params=["postgresql", pytest.param("sqlite", marks=pytest.mark.long)])
+def queue_url(request) -> str | None:
+    """The queue the kill test runs on: a real PostgreSQL server, or (None) the default SQLite file."""
+    return request.getfixturevalue("postgres_queue") if request.param == "postgresql" else None
+
+
+def test_a_killed_worker_leaves_the_submission_to_the_next_one(env, tmp_path, docker_client, anvil_image,
+                                                               queue_url):
     started = time.monotonic()
     data = tmp_path / "data"
-    sid = submitted(env, tmp_path, data, [])
-    worker = subprocess.Popen([sys.executable, "-m", "harness.cli", "worker", "--data", str(data),
+    queue = ["--queue", queue_url] if queue_url else []
+    sid = submitted(env, tmp_path, data, queue)
+    worker = subprocess.Popen([sys.executable, "-m", "harness.cli", "worker", *queue, "--data", str(data),
                                "--poll", "1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, start_new_session=True)
     seen: set[str] = set()
@@ -143,30 +161,25 @@ def test_a_killed_worker_leaves_the_submission_to_the_next_one(env, tmp_path, do
               for pid in certify):
         assert time.monotonic() < deadline, "certify outlived its killed worker"
         time.sleep(0.2)
-    with open_queue(None, data) as queue:
-        entry = queue.get(sid)
+    with open_queue(queue_url, data) as opened:
+        entry = opened.get(sid)
     assert (entry.state, entry.attempts) == ("running", 1)
     killed_at = time.monotonic()
 
-    again = bctest(env, "worker", "--once", "--data", str(data), timeout=3600)
+    again = bctest(env, "worker", "--once", *queue, "--data", str(data), timeout=3600)
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
     assert "died in attempt 1; now queued" in again.stdout
-    out = assert_certified(env, data, sid, 2, None, docker_client)
+    out = assert_certified(env, data, sid, 2, queue_url, docker_client)
     ran = {json.loads(p.read_text()).get("run_id") for p in (out / "cases").glob("*/results.json")}
     assert not leftovers(docker_client, seen | ran, data)
     on_the_scorecard(env, data, tmp_path, sid)
-    listing = bctest(env, "queue", "--data", str(data))
+    listing = bctest(env, "queue", *queue, "--data", str(data))
     assert f"{sid[:12]}  acme" in listing.stdout and "certified" in listing.stdout
     print(f"\nkilled attempt {killed_at - started:.0f}s, certified attempt "
           f"{time.monotonic() - killed_at:.0f}s, total {time.monotonic() - started:.0f}s")
 
 
-@pytest.fixture
-def postgres_queue():
-    with postgres_server.server() as url:
-        yield postgres_server.fresh_database(url, "bctest_worker")
-
-
+@pytest.mark.long   # CI: the kill test above runs on PostgreSQL; this is its plain first-attempt path
 def test_the_same_path_with_a_postgresql_queue(env, tmp_path, docker_client, anvil_image, postgres_queue):
     started = time.monotonic()
     data = tmp_path / "data"

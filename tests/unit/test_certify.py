@@ -172,6 +172,19 @@ def test_rounds_follow_the_consensus_kind_and_the_profile():
     assert all(single[r] == "n/a" for r in ("spike-4", "bft-threshold", "crash-restart", "pressure-16"))
     quick = plan_of(program("cometbft", profile="quick"))
     assert quick["pressure-4"] == "run" and quick["security"] == "run" and quick["bft-threshold"] == "not-run"
+    # smoke (the tests' profile) runs quick's rounds, and leaves out what quick leaves out
+    smoke = plan_of(program("cometbft", profile="smoke"))
+    assert smoke == quick
+
+
+def test_smoke_is_still_a_search_that_ends_in_a_confirmation():
+    found = search(program(profile="smoke"), chain_with_capacity(1e9))
+    steps = [(s["offered"], s["stage"]) for s in found["steps"]]
+    assert steps == [(25, "ramp"), (100, "ramp"), (100, "confirm")]
+    assert found["confirmed"] and found["limited_by"] == "profile" and "its 2 ramp steps" in found["why"]
+    found = search(program(profile="smoke"), chain_with_capacity(60))
+    assert [s["offered"] for s in found["steps"]] == [25, 100, 25]   # no bisection: confirm the best pass
+    assert found["capacity"] == 25 and found["limited_by"] == "chain"
 
 
 def test_every_round_builds_a_suite_that_loads(tmp_path: Path):

@@ -3,7 +3,7 @@
 A round module defines
   ID        the catalogue case it is evidence for (`pressure-4`, `bft-threshold` …)
   ORDER     its place in the program (lower first)
-  PROFILES  the profiles that run it ("quick", "full")
+  PROFILES  the profiles that run it ("smoke", "quick", "full")
   TITLE     {"en": …, "zh": …}
   applies   (program) -> str | None: why it cannot apply to this pack (None: it applies)
   suite     (program) -> dict: its suite document, without name/case/chain/standards (the

@@ -10,7 +10,7 @@ from harness.certify.rounds import _common
 
 ID = "pressure-4"
 ORDER = 20
-PROFILES = ("quick", "full")
+PROFILES = ("smoke", "quick", "full")
 TITLE = {"en": "Pressure round, 4 nodes, at the claimed rate", "zh": "4 节点压力轮（按声明速率）"}
 
 

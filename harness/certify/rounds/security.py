@@ -8,7 +8,7 @@ from harness.certify.program import Program
 
 ID = "security"
 ORDER = 110
-PROFILES = ("quick", "full")
+PROFILES = ("smoke", "quick", "full")
 TITLE = {"en": "Security probes", "zh": "安全探测"}
 
 
