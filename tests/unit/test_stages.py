@@ -22,7 +22,8 @@ class FakeTracker:
 
 
 def context(records, tracker, settle_seconds=1.0, stopped=lambda: None, nemesis=None):
-    suite = SimpleNamespace(load=SimpleNamespace(settle=settle_seconds), converge_bound=lambda: 0.5)
+    suite = SimpleNamespace(load=SimpleNamespace(settle=settle_seconds), converge_bound=lambda: 0.5,
+                            topology=None)
     ctx = RunContext(suite=suite, run_id="r", run_dir=None, console=None, stopped=stopped)
     ctx.nemesis = nemesis
     ctx.load = LoadState(t0=time.monotonic(), prepared=[None] * len(records), tracker=tracker,
