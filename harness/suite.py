@@ -161,7 +161,8 @@ class Suite:
         if "causality" not in config:   # a commit before its submit fails any run
             config = {"causality": {}, **config}
         if self.topology is not None:   # a topology's tiers are always judged (docs/topology.md)
-            config = {**config, **{name: {} for name in correctness.topology_checkers()
+            config = {**config, **{name: {} for name in
+                                   correctness.topology_checkers(self.topology.used_tiers())
                                    if name not in config}}
         if self.workload_registered and "readback" not in config:
             # A workload's effects are always read back: a chain that includes a transaction

@@ -5,8 +5,8 @@ A checker is one module under harness/checks/ that defines
   ORDER     its place in the run order (lower first; ties by id)
   DEFAULTS  its settings with their default values
   SETTINGS  (optional) the JSON Schema of each setting, merged into the suite schema
-  TOPOLOGY  (optional) True: it judges a topology's tiers, and a suite with a `topology:`
-            runs it by default (harness/suite.py Suite.checker_config)
+  TOPOLOGY  (optional) the tier it judges ("management", "application"): a suite whose
+            `topology:` has that tier runs it by default (harness/suite.py Suite.checker_config)
   check     (history, settings) -> {"id", "verdict": pass|fail|unknown, "why", "evidence"}
 Adding one is adding that file (and its test): discovery, the suite schema and the
 standards' `checker_<id>` metric follow from the registry.
@@ -46,7 +46,7 @@ class Checker:
     check: CheckFunction
     module: str
     reads_final_chains: bool = True   # whether the run must read every node's chain back for it
-    topology: bool = False            # judges a topology's tiers: run by default only with one
+    topology: str | None = None       # the topology tier it judges: run by default when there is one
 
 
 def _is_checker(module: ModuleType) -> bool:
@@ -71,7 +71,7 @@ def registry() -> dict[str, Checker]:
             settings_schema=dict(getattr(module, "SETTINGS", None) or {k: {} for k in module.DEFAULTS}),
             check=module.check, module=module.__name__,
             reads_final_chains=bool(getattr(module, "READS_FINAL_CHAINS", True)),
-            topology=bool(getattr(module, "TOPOLOGY", False)))
+            topology=getattr(module, "TOPOLOGY", None))
     return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
 
 
@@ -81,9 +81,11 @@ def needs_final_read(config: dict[str, Any]) -> bool:
     return any(found[name].reads_final_chains for name in config if name in found)
 
 
-def topology_checkers() -> tuple[str, ...]:
-    """The checkers a run with a topology gets by default (supervision, freshness)."""
-    return tuple(i for i, c in registry().items() if c.topology)
+def topology_checkers(tiers: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The checkers that judge a topology's tiers (supervision, freshness); with `tiers`, those
+    whose tier is among them (what a topology of those tiers gets by default)."""
+    return tuple(i for i, c in registry().items()
+                 if c.topology and (tiers is None or c.topology in tiers))
 
 
 def reload() -> None:

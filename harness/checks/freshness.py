@@ -21,7 +21,7 @@ from harness.history import History
 
 ID = "freshness"
 ORDER = 65                 # after the chain checkers (harness/checks/correctness.py)
-TOPOLOGY = True            # runs by default on a run with a topology (harness/suite.py)
+TOPOLOGY = "application"   # runs by default on a topology with application nodes (harness/suite.py)
 DEFAULTS: dict[str, Any] = {"bound": 5.0}
 SETTINGS: dict[str, Any] = {"bound": {"type": "number", "exclusiveMinimum": 0,
                                       "description": "seconds: the p99 of each application node's "

@@ -20,7 +20,7 @@ from harness.history import History
 
 ID = "supervision"
 ORDER = 60                 # after the chain checkers (harness/checks/correctness.py)
-TOPOLOGY = True            # runs by default on a run with a topology (harness/suite.py)
+TOPOLOGY = "management"   # runs by default on a topology with management nodes (harness/suite.py)
 DEFAULTS: dict[str, Any] = {"bound": 10.0}
 SETTINGS: dict[str, Any] = {"bound": {"type": "number", "exclusiveMinimum": 0,
                                       "description": "seconds after its commit by which every "

@@ -184,3 +184,18 @@ def test_the_fault_model_counts_the_root_tier(tmp_path, inputs):
     s = suite.load(topology_suite(tmp_path, inputs, faults=faults))
     assert s.faults[0].nodes == (2, 3)
     assert s.faults[1].nodes == (7,)    # `one` is any node: the highest-numbered
+
+
+def test_the_structure_checkers_run_by_default_for_the_tiers_there_are(tmp_path, inputs):
+    full = suite.load(topology_suite(tmp_path / "full", inputs)).checker_config()
+    assert {"supervision", "freshness"} <= set(full)
+    # no management tier: nothing to supervise; no application tier: no region to be fresh
+    roots_only = {"zones": [{"name": "east", "tier": "root", "nodes": 2},
+                            {"name": "west", "tier": "root", "nodes": 2}],
+                  "links": [{"between": ["east", "west"], "delay_ms": 30}]}
+    config = suite.load(topology_suite(tmp_path / "roots", inputs, topology=roots_only)).checker_config()
+    assert "supervision" not in config and "freshness" not in config
+    with_regions = copy.deepcopy(THREE_TIER)
+    with_regions["zones"] = [z for z in with_regions["zones"] if z["tier"] != "management"]
+    config = suite.load(topology_suite(tmp_path / "regions", inputs, topology=with_regions)).checker_config()
+    assert "freshness" in config and "supervision" not in config
