@@ -81,6 +81,7 @@ def swarm_objects(client, run_id: str) -> list[str]:
             + [f"container {c.name}" for c in client.containers.list(all=True, filters=label)])
 
 
+@pytest.mark.long   # CI runs the three-tier suite on swarm below: agent, partition and links
 def test_cometbft_on_swarm_with_a_partition_through_the_agent(swarm, cometbft_image, harness_image,
                                                               tmp_path):
     run_dir = tmp_path / "run"
@@ -101,6 +102,51 @@ def test_cometbft_on_swarm_with_a_partition_through_the_agent(swarm, cometbft_im
     for name in ("node0", "node3"):
         assert "bctest-entrypoint: node" in (run_dir / "logs" / f"{name}.log").read_text()
     assert swarm_objects(swarm, got["run_id"]) == []
+
+
+SOVEREIGN_ZONES = ("province-a", "province-b", "national", "region-1", "region-2", "region-3", "region-4")
+
+
+def test_the_three_tier_suite_on_swarm_placed_by_zone_through_the_agent(swarm, cometbft_image,
+                                                                        harness_image, tmp_path):
+    """suites/topology/sovereign-3tier.yaml with `runtime: swarm`: 9 services placed by their
+    zones' labels, the links shaped and measured and the region cut made through the agent,
+    every structure check passing, and nothing left; the node's labels restored."""
+    import yaml
+    doc = yaml.safe_load((ROOT / "suites" / "topology" / "sovereign-3tier.yaml").read_text())
+    doc.update(name="topology-sovereign-3tier-swarm", runtime="swarm",
+               swarm={"placement": "zones", "faults_via": "agent"})
+    doc["load"]["duration"] = 40   # the cut at 30–45 s would outlast a shorter load
+    doc["faults"][0].update(at=15, duration=10)
+    suite = tmp_path / "sovereign-swarm.yaml"
+    suite.write_text(yaml.safe_dump(doc, sort_keys=False))
+    me = swarm.nodes.get(swarm.info()["Swarm"]["NodeID"])
+    before = dict(me.attrs["Spec"].get("Labels") or {})
+    me.update({**me.attrs["Spec"], "Labels": {**before, **{f"bctest.zone.{z}": "true"
+                                                           for z in SOVEREIGN_ZONES}}})
+    try:
+        run_dir = tmp_path / "run"
+        done = bctest("run", str(suite), "--out", str(run_dir), timeout=900)
+    finally:
+        me.reload()
+        me.update({**me.attrs["Spec"], "Labels": before})
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    got = results(run_dir)
+    assert {c["id"]: c["verdict"] for c in got["checkers"]} == dict.fromkeys(
+        ["causality", "safety", "durability", "convergence", "supervision", "freshness"], "pass")
+    measure = got["phases"]["measure"]
+    assert measure["committed"] == measure["submitted"] == 1600
+    applied = got["topology"]["links_applied"]
+    for pair in applied["pairs"]:   # measured from inside the task containers, via the agent
+        assert pair["rtt_ms"] is not None, pair
+        assert pair["expected_rtt_ms"] - 5 <= pair["rtt_ms"]["p50"] <= pair["expected_rtt_ms"] + 40, pair
+    [cut] = got["faults"]
+    assert (cut["nodes"], cut["status"]) == (["node6"], "healed")
+    agent_log = (run_dir / "logs" / f"bctest-{got['run_id']}-agent.log").read_text()
+    assert "POST /delayer/start" in agent_log and '"POST /run HTTP/1.1" 200' in agent_log
+    assert swarm_objects(swarm, got["run_id"]) == []
+    me.reload()
+    assert (me.attrs["Spec"].get("Labels") or {}) == before
 
 
 def test_zone_placement_on_a_labelled_swarm_node(swarm, cometbft_image, tmp_path):
