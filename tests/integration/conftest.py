@@ -80,3 +80,17 @@ def write_suite(folder: Path, name: str, body: str) -> Path:
 
 def results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
+
+
+def delayers_in(pid: int) -> list[str]:
+    """NFQUEUE delayer processes (harness.faults.nfqueue) in the network namespace of `pid`."""
+    ns = os.readlink(f"/proc/{pid}/ns/net")
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if (proc.name.isdigit() and b"harness.faults.nfqueue" in (proc / "cmdline").read_bytes()
+                    and os.readlink(proc / "ns" / "net") == ns):
+                found.append(proc.name)
+        except OSError:
+            pass
+    return found

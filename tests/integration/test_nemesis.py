@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,8 @@ from harness.faults import netns
 from harness.faults.nemesis import Nemesis
 from harness.faults.schedule import plan
 from harness.runtime.docker import DockerRuntime, remove_run
+
+from .conftest import delayers_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,20 +157,6 @@ def refused_ms(runtime, node, ip: str, times: int = 5) -> list[float]:
     """How long `node` waits for `ip` to refuse a connection: one round trip, in ms."""
     done = netns.run(runtime.pid(node), sys.executable, "-c", TIMED_PROBE, ip, str(times))
     return json.loads(done.stdout)
-
-
-def delayers_in(pid: int) -> list[str]:
-    """Delayer processes whose network namespace is the node's."""
-    ns = os.readlink(f"/proc/{pid}/ns/net")
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if (proc.name.isdigit() and b"harness.faults.nfqueue" in (proc / "cmdline").read_bytes()
-                    and os.readlink(proc / "ns" / "net") == ns):
-                found.append(proc.name)
-        except OSError:
-            pass
-    return found
 
 
 def test_delay_by_the_nfqueue_delayer_holds_node_to_node_packets_and_heals(network):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, bctest, results, run_objects, write_suite
+from .conftest import ROOT, bctest, delayers_in, results, run_objects, write_suite
 
 DELAY_MS = 30
 SUITE = f"""\
@@ -144,27 +144,13 @@ def test_rate_and_loss_rules_are_what_this_kernel_applies(docker_client, cometbf
             rules = netns.run(pid, "iptables", "-w", "-t", "mangle", "-S", "bct-links").stdout
             assert "-d 192.0.2.7/32 -m statistic --mode random --probability 0.25" in rules, rules
             assert "-j NFQUEUE --queue-num 1000 --queue-bypass" in rules, rules
-            assert len(run_delayers_in(pid)) == 1
+            assert len(delayers_in(pid)) == 1
         assert "class htb 1:10" in qdiscs and "rate 1Mbit" in qdiscs, qdiscs
         assert "flowid 1:10" in netns.run(pid, "tc", "filter", "show", "dev", "eth0").stdout
         shaper.stop()
-        assert run_delayers_in(pid) == []
+        assert delayers_in(pid) == []
     finally:
         container.remove(force=True)
-
-
-def run_delayers_in(pid: int) -> list[str]:
-    """Delayer processes in the network namespace of `pid`."""
-    ns = os.readlink(f"/proc/{pid}/ns/net")
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if (proc.name.isdigit() and b"harness.faults.nfqueue" in (proc / "cmdline").read_bytes()
-                    and os.readlink(proc / "ns" / "net") == ns):
-                found.append(proc.name)
-        except OSError:
-            pass
-    return found
 
 
 def test_a_delay_faults_queue_adds_to_the_links(docker_client, cometbft_image):
@@ -204,7 +190,7 @@ def test_a_delay_faults_queue_adds_to_the_links(docker_client, cometbft_image):
                 fault.stop()
         assert 28 <= linked <= 60, linked
         assert 78 <= both <= 120, both
-        assert run_delayers_in(pid) == []
+        assert delayers_in(pid) == []
     finally:
         for container in pair:
             container.remove(force=True)
