@@ -52,6 +52,12 @@ def _query_latency(stat: str) -> Callable[[dict[str, Any]], Value]:
     return read
 
 
+def _topology(field: str) -> Callable[[dict[str, Any]], Value]:
+    def read(results: dict[str, Any]) -> Value:
+        return (results.get("topology") or {}).get(field)
+    return read
+
+
 def _checker(checker_id: str) -> Callable[[dict[str, Any]], Value]:
     def read(results: dict[str, Any]) -> Value:
         found = next((c for c in results.get("checkers") or [] if c["id"] == checker_id), None)
@@ -124,6 +130,13 @@ _FIXED: list[Metric] = [
       for s in ("p50", "p99")],
     Metric("ledger_growth_bytes_per_tx", "bytes", "ledger bytes added per transaction (median node)",
            lambda r: (r.get("ledger") or {}).get("bytes_per_tx")),
+    # A three-tier run's structure (docs/topology.md): whole-run figures, absent without a topology
+    Metric("supervision_completeness", "ratio", "share of (committed tx, management node) pairs the "
+           "management nodes held by the end of the run", _topology("supervision_completeness")),
+    Metric("supervision_lag_p99_ms", "ms", "p99 of management sighting − commit time, outside faults "
+           "on that node", _topology("supervision_lag_p99_ms")),
+    Metric("application_lag_p99_ms", "ms", "the worst application node's p99 block lag behind the "
+           "root tier, outside faults on it", _topology("application_lag_p99_ms")),
 ]
 
 

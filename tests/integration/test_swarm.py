@@ -114,8 +114,8 @@ def test_the_three_tier_suite_on_swarm_placed_by_zone_through_the_agent(swarm, c
     every structure check passing, and nothing left; the node's labels restored."""
     import yaml
     doc = yaml.safe_load((ROOT / "suites" / "topology" / "sovereign-3tier.yaml").read_text())
-    doc.update(name="topology-sovereign-3tier-swarm", runtime="swarm",
-               swarm={"placement": "zones", "faults_via": "agent"})
+    doc.update(name="topology-sovereign-3tier-swarm", runtime="swarm", case="topology-sovereign-3tier",
+               swarm={"placement": "zones", "faults_via": "agent"})   # evidence for the same requirements
     doc["load"]["duration"] = 40   # the cut at 30–45 s would outlast a shorter load
     doc["faults"][0].update(at=15, duration=10)
     suite = tmp_path / "sovereign-swarm.yaml"
@@ -144,6 +144,7 @@ def test_the_three_tier_suite_on_swarm_placed_by_zone_through_the_agent(swarm, c
     assert (cut["nodes"], cut["status"]) == (["node6"], "healed")
     agent_log = (run_dir / "logs" / f"bctest-{got['run_id']}-agent.log").read_text()
     assert "POST /delayer/start" in agent_log and '"POST /run HTTP/1.1" 200' in agent_log
+    assert [(s["id"], s["verdict"]) for s in got["standards"]] == [("bctest-topology", "pass")]
     assert swarm_objects(swarm, got["run_id"]) == []
     me.reload()
     assert (me.attrs["Spec"].get("Labels") or {}) == before

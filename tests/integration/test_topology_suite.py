@@ -40,6 +40,11 @@ def test_the_three_tier_suite_passes_every_structure_check(sovereign, docker_cli
     assert {z: v["submitted"] for z, v in got["zones"].items() if v["submitted"]} == \
         {"region-1": 600, "region-2": 600, "region-3": 600, "region-4": 600}
     assert got["topology"]["supervision_completeness"] == 1.0
+    # judged against standards/topology.yaml: every requirement passes on this run
+    [catalogue] = got["standards"]
+    assert catalogue["id"] == "bctest-topology" and catalogue["verdict"] == "pass", catalogue
+    assert {r["id"]: r["verdict"] for r in got["requirements"]} == dict.fromkeys(
+        ["TOP-SUPERVISION", "TOP-FRESHNESS", "TOP-CROSS-ZONE-COMMIT", "TOP-ZONE-CUT-RECOVERY"], "pass")
     assert run_objects(docker_client, got["run_id"]) == []
     leftovers = subprocess.run(["pgrep", "-f", "harness.faults.nfqueue"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", "an NFQUEUE delayer outlived the run"

@@ -199,3 +199,22 @@ def test_the_structure_checkers_run_by_default_for_the_tiers_there_are(tmp_path,
     with_regions["zones"] = [z for z in with_regions["zones"] if z["tier"] != "management"]
     config = suite.load(topology_suite(tmp_path / "regions", inputs, topology=with_regions)).checker_config()
     assert "freshness" in config and "supervision" not in config
+
+
+def test_the_structure_metrics_reach_the_catalogues():
+    from harness.standards import metrics
+    got = {"topology": {"supervision_completeness": 1.0, "supervision_lag_p99_ms": 79.5,
+                        "application_lag_p99_ms": 2486.0}}
+    assert metrics.read("supervision_completeness", got)[0] == 1.0
+    assert metrics.read("application_lag_p99_ms", got)[0] == 2486.0
+    value, why = metrics.read("supervision_lag_p99_ms", {})   # a run without a topology
+    assert value is None and why
+
+
+def test_the_topology_catalogue_loads_and_cites_the_sovereign_suite():
+    from harness.standards import catalogue
+    loaded = catalogue.load(Path(__file__).resolve().parents[2] / "standards" / "topology.yaml")
+    requirements = loaded.document["requirements"]
+    assert [r["id"] for r in requirements] == ["TOP-SUPERVISION", "TOP-FRESHNESS", "TOP-CROSS-ZONE-COMMIT",
+                                               "TOP-ZONE-CUT-RECOVERY"]
+    assert {c for r in requirements for c in r["method"]["cases"]} == {"topology-sovereign-3tier"}
