@@ -12,6 +12,7 @@ import os
 import socket
 import tarfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,15 +122,26 @@ def node_limits(resources: dict[str, Any]) -> dict[str, int]:
 CONTAINED_NETWORK = {"com.docker.network.bridge.enable_ip_masquerade": "false"}
 
 
-def _save_log(container: Any, path: Path) -> None:
-    """Stream a node's log to `path` (never whole into memory; the engine caps its size)."""
+def write_log(path: Path, chunks: Callable[[], Iterable[bytes]]) -> None:
+    """Stream a log to `path` (never whole into memory; the engine caps its size); an engine
+    that cannot give it leaves the reason in the file instead."""
     try:
         with open(path, "wb") as out:
-            for chunk in container.logs(stdout=True, stderr=True, timestamps=True, stream=True,
-                                        follow=False):
+            for chunk in chunks():
                 out.write(chunk)
     except docker.errors.APIError as exc:
         path.write_bytes(f"(log unavailable: {exc})\n".encode())
+
+
+def _save_log(container: Any, path: Path) -> None:
+    write_log(path, lambda: container.logs(stdout=True, stderr=True, timestamps=True, stream=True,
+                                           follow=False))
+
+
+def image_facts(client: docker.DockerClient, image: str) -> dict[str, object]:
+    """The image the nodes ran, for the run header: its id, registry digests and tags."""
+    found = client.images.get(image)
+    return {"id": found.id, "repo_digests": found.attrs.get("RepoDigests") or [], "tags": found.tags}
 
 
 class DockerRuntime:
@@ -409,9 +421,7 @@ class DockerRuntime:
         return sizes
 
     def image_digest(self, image: str) -> dict[str, object]:
-        found = self.client.images.get(image)
-        return {"id": found.id, "repo_digests": found.attrs.get("RepoDigests") or [],
-                "tags": found.tags}
+        return image_facts(self.client, image)
 
     def _containers(self):
         return self.client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"})

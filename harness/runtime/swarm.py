@@ -39,8 +39,10 @@ from harness.runtime.docker import (
     RUN_LABEL,
     _pid_namespace,
     free_ports,
+    image_facts,
     node_limits,
     remove_run,
+    write_log,
 )
 from harness.runtime.swarmspec import NodeSpec, SwarmOptions
 
@@ -297,13 +299,8 @@ class SwarmRuntime:
         for service in self._services():
             labels = service.attrs.get("Spec", {}).get("Labels") or {}
             name = labels.get("bctest.node") or service.name
-            try:
-                with open(self.log_path(name), "wb") as out:
-                    for chunk in self.client.api.service_logs(service.id, stdout=True, stderr=True,
-                                                              timestamps=True, follow=False):
-                        out.write(chunk)
-            except docker.errors.APIError as exc:
-                self.log_path(name).write_bytes(f"(log unavailable: {exc})\n".encode())
+            write_log(self.log_path(name), lambda service=service: self.client.api.service_logs(
+                service.id, stdout=True, stderr=True, timestamps=True, follow=False))
 
     def data_bytes(self) -> dict[str, int | None]:
         """The writable layer of each task container on this host; None for the others."""
@@ -317,9 +314,7 @@ class SwarmRuntime:
         return sizes
 
     def image_digest(self, image: str) -> dict[str, object]:
-        found = self.client.images.get(image)
-        return {"id": found.id, "repo_digests": found.attrs.get("RepoDigests") or [],
-                "tags": found.tags}
+        return image_facts(self.client, image)
 
     def _services(self) -> list[Any]:
         try:
