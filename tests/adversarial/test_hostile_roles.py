@@ -50,3 +50,16 @@ def test_plain_roles_are_accepted(tmp_path):
                                  "application": "full node - serves its region's clients"})
     done = bctest("validate", str(pack))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("capability", ["NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_PTRACE"])
+def test_a_pack_cannot_take_back_the_capability_to_undo_its_links(tmp_path, capability):
+    """A node with NET_ADMIN could flush the topology's link shaping (and a fault's rules) in
+    its own namespace and commit faster across zones than its links allow: refused, exit 2."""
+    pack = with_roles(tmp_path, {"root": "validator", "application": "full node"})
+    doc = yaml.safe_load((pack / "chain.yaml").read_text())
+    doc["capabilities"] = ["CHOWN", capability]
+    (pack / "chain.yaml").write_text(yaml.safe_dump(doc))
+    done = bctest("validate", str(pack))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "at capabilities[1]" in done.stderr and "Traceback" not in done.stderr, done.stderr[:500]
